@@ -1,0 +1,207 @@
+"""Compilation of a learning diagram to one composite loss, an ordinary ``torch.nn.Module``.
+
+The composite loss is the sum, over the compiled parallel pairs ``p ≤ q``
+(:meth:`~learning_diagrams.diagram.Diagram.parallel_pairs`), of
+``weight * loss(p(x), q(x))`` on one batch ``x`` per indexing vertex. Each
+loss reduces over its batch (a mean for the standard losses), so a term is the
+batch estimate of the paper's sum over the data set.
+
+* Each distinct path prefix is evaluated once per batch: a backbone shared by
+  fifty heads runs once.
+* Frozen maps stay in eval mode and have ``requires_grad`` off; a frozen map
+  that no trainable module precedes on its path runs under
+  ``torch.no_grad()``. Gradients still flow *through* a frozen map that
+  follows a trainable one.
+* ``parameters()`` are exactly the trainable maps' parameters, so any
+  ``torch.optim`` optimiser works on it; ``state_dict()`` holds every map.
+
+>>> import torch
+>>> import learning_diagrams as ld
+>>> d = (ld.Diagram().space("N", data=[(torch.ones(4, 2), torch.zeros(4, 1))])
+...      .space("X").space("Y", loss=ld.losses.mse)
+...      .map("x", "N", "X", lambda b: b[0]).map("y", "N", "Y", lambda b: b[1])
+...      .map("f", "X", "Y", torch.nn.Linear(2, 1)).relate("x·f", "y"))
+>>> loss = d.compile()
+>>> total, terms = loss()                      # draws a batch from N itself
+>>> list(terms), bool(total == terms["x·f ≤ y"])
+(['x·f ≤ y'], True)
+>>> sum(p.numel() for p in loss.parameters())
+3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from .data import batches
+from .diagram import Diagram, Map, Pair
+from .errors import ConflictError, InvalidNameError, NothingToCompileError, UnknownNameError
+from .graph import Path
+
+__all__ = ["CompiledLoss", "Losses"]
+
+
+class Losses(NamedTuple):
+    """What a compiled loss returns: the total and every weighted term by name.
+
+    ``total == sum(terms.values())``.
+    """
+
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor]
+
+
+class CompiledLoss(nn.Module):
+    """The composite loss of a learning diagram.
+
+    Call it with one batch per indexing vertex, ``loss({"N": batch})`` or
+    ``loss(N=batch)``; vertices left out draw their next batch from their own
+    data. It returns :class:`Losses` ``(total, terms)``.
+
+    Parameters
+    ----------
+    pairs : sequence of Pair
+        The compiled pairs, each ``first ≤ second``.
+    maps : mapping of edge name to Map
+        At least every edge on the pairs' paths.
+    data : mapping of vertex name to data source
+        The data of the pairs' source vertices, for drawing batches.
+    """
+
+    def __init__(self, pairs: Sequence[Pair], maps: Mapping[str, Map], data: Mapping[str, Any]):
+        super().__init__()
+        self.pairs = tuple(pairs)
+        used = dict.fromkeys(e for pair in self.pairs for path in (pair.first, pair.second) for e in path)
+        # A snapshot: later edits of the diagram do not change a compiled loss.
+        self._maps = {e: dataclasses.replace(maps[e]) for e in used}
+        self.maps = nn.ModuleDict()
+        for name, m in self._maps.items():
+            if isinstance(m.fn, nn.Module):
+                if hasattr(self.maps, name):
+                    raise InvalidNameError(
+                        f"edge name {name!r} clashes with an attribute of torch.nn.ModuleDict; rename the edge"
+                    )
+                self.maps[name] = m.fn
+        self._freeze()
+        self._grad = self._grad_prefixes()
+        self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
+        self._data = {s: data[s] for s in self.sources}
+        self._draws: dict[str, Iterator[Any]] = {}
+
+    @classmethod
+    def from_diagram(cls, diagram: Diagram, *, weights: Mapping[str, float] | None = None) -> CompiledLoss:
+        """Compile ``diagram``; ``weights`` override term weights by term name."""
+        pairs = diagram.parallel_pairs()
+        if not pairs:
+            losses = [v for v, s in diagram.spaces.items() if s.loss is not None] or ["none"]
+            raise NothingToCompileError(
+                f"diagram has nothing to compile: no two distinct parallel paths run from an "
+                f"indexing vertex ({', '.join(diagram.indexing)}) to a vertex with a loss "
+                f"({', '.join(losses)}) and are related; add a relation d.relate(p, q) between "
+                f"two such paths"
+            )
+        weights = dict(weights or {})
+        names = {pair.name for pair in pairs}
+        for name in weights:
+            if name not in names:
+                raise UnknownNameError(
+                    f"weight given for {name!r}, which is no compiled term (terms: {', '.join(sorted(names))})"
+                )
+        pairs = [dataclasses.replace(p, weight=float(weights.get(p.name, p.weight))) for p in pairs]
+        return cls(pairs, diagram.maps, {v: diagram.spaces[v].data for v in diagram.indexing})
+
+    # -- modes and parameters -------------------------------------------------
+    def _freeze(self) -> None:
+        by_module: dict[int, Map] = {}
+        for m in self._maps.values():
+            if not isinstance(m.fn, nn.Module):
+                continue
+            other = by_module.setdefault(id(m.fn), m)
+            if other.trainable != m.trainable:
+                trainable, frozen = (m, other) if m.trainable else (other, m)
+                raise ConflictError(
+                    f"one module is on trainable edge {trainable.name!r} and frozen edge "
+                    f"{frozen.name!r}; freeze or unfreeze both, or give one a copy"
+                )
+        self._frozen_params: set[int] = set()
+        for m in self._maps.values():
+            if isinstance(m.fn, nn.Module) and not m.trainable:
+                m.fn.requires_grad_(False).eval()
+                self._frozen_params.update(id(p) for p in m.fn.parameters())
+
+    def _grad_prefixes(self) -> dict[tuple[str, ...], bool]:
+        """For each prefix, whether its last map must run with autograd: it is trainable
+        itself, or a trainable module precedes it, so gradients must flow through."""
+        grad = {}
+        for pair in self.pairs:
+            for path in (pair.first, pair.second):
+                upstream = False
+                for i, e in enumerate(path):
+                    m = self._maps[e]
+                    grad[path[: i + 1]] = m.trainable or upstream
+                    upstream = upstream or (m.trainable and isinstance(m.fn, nn.Module))
+        return grad
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """The trainable maps' parameters (frozen maps' are left out)."""
+        for name, p in super().named_parameters(prefix, recurse, remove_duplicate):
+            if id(p) not in self._frozen_params:
+                yield name, p
+
+    def train(self, mode: bool = True) -> CompiledLoss:
+        """Set the trainable maps' mode; frozen maps stay in eval mode."""
+        super().train(mode)
+        for m in self._maps.values():
+            if isinstance(m.fn, nn.Module) and not m.trainable:
+                m.fn.eval()
+        return self
+
+    # -- evaluation -----------------------------------------------------------
+    def draw(self) -> dict[str, Any]:
+        """The next batch of every source vertex, from its own data."""
+        return {s: self._draw(s) for s in self.sources}
+
+    def _draw(self, source: str) -> Any:
+        if source not in self._draws:
+            self._draws[source] = batches(self._data[source], source)
+        return next(self._draws[source])
+
+    def forward(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> Losses:
+        given = {**(batches or {}), **named}
+        for name in given:
+            if name not in self.sources:
+                raise UnknownNameError(
+                    f"a batch was given for {name!r}, which is not a source of any compiled pair "
+                    f"(sources: {', '.join(self.sources)})"
+                )
+        values = {s: {(): given[s] if s in given else self._draw(s)} for s in self.sources}
+        terms = {}
+        for pair in self.pairs:
+            first = self._value(pair.source, pair.first, values[pair.source])
+            second = self._value(pair.source, pair.second, values[pair.source])
+            terms[pair.name] = pair.term(first, second)
+        return Losses(sum(terms.values()), terms)
+
+    def _value(self, source: str, edges: tuple[str, ...], values: dict[tuple[str, ...], Any]) -> Any:
+        """The value of a path, reusing and caching the values of its prefixes."""
+        known = len(edges)
+        while edges[:known] not in values:
+            known -= 1
+        x = values[edges[:known]]
+        for i in range(known, len(edges)):
+            m, prefix = self._maps[edges[i]], edges[: i + 1]
+            along = Path(source, m.tgt, prefix)
+            if self._grad[prefix]:
+                x = m(x, along=along)
+            else:
+                with torch.no_grad():
+                    x = m(x, along=along)
+            values[prefix] = x
+        return x
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({i}): {pair.weight:g} * {pair.loss.name}[{pair.name}]" for i, pair in enumerate(self.pairs))

@@ -1,0 +1,338 @@
+"""Learning diagrams: a learning graph with spaces, maps, losses and relations attached.
+
+A :class:`Diagram` is built vertex by vertex and edge by edge. Each vertex is
+a :class:`Space` that may carry a data source (it is then an *indexing*
+vertex), a loss (a Lawvere metric, :mod:`learning_diagrams.losses`) and a type
+annotation. Each edge is a :class:`Map` carrying a ``torch.nn.Module`` or any
+callable, trainable or frozen. Relations ``p ≤ q`` between parallel paths
+generate the preorder (:mod:`learning_diagrams.order`) that decides which
+parallel pairs are compiled and in which argument order.
+
+Which pairs compile
+-------------------
+A pair of distinct parallel paths ``(p, q)`` compiles when it starts at an
+indexing vertex, ends at a vertex with a loss, and
+
+* ``p ≤ q`` or ``q ≤ p`` in the preorder; the loss is called as
+  ``loss(p(x), q(x))`` when ``p ≤ q`` (the first argument is the prediction
+  side). If both hold the pair is compiled once, in enumeration order, and
+  only when the loss is symmetric;
+* or the diagram declares no relation at all: then every parallel pair
+  compiles, in enumeration order (shorter path first, then by the
+  declaration order of their edges), which needs a symmetric loss.
+
+The knowledge-distillation diagram (the paper's Figure 1). Teacher and student
+map images ``X`` to logits ``L``; ``hard`` and ``soft`` read logits as
+predictions in the label space ``Y`` and the soft-target space ``G``:
+
+>>> import torch
+>>> from learning_diagrams import losses
+>>> teacher, student = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+>>> d = (Diagram()
+...      .space("N", data=[(torch.randn(8, 4), torch.randint(3, (8,)))])
+...      .space("X").space("L")
+...      .space("Y", loss=losses.cross_entropy).space("G", loss=losses.KLDivergence(temperature=2.0))
+...      .map("x", "N", "X", lambda b: b[0]).map("y", "N", "Y", lambda b: b[1])
+...      .map("teacher", "X", "L", teacher, trainable=False).map("student", "X", "L", student)
+...      .map("hard", "L", "Y", torch.nn.Identity()).map("soft", "L", "G", torch.nn.Identity())
+...      .relate("x·student·hard", "y", weight=0.75)
+...      .relate("x·student·soft", "x·teacher·soft", weight=0.25))
+>>> for pair in d.parallel_pairs(): print(pair)
+x·student·hard ≤ y  (at Y, weight 0.75)
+x·student·soft ≤ x·teacher·soft  (at G, weight 0.25)
+
+Relations are whiskered: had ``soft`` started at ``Y``, the relation
+``x·student ≤ y`` would also have compiled ``x·student·soft ≤ y·soft``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any, Callable, Iterable, Mapping
+
+from .errors import (
+    MapError,
+    NoIndexingVertexError,
+    NoLossError,
+    NotParallelError,
+    OrientationError,
+    TypeMismatchError,
+)
+from .graph import Graph, Path, PathLike
+from .losses import Loss, as_loss
+from .order import Preorder
+from .paths import DEFAULT_MAX_PATHS, PathMatrix, enumerate_paths
+from .types import check_annotation, describe
+
+__all__ = ["Space", "Map", "Relation", "Pair", "Diagram"]
+
+
+@dataclass
+class Space:
+    """A vertex's semantics: optional data source, loss and type annotation."""
+
+    name: str
+    data: Any = None
+    loss: Loss | None = None
+    type: Any = None
+
+    @property
+    def is_indexing(self) -> bool:
+        """Whether the space carries data (it indexes a data set)."""
+        return self.data is not None
+
+
+@dataclass
+class Map:
+    """An edge's semantics: a module or callable from ``src`` to ``tgt``, trainable or frozen.
+
+    ``fn`` may be ``None`` in a pattern diagram (a wildcard); such an edge cannot be compiled.
+    """
+
+    name: str
+    src: str
+    tgt: str
+    fn: Callable[[Any], Any] | None
+    trainable: bool = True
+
+    def __call__(self, x: Any, *, along: Path | None = None) -> Any:
+        """Apply the map; a failure is re-raised as a MapError naming the edge and its vertices."""
+        if self.fn is None:
+            raise MapError(f"edge {self.name!r} ({self.src} → {self.tgt}) has no function to run")
+        try:
+            return self.fn(x)
+        except Exception as err:
+            via = f" (path {along})" if along is not None else ""
+            raise MapError(
+                f"edge {self.name!r} ({self.src} → {self.tgt}) failed on the value at vertex "
+                f"{self.src!r}{via}, a {describe(x)}: {type(err).__name__}: {err}"
+            ) from err
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A declared relation ``first ≤ second`` with the weight of its loss term."""
+
+    first: Path
+    second: Path
+    weight: float = 1.0
+
+    def __str__(self) -> str:
+        return f"{self.first} ≤ {self.second}"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A compiled parallel pair: the term ``weight * loss(first(x), second(x))``.
+
+    ``first`` and ``second`` are tuples of edge names, in argument order; an
+    identity path is the empty tuple.
+    """
+
+    source: str
+    target: str
+    first: tuple[str, ...]
+    second: tuple[str, ...]
+    loss: Loss = field(compare=False)
+    weight: float = 1.0
+
+    @property
+    def paths(self) -> tuple[Path, Path]:
+        return Path(self.source, self.target, self.first), Path(self.source, self.target, self.second)
+
+    @property
+    def name(self) -> str:
+        """The term's name, e.g. ``'x·student·soft ≤ x·teacher·soft'``."""
+        p, q = self.paths
+        return f"{p} ≤ {q}"
+
+    def term(self, first: Any, second: Any) -> Any:
+        """``weight * loss(first, second)``; a failing loss is re-raised naming the pair and vertex."""
+        try:
+            return self.weight * self.loss(first, second)
+        except Exception as err:
+            raise MapError(
+                f"the loss {self.loss.name} at vertex {self.target!r} failed on pair {self.name!r}, "
+                f"first {describe(first)}, second {describe(second)}: {type(err).__name__}: {err}"
+            ) from err
+
+    def __str__(self) -> str:
+        return f"{self.name}  (at {self.target}, weight {self.weight:g})"
+
+
+class Diagram:
+    """A learning diagram, built with :meth:`space`, :meth:`map` and :meth:`relate`.
+
+    Parameters
+    ----------
+    max_length : int, optional
+        Longest path considered (paths never use an edge twice in any case).
+    max_paths : int
+        Path enumeration raises :class:`~learning_diagrams.errors.PathExplosionError`
+        past this many paths.
+    """
+
+    def __init__(self, *, max_length: int | None = None, max_paths: int = DEFAULT_MAX_PATHS):
+        self.graph = Graph()
+        self.spaces: dict[str, Space] = {}
+        self.maps: dict[str, Map] = {}
+        self.relations: list[Relation] = []
+        self.max_length, self.max_paths = max_length, max_paths
+
+    # -- building -----------------------------------------------------------
+    def space(self, name: str, *, data: Any = None, loss: Any = None, type: Any = None) -> Diagram:
+        """Add a vertex; ``data`` makes it an indexing vertex, ``loss`` lets it compare paths."""
+        loss = as_loss(loss)
+        check_annotation(type, f"vertex {name!r}")
+        self.graph.add_vertex(name)
+        self.spaces[name] = Space(name, data, loss, type)
+        return self
+
+    def map(self, name: str, src: str, tgt: str, fn: Any, *, trainable: bool = True) -> Diagram:
+        """Add an edge ``name: src → tgt`` computing ``fn`` (a module or a callable)."""
+        if fn is not None and not callable(fn):
+            raise TypeMismatchError(
+                f"edge {name!r} ({src} → {tgt}) needs a torch.nn.Module or a callable, "
+                f"got a {type(fn).__name__}"
+            )
+        self.graph.add_edge(name, src, tgt)
+        self.maps[name] = Map(name, src, tgt, fn, trainable)
+        return self
+
+    def relate(self, p: PathLike, q: PathLike, *, weight: float = 1.0) -> Diagram:
+        """Declare ``p ≤ q`` between parallel paths: ``p`` is the loss's first argument."""
+        first, second = self.path(p), self.path(q)
+        if (first.source, first.target) != (second.source, second.target):
+            raise NotParallelError(
+                f"relation {first} ≤ {second} is between paths that are not parallel: "
+                f"{first} goes {first.source} → {first.target} but {second} goes "
+                f"{second.source} → {second.target}"
+            )
+        self.relations.append(Relation(first, second, float(weight)))
+        return self
+
+    def path(self, spec: PathLike) -> Path:
+        """A checked path of this diagram, from ``'a·b'``, ``'a.b'``, ``['a', 'b']`` or ``'id(X)'``."""
+        return self.graph.path(spec)
+
+    def freeze(self, *names: str) -> Diagram:
+        """Mark edges as frozen: their maps are not trained and run in eval mode."""
+        return self._set_trainable(names, False)
+
+    def unfreeze(self, *names: str) -> Diagram:
+        """Mark edges as trainable."""
+        return self._set_trainable(names, True)
+
+    def _set_trainable(self, names: Iterable[str], trainable: bool) -> Diagram:
+        for name in names:
+            self.graph.src(name)  # raises on an unknown edge
+            self.maps[name].trainable = trainable
+        return self
+
+    # -- reading ------------------------------------------------------------
+    @property
+    def indexing(self) -> tuple[str, ...]:
+        """The indexing vertices (those that carry data), in declaration order."""
+        return tuple(v for v, s in self.spaces.items() if s.is_indexing)
+
+    def paths(self, sources: Iterable[str] | None = None) -> PathMatrix:
+        """Every path (no edge used twice, within ``max_length``), as a path matrix."""
+        return enumerate_paths(self.graph, sources, max_length=self.max_length, max_paths=self.max_paths)
+
+    def preorder(self) -> Preorder:
+        """The preorder on this diagram's paths generated by its relations."""
+        return Preorder(self.graph, self.paths(), [(r.first, r.second) for r in self.relations])
+
+    def parallel_pairs(self) -> list[Pair]:
+        """The pairs that compile, each oriented ``first ≤ second``, in a fixed order.
+
+        Raises
+        ------
+        NoIndexingVertexError
+            when no vertex carries data;
+        NoLossError
+            when a relation ends at a vertex with no loss;
+        OrientationError
+            when an asymmetric loss would compare a pair whose order is not declared.
+        """
+        indexing = self.indexing
+        if not indexing:
+            names = ", ".join(self.spaces) or "none"
+            raise NoIndexingVertexError(
+                f"no vertex carries data, so no pair can start anywhere (vertices: {names}); "
+                f"give one a data source: d.space('N', data=loader)"
+            )
+        for r in self.relations:
+            if self.spaces[r.first.target].loss is None:
+                raise NoLossError(
+                    f"relation {r} ends at vertex {r.first.target!r}, which has no loss; give it "
+                    f"one (d.space({r.first.target!r}, loss=ld.losses.mse)) or remove the relation"
+                )
+        if not self.relations:
+            return self._unrelated_pairs(indexing)
+        leq = self.preorder()
+        weights = {(r.first, r.second): r.weight for r in self.relations}
+        pairs, unoriented = [], []
+        for p, q in self._candidates(self.paths(), indexing):
+            loss = self.spaces[p.target].loss
+            below, above = leq(p, q), leq(q, p)
+            if below and above and not loss.symmetric:
+                unoriented.append(f"{p} and {q} at {p.target} (related both ways)")
+            elif below or above:
+                first, second = (p, q) if below else (q, p)
+                weight = weights.get((first, second), 1.0)
+                pairs.append(Pair(p.source, p.target, first.edges, second.edges, loss, weight))
+        _refuse_unoriented(unoriented)
+        return pairs
+
+    def _unrelated_pairs(self, indexing: tuple[str, ...]) -> list[Pair]:
+        pairs, unoriented = [], []
+        for p, q in self._candidates(self.paths(indexing), indexing):
+            loss = self.spaces[p.target].loss
+            if not loss.symmetric:
+                unoriented.append(f"{p} and {q} at {p.target}")
+            pairs.append(Pair(p.source, p.target, p.edges, q.edges, loss))
+        _refuse_unoriented(unoriented)
+        return pairs
+
+    def _candidates(self, paths: PathMatrix, indexing: tuple[str, ...]) -> Iterable[tuple[Path, Path]]:
+        """Parallel pairs from an indexing vertex to a vertex with a loss, in matrix order."""
+        for source in indexing:
+            for target, space in self.spaces.items():
+                if space.loss is not None:
+                    yield from combinations(paths[source, target], 2)
+
+    # -- semantics ----------------------------------------------------------
+    def compile(self, *, weights: Mapping[str, float] | None = None):
+        """The composite loss, a ``torch.nn.Module``: see :class:`~learning_diagrams.compile.CompiledLoss`.
+
+        ``weights`` maps term names (``'x·student ≤ y'``) to weights, overriding
+        those given to :meth:`relate`.
+        """
+        from .compile import CompiledLoss  # compilation is the layer above; imported on use
+
+        return CompiledLoss.from_diagram(self, weights=weights)
+
+    def check(self, batches: Mapping[str, Any] | None = None):
+        """Run every path once on one batch per indexing vertex: see :func:`~learning_diagrams.check.check`."""
+        from .check import check
+
+        return check(self, batches)
+
+    def __repr__(self) -> str:
+        return (
+            f"Diagram(spaces={list(self.spaces)}, "
+            f"maps=[{', '.join(f'{m.name}: {m.src} → {m.tgt}' for m in self.maps.values())}], "
+            f"relations=[{', '.join(map(str, self.relations))}])"
+        )
+
+
+def _refuse_unoriented(unoriented: list[str]) -> None:
+    if unoriented:
+        listed = "\n  ".join(unoriented)
+        raise OrientationError(
+            f"{len(unoriented)} pair(s) end at a vertex whose loss is asymmetric but have no "
+            f"orientation:\n  {listed}\nsay which path is the prediction with "
+            f"d.relate(prediction, target), or mark the loss symmetric: ld.losses.Loss(fn, symmetric=True)"
+        )

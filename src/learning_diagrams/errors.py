@@ -1,0 +1,114 @@
+"""The library's errors: one hierarchy, each also a matching built-in.
+
+Every error the library raises on bad input is a :class:`DiagramError`, and
+also the built-in exception a Python user would reach for, so that both
+``except ld.DiagramError`` and ``except KeyError`` work. Messages name the
+offending vertex, edge, relation or text position, and say how to fix it.
+
+>>> issubclass(UnknownNameError, KeyError) and issubclass(UnknownNameError, DiagramError)
+True
+>>> str(UnknownNameError("no vertex named 'Z'"))
+"no vertex named 'Z'"
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DiagramError",
+    "UnknownNameError",
+    "DuplicateNameError",
+    "InvalidNameError",
+    "NotParallelError",
+    "NotComposableError",
+    "NoLossError",
+    "NoIndexingVertexError",
+    "NothingToCompileError",
+    "OrientationError",
+    "PathExplosionError",
+    "DiagramSyntaxError",
+    "MapError",
+    "TypeMismatchError",
+    "ConflictError",
+]
+
+
+class DiagramError(Exception):
+    """Base class of every error raised by learning-diagrams on bad input."""
+
+
+class UnknownNameError(DiagramError, KeyError):
+    """A vertex, edge, path or environment name that does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateNameError(DiagramError, ValueError):
+    """A vertex or edge declared twice."""
+
+
+class InvalidNameError(DiagramError, ValueError):
+    """A name that cannot be used for a vertex or an edge."""
+
+
+class NotParallelError(DiagramError, ValueError):
+    """A relation between paths that do not share source and target."""
+
+
+class NotComposableError(DiagramError, ValueError):
+    """Two paths or edges whose boundaries do not match."""
+
+
+class NoLossError(DiagramError, ValueError):
+    """A relation or pair that ends at a vertex with no loss."""
+
+
+class NoIndexingVertexError(DiagramError, ValueError):
+    """A diagram with no vertex that carries data."""
+
+
+class NothingToCompileError(DiagramError, ValueError):
+    """A diagram whose compiled loss would have no term."""
+
+
+class OrientationError(DiagramError, ValueError):
+    """An asymmetric loss whose pairs have no orientation."""
+
+
+class PathExplosionError(DiagramError, RuntimeError):
+    """Path enumeration that exceeds the configured limit."""
+
+
+class DiagramSyntaxError(DiagramError, SyntaxError):
+    """A mistake in the text syntax, with its line and column.
+
+    >>> e = DiagramSyntaxError("unexpected '→'", text="A → B", line=1, column=3)
+    >>> print(e)
+    line 1, column 3: unexpected '→'
+        A → B
+          ^
+    """
+
+    def __init__(self, message: str, *, text: str = "", line: int = 0, column: int = 0):
+        super().__init__(message)
+        self.message, self.text, self.line, self.column = message, text, line, column
+        # SyntaxError's own fields, so tracebacks point at the place too.
+        self.lineno, self.offset = line, column
+
+    def __str__(self) -> str:
+        where = f"line {self.line}, column {self.column}: {self.message}"
+        if not self.text:
+            return where
+        return f"{where}\n    {self.text}\n    {' ' * (self.column - 1)}^"
+
+
+class MapError(DiagramError, RuntimeError):
+    """A map that failed on the value it was given, named with its edge and vertex."""
+
+
+class TypeMismatchError(DiagramError, TypeError):
+    """A value that does not fit the type annotation of its vertex."""
+
+
+class ConflictError(DiagramError, ValueError):
+    """Parts that must agree do not: one model both frozen and trainable, say."""

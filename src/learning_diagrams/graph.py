@@ -97,10 +97,11 @@ PathLike = Union[Path, str, Sequence[str]]
 def check_name(name: object, kind: str) -> str:
     """Return ``name`` if it can name a vertex or edge, else raise :class:`InvalidNameError`.
 
-    Names are Python identifiers, so they never clash with the path separators
-    ``·`` and ``.`` and can key a ``torch.nn.ModuleDict``.
+    Names are Python identifiers without ``·`` (which Python allows inside
+    identifiers), so they never clash with the path separators ``·`` and ``.``
+    and can key a ``torch.nn.ModuleDict``.
     """
-    if not isinstance(name, str) or not name.isidentifier():
+    if not isinstance(name, str) or not name.isidentifier() or "·" in name:
         raise InvalidNameError(
             f"{kind} name {name!r} is not an identifier: use letters, digits and '_', "
             f"not starting with a digit (e.g. 'Z_I_x_Y')"

@@ -1,0 +1,400 @@
+"""Losses: the Lawvere metrics that a space of a learning diagram may carry.
+
+A *loss* on a space is read as a Lawvere metric ``d(a, b)``: a non-negative
+number with ``d(x, x) = 0`` that need not be symmetric. A diagram compiles to a
+sum of ``loss(p(x), q(x))`` over pairs of parallel paths ``p <= q``, and the
+argument order is fixed throughout the library:
+
+* the **first** argument is the *prediction* side (a student's logits, a
+  model's output);
+* the **second** argument is the *target* side (labels, a teacher's logits).
+
+A :class:`Loss` is a callable ``fn(prediction, target) -> scalar tensor``
+together with an explicit ``symmetric`` flag. The flag matters: when a user
+declares no relation between two parallel paths, the library compares them in
+a fixed order, which only makes sense when ``d(a, b) == d(b, a)``. A plain
+callable cannot tell us that, so :func:`as_loss` treats it as asymmetric; wrap
+it as ``Loss(fn, symmetric=True)`` to declare symmetry.
+
+Every loss here reduces by a mean over the batch, exactly as its
+:mod:`torch.nn.functional` counterpart does by default.
+
+============================================  =========  ====================================
+loss                                          symmetric  compares
+============================================  =========  ====================================
+:data:`mse`                                   yes        values (mean squared error)
+:data:`l1`                                    yes        values (mean absolute error)
+:data:`cosine`                                yes        directions (1 - cosine similarity)
+:data:`cross_entropy`                         no         logits vs. class indices or probabilities
+:data:`kl_div` / :class:`KLDivergence`        no         logits vs. logits (distillation)
+:data:`binary_cross_entropy`                  no         probabilities vs. probabilities
+:data:`binary_cross_entropy_with_logits`      no         logits vs. probabilities
+============================================  =========  ====================================
+
+:data:`cross_entropy` and the binary cross entropies are not Lawvere metrics
+on their own: ``d(p, p)`` is the entropy of ``p``, not zero. They are still the
+right losses to compare a prediction with a target, and are marked asymmetric.
+:data:`cosine` is a Lawvere metric on non-zero vectors (it compares directions
+only, and ``d(0, 0) = 1``).
+
+Laws
+----
+``d(x, x) = 0`` for the metrics:
+
+>>> import torch
+>>> from learning_diagrams import losses
+>>> x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]])
+>>> losses.mse(x, x).item(), losses.l1(x, x).item()
+(0.0, 0.0)
+>>> abs(losses.cosine(x, x).item()) < 1e-6
+True
+>>> losses.kl_div(x, x).item(), losses.KLDivergence(temperature=4.0)(x, x).item()
+(0.0, 0.0)
+
+and the symmetric ones satisfy ``d(a, b) = d(b, a)``; the others do not:
+
+>>> y = torch.tensor([[0.0, 1.0, 2.0], [1.0, 1.0, -1.0]])
+>>> losses.mse.symmetric, bool(losses.mse(x, y) == losses.mse(y, x))
+(True, True)
+>>> losses.kl_div.symmetric, bool(torch.isclose(losses.kl_div(x, y), losses.kl_div(y, x)))
+(False, False)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import TypeMismatchError
+
+__all__ = [
+    "Loss",
+    "KLDivergence",
+    "as_loss",
+    "mse",
+    "l1",
+    "cross_entropy",
+    "kl_div",
+    "cosine",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+]
+
+
+def _rebuild(cls: type, state: dict[str, Any]) -> Any:
+    """Recreate a frozen :class:`Loss` from its fields (for pickle and copy)."""
+    obj = cls.__new__(cls)
+    for key, value in state.items():
+        object.__setattr__(obj, key, value)
+    return obj
+
+
+class Loss:
+    """A loss ``d(prediction, target)`` with an explicit symmetry flag.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(prediction, target) -> Tensor``, a scalar. The first argument is
+        the prediction side, the second the target side.
+    symmetric : bool
+        Keyword-only and required: whether ``fn(a, b) == fn(b, a)`` for all
+        ``a, b``. Only symmetric losses may be compiled over pairs of paths
+        that carry no declared orientation.
+    name : str, optional
+        Shown in ``repr`` and in error messages; defaults to ``fn.__name__``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> def sq(a, b):
+    ...     return ((a - b) ** 2).sum()
+    >>> d = Loss(sq, symmetric=True)
+    >>> d
+    Loss(sq, symmetric=True)
+    >>> d(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0])).item()
+    5.0
+
+    A loss is immutable:
+
+    >>> d.symmetric = False
+    Traceback (most recent call last):
+    ...
+    AttributeError: Loss is immutable; build a new one instead
+    """
+
+    __slots__ = ("fn", "symmetric", "name")
+
+    fn: Callable[[Tensor, Tensor], Tensor]
+    symmetric: bool
+    name: str
+
+    def __init__(
+        self,
+        fn: Callable[[Tensor, Tensor], Tensor],
+        *,
+        symmetric: bool,
+        name: str | None = None,
+    ) -> None:
+        if not callable(fn):
+            raise TypeMismatchError(
+                f"Loss needs a callable fn(prediction, target), got {fn!r} "
+                f"({type(fn).__name__})"
+            )
+        if not isinstance(symmetric, bool):
+            raise TypeMismatchError(
+                f"Loss(symmetric=...) must be True or False, got {symmetric!r} "
+                f"({type(symmetric).__name__})"
+            )
+        if name is None:
+            name = _name_of(fn)
+        elif not isinstance(name, str):
+            raise TypeMismatchError(
+                f"Loss(name=...) must be a str, got {name!r} ({type(name).__name__})"
+            )
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "symmetric", symmetric)
+        object.__setattr__(self, "name", name)
+
+    def __call__(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """Return ``d(prediction, target)``."""
+        return self.fn(prediction, target)
+
+    def __repr__(self) -> str:
+        return f"Loss({self.name}, symmetric={self.symmetric})"
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; build a new one instead")
+
+    def __delattr__(self, key: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; build a new one instead")
+
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for cls in reversed(type(self).__mro__):
+            for slot in cls.__dict__.get("__slots__", ()):
+                fields[slot] = getattr(self, slot)
+        fields.update(getattr(self, "__dict__", {}))
+        return fields
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.fn, self.symmetric, self.name)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._key()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self._fields()))
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__name__", None)
+    if isinstance(name, str):
+        return name
+    name = getattr(fn, "name", None)  # e.g. a Loss wrapped again
+    if isinstance(name, str):
+        return name
+    return type(fn).__name__
+
+
+def as_loss(obj: Loss | Callable[[Tensor, Tensor], Tensor] | None) -> Loss | None:
+    """Turn what a user gave as a loss into a :class:`Loss`.
+
+    Parameters
+    ----------
+    obj : Loss, callable or None
+        A :class:`Loss` is returned as is. Any other callable
+        ``fn(prediction, target)`` becomes ``Loss(fn, symmetric=False)``: a plain
+        callable says nothing about symmetry, so it is treated as asymmetric.
+        Wrap it as ``Loss(fn, symmetric=True)`` to declare it symmetric.
+        ``None`` (no loss) stays ``None``.
+
+    Returns
+    -------
+    Loss or None
+
+    Raises
+    ------
+    TypeMismatchError
+        For anything else (also a :class:`TypeError`), naming what was given.
+
+    Examples
+    --------
+    >>> as_loss(mse) is mse
+    True
+    >>> def hinge(a, b):
+    ...     return (1 - a * b).clamp(min=0).mean()
+    >>> as_loss(hinge)
+    Loss(hinge, symmetric=False)
+    >>> as_loss(None) is None
+    True
+    >>> try:
+    ...     as_loss("mse")
+    ... except TypeError as e:
+    ...     print(e)
+    a loss must be a Loss, a callable fn(prediction, target) or None, got 'mse' (str); did you mean learning_diagrams.losses.mse?
+    """
+    if obj is None or isinstance(obj, Loss):
+        return obj
+    expected = "a loss must be a Loss, a callable fn(prediction, target) or None"
+    if isinstance(obj, type):
+        raise TypeMismatchError(
+            f"{expected}, got the class {obj.__qualname__}; pass an instance, "
+            f"e.g. {obj.__qualname__}()"
+        )
+    if callable(obj):
+        return Loss(obj, symmetric=False)
+    hint = ""
+    if isinstance(obj, str) and obj in __all__ and isinstance(globals().get(obj), Loss):
+        hint = f"; did you mean learning_diagrams.losses.{obj}?"
+    raise TypeMismatchError(f"{expected}, got {obj!r} ({type(obj).__name__}){hint}")
+
+
+# --- the losses ---------------------------------------------------------------
+
+
+def _mse(prediction: Tensor, target: Tensor) -> Tensor:
+    return F.mse_loss(prediction, target)
+
+
+def _l1(prediction: Tensor, target: Tensor) -> Tensor:
+    return F.l1_loss(prediction, target)
+
+
+def _cross_entropy(prediction: Tensor, target: Tensor) -> Tensor:
+    return F.cross_entropy(prediction, target)
+
+
+def _binary_cross_entropy(prediction: Tensor, target: Tensor) -> Tensor:
+    return F.binary_cross_entropy(prediction, target)
+
+
+def _binary_cross_entropy_with_logits(prediction: Tensor, target: Tensor) -> Tensor:
+    return F.binary_cross_entropy_with_logits(prediction, target)
+
+
+def _rows(x: Tensor) -> Tensor:
+    """View ``x`` as ``(batch, features)``; a 1-d tensor is one unbatched vector."""
+    if x.dim() == 0:
+        raise ValueError("cosine needs a vector or a batch of vectors, got a 0-d tensor")
+    return x.reshape(1, -1) if x.dim() == 1 else x.reshape(x.shape[0], -1)
+
+
+def _cosine(prediction: Tensor, target: Tensor) -> Tensor:
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"cosine compares tensors of the same shape, got {tuple(prediction.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    return (1 - F.cosine_similarity(_rows(prediction), _rows(target), dim=-1)).mean()
+
+
+def _kl_div(prediction: Tensor, target: Tensor, *, temperature: float) -> Tensor:
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"kl_div compares logits of the same shape, got {tuple(prediction.shape)} "
+            f"and {tuple(target.shape)}"
+        )
+    log_p_s = F.log_softmax(prediction / temperature, dim=-1)
+    log_p_t = F.log_softmax(target / temperature, dim=-1)
+    p_t = log_p_t.exp()
+    # 0 * log 0 = 0: where the target puts no mass the term is 0, with no NaN
+    # in the value or the gradient (even for -inf logits).
+    diff = torch.where(p_t > 0, log_p_t - log_p_s, torch.zeros_like(log_p_t))
+    batch = prediction.shape[0] if prediction.dim() > 1 else 1
+    return (p_t * diff).sum() / batch * temperature**2
+
+
+class KLDivergence(Loss):
+    """Hinton's distillation loss ``KL(softmax(t / T) || softmax(s / T)) * T**2``.
+
+    With prediction logits ``s`` (student) and target logits ``t`` (teacher),
+    classes along the last dimension::
+
+        p_t = softmax(t / T)
+        log_p_s = log_softmax(s / T)
+        loss = sum(p_t * (log(p_t) - log_p_s)) / batch_size * T**2
+
+    as in PyTorch's knowledge-distillation tutorial (``batch_size`` is the size
+    of the first dimension; a 1-d input is one distribution). The ``T**2``
+    keeps gradient magnitudes comparable across temperatures. Entries where
+    ``p_t`` is 0 contribute 0, so saturated or ``-inf`` teacher logits give no
+    NaN.
+
+    Parameters
+    ----------
+    temperature : float, default 1.0
+        The softening temperature ``T > 0``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> kd = KLDivergence(temperature=2.0)
+    >>> kd
+    KLDivergence(temperature=2.0)
+    >>> kd.name, kd.symmetric
+    ('kl_div(T=2.0)', False)
+    >>> s, t = torch.zeros(1, 3), torch.tensor([[0.0, 0.0, -float("inf")]])
+    >>> round(kd(s, t).item(), 4)  # 4 * log(3 / 2)
+    1.6219
+    """
+
+    __slots__ = ("temperature",)
+
+    temperature: float
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
+            raise TypeMismatchError(
+                f"KLDivergence(temperature=...) must be a number, got {temperature!r} "
+                f"({type(temperature).__name__})"
+            )
+        temperature = float(temperature)
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(
+                f"KLDivergence(temperature=...) must be positive and finite, got {temperature}"
+            )
+        super().__init__(
+            functools.partial(_kl_div, temperature=temperature),
+            symmetric=False,
+            name=f"kl_div(T={temperature})",
+        )
+        object.__setattr__(self, "temperature", temperature)
+
+    def __repr__(self) -> str:
+        return f"KLDivergence(temperature={self.temperature})"
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.temperature,)
+
+
+#: Mean squared error, ``F.mse_loss``. Symmetric.
+mse = Loss(_mse, symmetric=True, name="mse")
+#: Mean absolute error, ``F.l1_loss``. Symmetric.
+l1 = Loss(_l1, symmetric=True, name="l1")
+#: ``F.cross_entropy(logits, target)``: the target is class indices (an integer
+#: tensor) or class probabilities (a float tensor shaped like the logits).
+#: Asymmetric.
+cross_entropy = Loss(_cross_entropy, symmetric=False, name="cross_entropy")
+#: Distillation KL divergence at temperature 1, ``KLDivergence()``. Asymmetric.
+kl_div = KLDivergence()
+#: Mean over the batch of ``1 - cosine_similarity``, everything after the batch
+#: dimension flattened; equal to ``nn.CosineEmbeddingLoss()(a, b, ones(batch))``.
+#: Symmetric.
+cosine = Loss(_cosine, symmetric=True, name="cosine")
+#: ``F.binary_cross_entropy(probabilities, target)``. Asymmetric.
+binary_cross_entropy = Loss(_binary_cross_entropy, symmetric=False, name="binary_cross_entropy")
+#: ``F.binary_cross_entropy_with_logits(logits, target)``. Asymmetric.
+binary_cross_entropy_with_logits = Loss(
+    _binary_cross_entropy_with_logits, symmetric=False, name="binary_cross_entropy_with_logits"
+)

@@ -79,7 +79,7 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
             for source in diagram.indexing:
                 batch = batches[source] if source in batches else next(draw_batches(diagram.spaces[source].data, source))
                 values[source] = {(): batch}
-                for path in diagram.paths([source]):
+                for path in sorted(diagram.paths([source]), key=len):  # prefixes first
                     x = _run(diagram, path, values[source])
                     rows.append((path.target, str(path), describe(x)))
             terms = {
@@ -93,7 +93,7 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
 
 
 def _run(diagram: Diagram, path, values: dict) -> Any:
-    """The value of ``path``, whose prefixes were computed before it (paths come shortest first)."""
+    """The value of ``path``, whose prefixes were computed before it."""
     if path.edges in values:
         x = values[path.edges]
     else:

@@ -1,0 +1,686 @@
+r"""A text syntax for learning diagrams, after Listing 1 of the paper.
+
+One statement a line; ``#`` starts a comment. Unicode ``⇒ → · ≤`` and ASCII
+``=> -> . <=`` mean the same and mix freely.
+
+* ``N ⇒ [train_ds]`` declares a vertex whose data is ``train_ds``;
+  ``Z ⇒ (Any, Tensor)`` one with a type; ``Y ⇒ {Tensor, cross_entropy}`` one
+  with a type and a loss. Each element of a set is a loss if it is a
+  :class:`~learning_diagrams.losses.Loss` or callable and not a type, and a
+  type otherwise; a set has at most one of each, and ``Y ⇒ mse`` is read as
+  ``Y ⇒ {mse}``.
+* ``f: A → B ⇒ rhs`` declares an edge. ``rhs`` is an expression for a
+  callable (``lstm``, ``heads[3]``) or a lambda ``(x, y) → lstm(x)``; without
+  ``⇒ rhs`` the map is ``env['f']``.
+* ``f · g ≤ h`` relates two parallel paths; ``id(X)`` is the identity path of
+  ``X``, and ``@ 0.5`` after a relation sets its weight.
+
+Names come from the ``env`` mapping, then from a default namespace: ``Any``,
+``Tensor`` and the losses of :mod:`learning_diagrams.losses` by name. Lambdas
+are interpreted by :class:`Lambda`, never evaluated as Python: their language
+has names, number and string literals, calls, indexing, slices and tuples,
+and nothing else (no attributes, no operators).
+
+>>> import torch
+>>> d = parse('''
+... X ⇒ [batches]              # the data set: an indexing vertex
+... Y ⇒ {Tensor, mse}
+... f: X → Y ⇒ x → double(x)
+... g: X → Y
+... f ≤ g
+... ''', {"batches": [torch.ones(2)], "double": lambda x: 2 * x, "g": torch.nn.Identity()})
+>>> sorted(d.maps), d.maps["f"].fn
+(['f', 'g'], Lambda(x → double(x)))
+>>> Lambda.parse("(a, (b, c)) -> (c[1:], b, a)")((1, (2, "xyz")))
+('yz', 2, 1)
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+import torch
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+
+from . import losses
+from .diagram import Diagram
+from .errors import (
+    DiagramError,
+    DiagramSyntaxError,
+    InvalidNameError,
+    MapError,
+    UnknownNameError,
+)
+
+__all__ = ["parse", "Lambda"]
+
+GRAMMAR = r"""
+start: (_NL | statement _NL)*
+function: expr _ARROW expr
+
+?statement: vertex | edge | relation
+vertex: NAME _DARROW spec
+edge: NAME _COLON NAME _ARROW NAME [_DARROW rhs]
+relation: path _LEQ path [_AT number]
+
+spec: _LSQB expr _RSQB                                -> data_spec
+    | _LBRACE expr (_COMMA expr)* _COMMA? _RBRACE     -> set_spec
+    | expr                                            -> bare_spec
+rhs: expr (_ARROW expr)?
+path: NAME (_DOT NAME)*                               -> edge_path
+    | NAME _LPAR NAME _RPAR                           -> identity_path
+
+?expr: NAME                                           -> name
+     | STRING                                         -> string
+     | number
+     | expr _LPAR _RPAR                               -> call
+     | expr _LPAR expr (_COMMA expr)* _COMMA? _RPAR   -> call
+     | expr _LSQB key _RSQB                           -> index
+     | _LPAR expr _RPAR
+     | _LPAR _RPAR                                    -> tuple
+     | _LPAR expr _COMMA _RPAR                        -> tuple
+     | _LPAR expr (_COMMA expr)+ _COMMA? _RPAR        -> tuple
+number: MINUS? (INT | FLOAT)
+key: integer                                          -> integer_key
+   | STRING                                           -> string_key
+   | [integer] _COLON [integer]                       -> slice_key
+integer: MINUS? INT
+
+NAME: /[^\W\d]\w*/
+INT: /[0-9]+/
+FLOAT: /[0-9]+\.[0-9]+([eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+/
+STRING: /'[^'\\\n]*'|"[^"\\\n]*"/
+MINUS: "-"
+_DARROW: "⇒" | "=>"
+_ARROW: "→" | "->"
+_LEQ: "≤" | "<="
+_DOT: "·" | "."
+_COLON: ":"
+_COMMA: ","
+_AT: "@"
+_LPAR: "("
+_RPAR: ")"
+_LSQB: "["
+_RSQB: "]"
+_LBRACE: "{"
+_RBRACE: "}"
+_NL: /\r?\n/
+COMMENT: /#[^\n]*/
+SPACE: /[ \t\f\r]+/
+%ignore SPACE
+%ignore COMMENT
+"""
+
+_PARSER = Lark(
+    GRAMMAR,
+    parser="lalr",
+    start=["start", "function"],
+    propagate_positions=True,
+    maybe_placeholders=True,
+)
+
+
+# ---------------------------------------------------------------------------
+# The lambda language: a small AST and its interpreter.
+
+
+@dataclass(frozen=True)
+class Name:
+    """A name, looked up among the lambda's parameters, then its environment."""
+
+    id: str
+    line: int = field(default=0, compare=False)
+    column: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Const:
+    """An integer, float or string literal."""
+
+    value: int | float | str
+
+
+@dataclass(frozen=True)
+class Call:
+    """``func(arg, ...)``."""
+
+    func: Expr
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """``start:stop`` inside an index, each bound an integer or absent."""
+
+    start: int | None
+    stop: int | None
+
+
+@dataclass(frozen=True)
+class Index:
+    """``value[key]``, with an integer, string or slice key."""
+
+    value: Expr
+    key: int | str | Slice
+
+
+@dataclass(frozen=True)
+class Tuple:
+    """``(item, ...)``: a Python tuple of the items' values."""
+
+    items: tuple[Expr, ...]
+
+
+Expr = Union[Name, Const, Call, Index, Tuple]
+Pattern = Union[str, tuple["Pattern", ...]]  # a parameter name, or a tuple of patterns
+
+
+def evaluate(expr: Expr, scope: Mapping[str, Any]) -> Any:
+    """The value of ``expr`` when its names mean what ``scope`` says.
+
+    >>> evaluate(Index(Tuple((Const(1), Name("x"))), -1), {"x": "hi"})
+    'hi'
+    """
+    match expr:
+        case Name(id):
+            return scope[id]
+        case Const(value):
+            return value
+        case Call(func, args):
+            return evaluate(func, scope)(*(evaluate(arg, scope) for arg in args))
+        case Index(value, Slice(start, stop)):
+            return evaluate(value, scope)[start:stop]
+        case Index(value, key):
+            return evaluate(value, scope)[key]
+        case Tuple(items):
+            return tuple(evaluate(item, scope) for item in items)
+    raise TypeError(f"not an expression of the lambda language: {expr!r}")
+
+
+def free_names(expr: Expr) -> Iterator[Name]:
+    """Every :class:`Name` in ``expr``, left to right."""
+    match expr:
+        case Name():
+            yield expr
+        case Call(func, args):
+            for sub in (func, *args):
+                yield from free_names(sub)
+        case Index(value, _):
+            yield from free_names(value)
+        case Tuple(items):
+            for item in items:
+                yield from free_names(item)
+
+
+def show(expr: Expr | Pattern) -> str:
+    """The source text of an expression or a parameter pattern.
+
+    >>> show(Call(Name("f"), (Index(Name("x"), Slice(None, 2)), Const("a"))))
+    "f(x[:2], 'a')"
+    """
+    match expr:
+        case str():
+            return expr
+        case tuple():
+            return _show_tuple([show(p) for p in expr])
+        case Name(id):
+            return id
+        case Const(str() as value):
+            return f"'{value}'" if "'" not in value else f'"{value}"'
+        case Const(value):
+            return repr(value)
+        case Call(func, args):
+            return f"{show(func)}({', '.join(show(arg) for arg in args)})"
+        case Index(value, Slice(start, stop)):
+            bounds = ("" if b is None else str(b) for b in (start, stop))
+            return f"{show(value)}[{':'.join(bounds)}]"
+        case Index(value, key):
+            return f"{show(value)}[{show(Const(key))}]"
+        case Tuple(items):
+            return _show_tuple([show(item) for item in items])
+    raise TypeError(f"not an expression of the lambda language: {expr!r}")
+
+
+def _show_tuple(items: list[str]) -> str:
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
+def _pattern_names(pattern: Pattern) -> list[str]:
+    if isinstance(pattern, str):
+        return [pattern]
+    return [name for sub in pattern for name in _pattern_names(sub)]
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} item{'s' * (len(value) != 1)}"
+    if isinstance(value, torch.Tensor):
+        return f"a Tensor of shape {tuple(value.shape)}"
+    return f"a value of type {type(value).__name__}"
+
+
+class Lambda(torch.nn.Module):
+    """A map written ``params → body`` in the text syntax, as a module.
+
+    The body is interpreted, never evaluated as Python. Every environment
+    value the body names that is an :class:`torch.nn.Module` is a submodule
+    (in :attr:`env`, keyed by its name), so the lambda's parameters are those
+    of the models it calls; other values it names are kept in
+    :attr:`constants`.
+
+    Parameters
+    ----------
+    pattern : str or tuple
+        The parameters: a name, or a (nested) tuple of names that the input
+        is destructured against.
+    body : Expr
+        The body, an AST of :class:`Name`, :class:`Const`, :class:`Call`,
+        :class:`Index` and :class:`Tuple`.
+    env : Mapping[str, Any], optional
+        Values for the names of ``body`` that are not parameters.
+    source : str, optional
+        The text the lambda was written as, shown by ``repr``.
+
+    Raises
+    ------
+    UnknownNameError
+        If ``body`` names something that is neither a parameter nor in ``env``.
+
+    Examples
+    --------
+    >>> net = torch.nn.Linear(2, 2)
+    >>> f = Lambda.parse("(x, y) -> (net(x), y)", {"net": net})
+    >>> f
+    Lambda((x, y) -> (net(x), y))
+    >>> [p is q for p, q in zip(f.parameters(), net.parameters())]
+    [True, True]
+    """
+
+    def __init__(
+        self,
+        pattern: Pattern,
+        body: Expr,
+        env: Mapping[str, Any] | None = None,
+        source: str | None = None,
+    ):
+        super().__init__()
+        env = {} if env is None else env
+        bound = set(_pattern_names(pattern))
+        used = {n.id for n in free_names(body) if n.id not in bound}
+        missing = sorted(used - env.keys())
+        if missing:
+            raise UnknownNameError(_unknown_name_message(missing[0], env.keys() | bound))
+        self.pattern, self.body = pattern, body
+        self.source = source if source is not None else f"{show(pattern)} → {show(body)}"
+        self.env, self.constants = torch.nn.ModuleDict(), {}
+        for name in sorted(used):
+            if not isinstance(env[name], torch.nn.Module):
+                self.constants[name] = env[name]
+            elif hasattr(self.env, name):
+                raise InvalidNameError(
+                    f"the model named {name!r} clashes with an attribute of "
+                    "torch.nn.ModuleDict; give it another name in env"
+                )
+            else:
+                self.env[name] = env[name]
+
+    @classmethod
+    def parse(cls, source: str, env: Mapping[str, Any] | None = None) -> Lambda:
+        """The lambda written ``source`` (e.g. ``"(x, y) → f(x)"``), names from ``env``.
+
+        Names not in ``env`` fall back to the default namespace, as in :func:`parse`.
+        """
+        tree = _parse_tree(source, start="function")
+        return _Compiler(source, env).function(tree)
+
+    def forward(self, x: Any) -> Any:
+        scope = {**self.constants, **self.env}
+        self._bind(self.pattern, x, scope)
+        return evaluate(self.body, scope)
+
+    def _bind(self, pattern: Pattern, value: Any, scope: dict[str, Any]) -> None:
+        if isinstance(pattern, str):
+            scope[pattern] = value
+            return
+        if not isinstance(value, (tuple, list)) or len(value) != len(pattern):
+            raise MapError(
+                f"{self!r} cannot match the pattern {show(pattern)} against "
+                f"{_describe(value)}; it needs a tuple or list of {len(pattern)} items"
+            )
+        for sub, item in zip(pattern, value):
+            self._bind(sub, item, scope)
+
+    def __repr__(self) -> str:
+        return f"Lambda({self.source})"
+
+
+# ---------------------------------------------------------------------------
+# Statements: from the parse tree to builder calls.
+
+
+DEFAULTS: Mapping[str, Any] = types.MappingProxyType(
+    {
+        "Any": typing.Any,
+        "Tensor": torch.Tensor,
+        **{k: v for k, v in vars(losses).items() if isinstance(v, losses.Loss)},
+    }
+)
+"""The names every text may use unless ``env`` shadows them."""
+
+
+def _is_type(value: Any) -> bool:
+    return (
+        isinstance(value, (type, tuple, types.GenericAlias, types.UnionType))
+        or value is typing.Any
+        or type(value).__module__ == "typing"
+    )
+
+
+def _is_loss(value: Any) -> bool:
+    return isinstance(value, losses.Loss) or (callable(value) and not _is_type(value))
+
+
+def _unknown_name_message(name: str, known: Iterable[str]) -> str:
+    message = f"unknown name {name!r}"
+    close = difflib.get_close_matches(name, sorted(known), n=3)
+    if close:
+        message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
+    return message
+
+
+def parse(text: str, env: Mapping[str, Any] | None = None) -> Diagram:
+    """The learning diagram that ``text`` declares, its names taken from ``env``.
+
+    Parameters
+    ----------
+    text : str
+        Statements in the text syntax (see the module documentation).
+    env : Mapping[str, Any], optional
+        Values for the names in ``text``: data sets, models, callables,
+        losses, types. They shadow the default namespace (``Any``, ``Tensor``
+        and the losses of :mod:`learning_diagrams.losses`).
+
+    Returns
+    -------
+    Diagram
+        The diagram, built statement by statement with
+        :meth:`Diagram.space`, :meth:`Diagram.map` and :meth:`Diagram.relate`.
+
+    Raises
+    ------
+    DiagramSyntaxError
+        If ``text`` is not in the syntax, with the line and column.
+    UnknownNameError
+        If ``text`` names something neither in ``env`` nor a default.
+    DiagramError
+        Any error of the builder, its message prefixed with the line and
+        column of the statement.
+    """
+    compiler = _Compiler(text, env)
+    diagram = Diagram()
+    for statement in _parse_tree(text + "\n", start="start").children:
+        compiler.statement(diagram, statement)
+    return diagram
+
+
+_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "INT": "a number",
+    "FLOAT": "a number",
+    "MINUS": "a number",
+    "_DARROW": "'⇒'",
+    "_ARROW": "'→'",
+    "_LEQ": "'≤'",
+    "_DOT": "'·'",
+    "_COLON": "':'",
+    "_COMMA": "','",
+    "_AT": "'@'",
+    "_LPAR": "'('",
+    "_RPAR": "')'",
+    "_LSQB": "'['",
+    "_RSQB": "']'",
+    "_LBRACE": "'{'",
+    "_RBRACE": "'}'",
+    "_NL": "the end of the line",
+    "$END": "the end of the text",
+}
+
+
+def _parse_tree(text: str, start: str) -> Tree:
+    try:
+        return _PARSER.parse(text, start=start)
+    except (UnexpectedCharacters, UnexpectedToken) as e:
+        raise _syntax_error(text, start, e) from None
+
+
+def _syntax_error(
+    text: str, start: str, e: UnexpectedCharacters | UnexpectedToken
+) -> DiagramSyntaxError:
+    """A lark error in plain words: what was found, what was expected, after what."""
+    lines = text.split("\n")
+    line, column = e.line, e.column
+    if isinstance(e, UnexpectedToken):
+        message = f"unexpected {_describe_token(e.token)}"
+        expected = set(e.accepts or e.expected)
+        if e.token.type == "$END":
+            line, column = len(lines), len(lines[-1]) + 1
+    elif e.char in "'\"":
+        message = f"unterminated string: it must end with {e.char} on the same line"
+        expected = set()
+    else:
+        message = f"unexpected character {e.char!r}"
+        expected = _accepts(text[: e.pos_in_stream], start)
+    source = lines[line - 1].rstrip("\r")
+    if {"_DARROW", "_COLON"} <= expected:
+        message += "; expected '⇒' (a vertex), ':' (an edge) or '≤' (a relation)"
+    elif expected:
+        words = list(dict.fromkeys(w for t, w in _WORDS.items() if t in expected))
+        if "_NL" in expected and "$END" in expected:  # a blank line or the end: say one
+            words.remove("the end of the text")
+        message += f"; expected {_or(words)}"
+    previous = _previous_token(source[: column - 1])
+    if expected and previous is not None:
+        message += f" after {previous!r}"
+    return DiagramSyntaxError(message, text=source, line=line, column=column)
+
+
+def _accepts(prefix: str, start: str) -> set[str]:
+    """The terminals the parser accepts after ``prefix`` (which lexes)."""
+    parser = _PARSER.parse_interactive(prefix, start=start)
+    parser.exhaust_lexer()
+    return parser.accepts()
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "end of text"
+    if token.type == "_NL":
+        return "end of line"
+    if token.type == "NAME":
+        return f"name {token.value!r}"
+    return repr(token.value)
+
+
+def _or(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def _previous_token(prefix: str) -> str | None:
+    try:
+        tokens = list(_PARSER.lex(prefix))
+    except UnexpectedInput:
+        return None
+    return tokens[-1].value if tokens else None
+
+
+class _Compiler:
+    """Turns parse trees into builder calls, names resolved in one scope."""
+
+    def __init__(self, text: str, env: Mapping[str, Any] | None):
+        self.text, self.lines = text, text.split("\n")
+        self.scope = {**DEFAULTS, **(env or {})}
+
+    # -- statements ---------------------------------------------------------
+
+    def statement(self, diagram: Diagram, tree: Tree) -> None:
+        getattr(self, tree.data)(diagram, tree)
+
+    def vertex(self, diagram: Diagram, tree: Tree) -> None:
+        name, spec = tree.children
+        if spec.data == "data_spec":
+            kwargs = {"data": self.value(spec.children[0])}
+        else:
+            kwargs = self.loss_and_type(name, spec.children)
+        self.located(tree, diagram.space, str(name), **kwargs)
+
+    def loss_and_type(self, vertex: Token, elements: list[Tree]) -> dict[str, Any]:
+        found: dict[str, Tree] = {}
+        kwargs: dict[str, Any] = {}
+        for element in elements:
+            value = self.value(element)
+            kind, kinds = ("loss", "losses") if _is_loss(value) else ("type", "types")
+            if kind in found:
+                raise self.syntax_error(
+                    element,
+                    f"vertex {str(vertex)!r} is given two {kinds}, "
+                    f"{self.source(found[kind])!r} and {self.source(element)!r}; "
+                    "a vertex has at most one loss and one type",
+                )
+            found[kind], kwargs[kind] = element, value
+        return kwargs
+
+    def edge(self, diagram: Diagram, tree: Tree) -> None:
+        name, src, tgt, rhs = tree.children
+        if rhs is None:
+            fn = self.lookup(name.value, name.line, name.column)
+        elif len(rhs.children) == 2:
+            fn = self.function(rhs)
+        else:
+            fn = self.value(rhs.children[0])
+        self.located(tree, diagram.map, str(name), str(src), str(tgt), fn)
+
+    def relation(self, diagram: Diagram, tree: Tree) -> None:
+        first, second, weight = tree.children
+        kwargs = {} if weight is None else {"weight": self.number(weight)}
+        self.located(tree, diagram.relate, self.path(first), self.path(second), **kwargs)
+
+    def path(self, tree: Tree) -> list[str] | str:
+        if tree.data == "edge_path":
+            return [str(token) for token in tree.children]
+        head, vertex = tree.children
+        if head != "id":
+            raise self.syntax_error(
+                head, f"a path is edge names joined by '·', or id(X); not {head}({vertex})"
+            )
+        return f"id({vertex})"
+
+    def located(self, tree: Tree, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call the builder (or :class:`Lambda`), its errors located at ``tree``."""
+        line, column = tree.meta.line, tree.meta.column
+        try:
+            return method(*args, **kwargs)
+        except DiagramSyntaxError as e:
+            raise DiagramSyntaxError(
+                e.message, text=self.line_text(line), line=line, column=column
+            ) from e
+        except DiagramError as e:
+            raise type(e)(f"line {line}, column {column}: {e}") from e
+
+    # -- expressions --------------------------------------------------------
+
+    def function(self, tree: Tree) -> Lambda:
+        params, body = (self.expr(child) for child in tree.children)
+        pattern = self.pattern(params, tree.children[0])
+        names = _pattern_names(pattern)
+        for name in names:
+            if names.count(name) > 1:
+                raise self.syntax_error(tree, f"the parameter {name!r} appears twice")
+        self.check_names(body, bound=set(names))
+        return self.located(tree, Lambda, pattern, body, self.scope, source=self.source(tree))
+
+    def pattern(self, expr: Expr, tree: Tree) -> Pattern:
+        match expr:
+            case Name(id):
+                return id
+            case Tuple(items):
+                return tuple(self.pattern(item, tree) for item in items)
+        raise self.syntax_error(
+            tree,
+            f"a lambda's parameters are a name or a tuple of names; not {self.source(tree)!r}",
+        )
+
+    def value(self, tree: Tree) -> Any:
+        """Evaluate the expression ``tree`` now, in the scope."""
+        expr = self.expr(tree)
+        self.check_names(expr, bound=set())
+        try:
+            return evaluate(expr, self.scope)
+        except Exception as e:
+            raise self.syntax_error(
+                tree, f"could not evaluate {self.source(tree)!r}: {type(e).__name__}: {e}"
+            ) from e
+
+    def check_names(self, expr: Expr, bound: set[str]) -> None:
+        for name in free_names(expr):
+            if name.id not in bound:
+                self.lookup(name.id, name.line, name.column, bound)
+
+    def lookup(self, name: str, line: int, column: int, bound: Iterable[str] = ()) -> Any:
+        if name not in self.scope:
+            known = self.scope.keys() | set(bound)
+            raise UnknownNameError(
+                f"line {line}, column {column}: {_unknown_name_message(name, known)}"
+            )
+        return self.scope[name]
+
+    def expr(self, tree: Tree) -> Expr:
+        kids = tree.children
+        match tree.data:
+            case "name":
+                return Name(kids[0].value, kids[0].line, kids[0].column)
+            case "string":
+                return Const(kids[0].value[1:-1])
+            case "number":
+                return Const(self.number(tree))
+            case "call":
+                return Call(self.expr(kids[0]), tuple(self.expr(k) for k in kids[1:]))
+            case "index":
+                return Index(self.expr(kids[0]), self.key(kids[1]))
+            case "tuple":
+                return Tuple(tuple(self.expr(k) for k in kids))
+        raise AssertionError(f"unknown parse tree {tree.data}")  # pragma: no cover
+
+    def key(self, tree: Tree) -> int | str | Slice:
+        match tree.data:
+            case "integer_key":
+                return self.number(tree.children[0])
+            case "string_key":
+                return tree.children[0].value[1:-1]
+        start, stop = (None if k is None else self.number(k) for k in tree.children)
+        return Slice(start, stop)
+
+    @staticmethod
+    def number(tree: Tree) -> int | float:
+        *sign, digits = tree.children
+        value = int(digits) if digits.type == "INT" else float(digits)
+        return -value if sign else value
+
+    # -- positions ----------------------------------------------------------
+
+    def source(self, tree: Tree) -> str:
+        return self.text[tree.meta.start_pos : tree.meta.end_pos]
+
+    def line_text(self, line: int) -> str:
+        return self.lines[line - 1].rstrip("\r")
+
+    def syntax_error(self, where: Tree | Token, message: str) -> DiagramSyntaxError:
+        line = where.line if isinstance(where, Token) else where.meta.line
+        column = where.column if isinstance(where, Token) else where.meta.column
+        return DiagramSyntaxError(message, text=self.line_text(line), line=line, column=column)

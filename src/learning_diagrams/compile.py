@@ -87,7 +87,7 @@ class CompiledLoss(nn.Module):
                     )
                 self.maps[name] = m.fn
         self._freeze()
-        self._grad = self._grad_prefixes()
+        self._steps = self._plan()
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
         self._draws: dict[str, Iterator[Any]] = {}
@@ -133,18 +133,19 @@ class CompiledLoss(nn.Module):
                 m.fn.requires_grad_(False).eval()
                 self._frozen_params.update(id(p) for p in m.fn.parameters())
 
-    def _grad_prefixes(self) -> dict[tuple[str, ...], bool]:
-        """For each prefix, whether its last map must run with autograd: it is trainable
-        itself, or a trainable module precedes it, so gradients must flow through."""
-        grad = {}
+    def _plan(self) -> dict[tuple[str, ...], tuple[Map, Path, bool]]:
+        """For each path prefix: its last map, the prefix as a path (for error messages), and
+        whether the map runs with autograd: it is trainable itself, or a trainable module
+        precedes it, so gradients must flow through it."""
+        steps = {}
         for pair in self.pairs:
             for path in (pair.first, pair.second):
                 upstream = False
                 for i, e in enumerate(path):
                     m = self._maps[e]
-                    grad[path[: i + 1]] = m.trainable or upstream
+                    steps[path[: i + 1]] = (m, Path(pair.source, m.tgt, path[: i + 1]), m.trainable or upstream)
                     upstream = upstream or (m.trainable and isinstance(m.fn, nn.Module))
-        return grad
+        return steps
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """The trainable maps' parameters (frozen maps' are left out)."""
@@ -181,26 +182,26 @@ class CompiledLoss(nn.Module):
         values = {s: {(): given[s] if s in given else self._draw(s)} for s in self.sources}
         terms = {}
         for pair in self.pairs:
-            first = self._value(pair.source, pair.first, values[pair.source])
-            second = self._value(pair.source, pair.second, values[pair.source])
+            first = self._value(pair.first, values[pair.source])
+            second = self._value(pair.second, values[pair.source])
             terms[pair.name] = pair.term(first, second)
-        return Losses(sum(terms.values()), terms)
+        first, *rest = terms.values()
+        return Losses(sum(rest, start=first), terms)  # no `0 + term` node in the graph
 
-    def _value(self, source: str, edges: tuple[str, ...], values: dict[tuple[str, ...], Any]) -> Any:
+    def _value(self, edges: tuple[str, ...], values: dict[tuple[str, ...], Any]) -> Any:
         """The value of a path, reusing and caching the values of its prefixes."""
         known = len(edges)
         while edges[:known] not in values:
             known -= 1
         x = values[edges[:known]]
         for i in range(known, len(edges)):
-            m, prefix = self._maps[edges[i]], edges[: i + 1]
-            along = Path(source, m.tgt, prefix)
-            if self._grad[prefix]:
-                x = m(x, along=along)
+            prefix = edges[: i + 1]
+            m, along, grad = self._steps[prefix]
+            if grad:
+                x = values[prefix] = m(x, along=along)
             else:
                 with torch.no_grad():
-                    x = m(x, along=along)
-            values[prefix] = x
+                    x = values[prefix] = m(x, along=along)
         return x
 
     def extra_repr(self) -> str:

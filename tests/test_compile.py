@@ -227,3 +227,18 @@ def test_repr_lists_terms_with_their_weights_and_losses(digits_batch):
     text = repr(distillation(mlp(8), mlp(8), digits_batch).compile())
     assert "0.75 * cross_entropy[x·student·hard ≤ y]" in text
     assert "0.25 * kl_div(T=2.0)[x·student·soft ≤ x·teacher·soft]" in text
+
+
+def test_unfreezing_and_compiling_again_trains_the_map_again(digits_batch):
+    teacher, student = mlp(16), mlp(8)
+    teacher[0].bias.requires_grad_(False)  # the user's own choice, kept across freeze and unfreeze
+    d = distillation(teacher, student, digits_batch)
+    d.compile()
+    assert not any(p.requires_grad for p in teacher.parameters())
+    d.unfreeze("teacher")
+    loss = d.compile()
+    assert not teacher[0].bias.requires_grad
+    assert {n for n, p in teacher.named_parameters() if p.requires_grad} == {"0.weight", "2.weight", "2.bias"}
+    assert {id(p) for p in teacher.parameters()} <= {id(p) for p in loss.parameters()}
+    loss(N=digits_batch).total.backward()
+    assert teacher[0].weight.grad is not None

@@ -32,6 +32,7 @@ batch estimate of the paper's sum over the data set.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import torch
@@ -43,6 +44,17 @@ from .errors import ConflictError, InvalidNameError, NothingToCompileError, Unkn
 from .graph import Path
 
 __all__ = ["CompiledLoss", "Losses"]
+
+#: The ``requires_grad`` flags of modules that compilation froze, as they were before,
+#: so that compiling them on a trainable edge later (after ``unfreeze``) restores them.
+_FROZEN: weakref.WeakKeyDictionary[nn.Module, dict[str, bool]] = weakref.WeakKeyDictionary()
+
+
+def _thaw(module: nn.Module) -> None:
+    flags = _FROZEN.pop(module, None)
+    if flags is not None:
+        for name, p in module.named_parameters():
+            p.requires_grad_(flags.get(name, True))
 
 
 class Losses(NamedTuple):
@@ -129,7 +141,12 @@ class CompiledLoss(nn.Module):
                 )
         self._frozen_params: set[int] = set()
         for m in self._maps.values():
-            if isinstance(m.fn, nn.Module) and not m.trainable:
+            if not isinstance(m.fn, nn.Module):
+                continue
+            if m.trainable:
+                _thaw(m.fn)
+            else:
+                _FROZEN.setdefault(m.fn, {name: p.requires_grad for name, p in m.fn.named_parameters()})
                 m.fn.requires_grad_(False).eval()
                 self._frozen_params.update(id(p) for p in m.fn.parameters())
 

@@ -189,6 +189,15 @@ class CompiledLoss(nn.Module):
         return next(self._draws[source])
 
     def forward(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> Losses:
+        terms = {pair.name: pair.term(first, second) for pair, first, second in self.outputs(batches, **named)}
+        first, *rest = terms.values()
+        return Losses(sum(rest, start=first), terms)  # no `0 + term` node in the graph
+
+    def outputs(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> list[tuple[Pair, Any, Any]]:
+        """Each compiled pair with the values of its two paths on one batch per source vertex.
+
+        Takes batches as :meth:`forward` does; metrics use it to score the paths that the loss compares.
+        """
         given = {**(batches or {}), **named}
         for name in given:
             if name not in self.sources:
@@ -197,13 +206,10 @@ class CompiledLoss(nn.Module):
                     f"(sources: {', '.join(self.sources)})"
                 )
         values = {s: {(): given[s] if s in given else self._draw(s)} for s in self.sources}
-        terms = {}
-        for pair in self.pairs:
-            first = self._value(pair.first, values[pair.source])
-            second = self._value(pair.second, values[pair.source])
-            terms[pair.name] = pair.term(first, second)
-        first, *rest = terms.values()
-        return Losses(sum(rest, start=first), terms)  # no `0 + term` node in the graph
+        return [
+            (pair, self._value(pair.first, values[pair.source]), self._value(pair.second, values[pair.source]))
+            for pair in self.pairs
+        ]
 
     def _value(self, edges: tuple[str, ...], values: dict[tuple[str, ...], Any]) -> Any:
         """The value of a path, reusing and caching the values of its prefixes."""

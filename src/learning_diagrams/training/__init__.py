@@ -1,0 +1,1 @@
+"""Training compiled diagrams: the trainer, data policies, checkpoints, logs and metrics."""

@@ -22,6 +22,7 @@ from .losses import Loss
 from .order import Preorder
 from .paths import PathMatrix, enumerate_paths, parallel_paths
 from .syntax import parse
+from .training import History, Stage, Trainer, fit
 from .types import TensorType
 
 __all__ = [
@@ -44,6 +45,10 @@ __all__ = [
     "enumerate_paths",
     "parallel_paths",
     "parse",
+    "fit",
+    "Trainer",
+    "Stage",
+    "History",
     "errors",
     "losses",
 ]

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -103,6 +103,7 @@ class CompiledLoss(nn.Module):
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
         self._draws: dict[str, Iterator[Any]] = {}
+        self._wrappers: list[nn.Module] = []
 
     @classmethod
     def from_diagram(cls, diagram: Diagram, *, weights: Mapping[str, float] | None = None) -> CompiledLoss:
@@ -164,6 +165,29 @@ class CompiledLoss(nn.Module):
                     upstream = upstream or (m.trainable and isinstance(m.fn, nn.Module))
         return steps
 
+    def trainable_maps(self) -> dict[str, nn.Module]:
+        """The modules of the trainable edges by edge name (a module on two edges appears twice)."""
+        return {name: self.maps[name] for name, m in self._maps.items() if m.trainable and name in self.maps}
+
+    def wrap(self, wrapper: Callable[[nn.Module], nn.Module]) -> None:
+        """Call every trainable module through ``wrapper(module)`` (one wrapper per module object).
+
+        The wrapped modules stay registered as they were, so ``state_dict()`` keys do not
+        change; only the calls go through the wrappers. Used to put each trainable map, and
+        only those, under ``DistributedDataParallel``.
+        """
+        wrapped: dict[int, nn.Module] = {}
+        for name, module in self.trainable_maps().items():
+            if id(module) not in wrapped:
+                wrapped[id(module)] = wrapper(module)
+            m = self._maps[name] = dataclasses.replace(self._maps[name], fn=wrapped[id(module)])
+            for prefix, (step, along, grad) in self._steps.items():
+                if step.name == name:
+                    self._steps[prefix] = (m, along, grad)
+        self._wrappers = list(wrapped.values())  # a plain list: not registered, state_dict unchanged
+        for w in self._wrappers:
+            w.training = self.training
+
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """The trainable maps' parameters (frozen maps' are left out)."""
         for name, p in super().named_parameters(prefix, recurse, remove_duplicate):
@@ -173,6 +197,8 @@ class CompiledLoss(nn.Module):
     def train(self, mode: bool = True) -> CompiledLoss:
         """Set the trainable maps' mode; frozen maps stay in eval mode."""
         super().train(mode)
+        for w in self._wrappers:
+            w.training = mode
         for m in self._maps.values():
             if isinstance(m.fn, nn.Module) and not m.trainable:
                 m.fn.eval()
@@ -189,26 +215,30 @@ class CompiledLoss(nn.Module):
         return next(self._draws[source])
 
     def forward(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> Losses:
-        terms = {pair.name: pair.term(first, second) for pair, first, second in self.outputs(batches, **named)}
+        terms = {pair.name: pair.term(first, second) for pair, first, second in self.outputs({**(batches or {}), **named})}
         first, *rest = terms.values()
         return Losses(sum(rest, start=first), terms)  # no `0 + term` node in the graph
 
-    def outputs(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> list[tuple[Pair, Any, Any]]:
+    def outputs(self, batches: Mapping[str, Any] | None = None, draw: bool = True) -> list[tuple[Pair, Any, Any]]:
         """Each compiled pair with the values of its two paths on one batch per source vertex.
 
-        Takes batches as :meth:`forward` does; metrics use it to score the paths that the loss compares.
+        Metrics use it to score the paths that the loss compares. With ``draw=False``
+        nothing is drawn: only the pairs whose source has a batch in ``batches`` are computed.
         """
-        given = {**(batches or {}), **named}
+        given = dict(batches or {})
         for name in given:
             if name not in self.sources:
                 raise UnknownNameError(
                     f"a batch was given for {name!r}, which is not a source of any compiled pair "
                     f"(sources: {', '.join(self.sources)})"
                 )
-        values = {s: {(): given[s] if s in given else self._draw(s)} for s in self.sources}
+        if draw:
+            given.update({s: self._draw(s) for s in self.sources if s not in given})
+        values = {s: {(): batch} for s, batch in given.items()}
         return [
             (pair, self._value(pair.first, values[pair.source]), self._value(pair.second, values[pair.source]))
             for pair in self.pairs
+            if pair.source in values
         ]
 
     def _value(self, edges: tuple[str, ...], values: dict[tuple[str, ...], Any]) -> Any:

@@ -1,0 +1,440 @@
+"""Training a diagram without writing a loop: :class:`Trainer`, :func:`fit` and :class:`Stage`.
+
+``ld.fit(diagram, epochs=10)`` compiles the diagram, draws one batch per data
+vertex per step (:mod:`~learning_diagrams.training.loaders`), steps one
+optimiser over every trainable map (or one per map, on request), logs every
+loss term by name, and returns the :class:`~learning_diagrams.training.logs.History`.
+A list of :class:`Stage` objects (or diagrams) that share model objects runs as
+consecutive stages: train a teacher, then distil.
+
+What happens at each step, in order: the batches are moved to the device; the
+compiled loss runs under autocast when ``precision`` asks for it; the total,
+divided by ``accumulate``, is back-propagated (through a ``GradScaler`` for
+fp16); every ``accumulate`` steps (and at the end of an epoch) gradients are
+unscaled, clipped to ``clip_grad_norm``, the optimisers step and are zeroed,
+and step-interval schedulers step. Epoch-interval schedulers step after each
+epoch, then held-out data is evaluated and a checkpoint written.
+
+A *step* is one batch per data vertex; ``max_steps``, ``checkpoint_every`` and the
+logged ``step`` count steps over the whole run, across stages.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..compile import CompiledLoss
+from ..diagram import Diagram
+from ..errors import UnknownNameError
+from . import distributed
+from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .loaders import CombinedBatches
+from .logs import History, Progress, default_loggers
+from .metrics import evaluate
+
+__all__ = ["Trainer", "Stage", "fit"]
+
+OptimizerSpec = Union[type, Callable[..., torch.optim.Optimizer]]
+
+
+@dataclass
+class Stage:
+    """One stage of a regime: a diagram with its own epochs and optimiser settings.
+
+    Fields left ``None`` take the trainer's.
+    """
+
+    diagram: Diagram
+    epochs: int | None = None
+    optimizer: OptimizerSpec | None = None
+    lr: float | None = None
+    lrs: Mapping[str, float] | None = None
+    weights: Mapping[str, float] | None = None
+    name: str | None = None
+
+
+@dataclass
+class Trainer:
+    """Fits diagrams; every option has a default a careful user would expect.
+
+    Parameters
+    ----------
+    epochs : int
+        Epochs per stage (a stage may override).
+    max_steps : int, optional
+        Stop after this many steps in all (a checkpoint is written there when
+        ``checkpoint_dir`` is set), e.g. to stop mid-epoch and resume later.
+    policy : {"max_size_cycle", "min_size", "steps"}
+        How data sets of different sizes are combined; ``steps_per_epoch`` for "steps".
+    optimizer : torch.optim.Optimizer subclass, or callable ``param_groups -> Optimizer``
+        The optimiser of every trainable map not named in ``optimizers``. A class
+        is called with ``lr=lr`` and ``optimizer_kwargs``; a callable gets the
+        parameter groups alone.
+    lr : float
+        Learning rate for optimiser classes.
+    lrs : mapping of edge name to float
+        Per-map learning rates (each map is its own parameter group).
+    optimizers : mapping of edge name to optimizer spec
+        Maps with an optimiser of their own.
+    scheduler : callable ``optimizer -> LRScheduler``
+        Applied to every optimiser; steps per ``scheduler_interval`` ("epoch" or "step").
+    clip_grad_norm : float, optional
+        Clip the gradient norm of all trainable parameters before each step.
+    accumulate : int
+        Accumulate gradients over this many steps before each optimiser step.
+    device : str
+        "auto" (CUDA when there is one), "cpu", "cuda", "cuda:1", ...
+    precision : {"32", "bf16", "16"}
+        bf16/fp16 autocast; fp16 also scales the loss with a GradScaler.
+    compile : bool or str
+        ``torch.compile`` the compiled loss (a string names the backend).
+    seed : int
+        Seeds Python, NumPy and torch at the start of a run, and the data order.
+    deterministic : bool
+        ``torch.use_deterministic_algorithms(True)`` during the run.
+    log_dir : str or Path, optional
+        Where ``log.csv``, ``log.jsonl``, TensorBoard events (when installed) and
+        ``losses.png`` go; default ``runs/<date-time>``; ``False`` writes nothing.
+    log_every : int
+        Log every this many steps.
+    progress : bool
+        Show a progress bar with the running value of every term.
+    checkpoint_dir : str or Path, optional
+        Write a checkpoint at the end of every epoch (and every ``checkpoint_every``
+        steps, and at ``max_steps``), keeping the last ``keep``.
+    eval_data : mapping of vertex to held-out data
+        Evaluated after every epoch, along the compiled paths.
+    metrics : mapping of vertex to metric name(s) or callables
+        E.g. ``{"Y": "accuracy"}``.
+    strategy : {"auto", "single", "ddp"}
+        "ddp" trains with ``torch.distributed`` (launch with ``torchrun``); "auto"
+        picks it when a process group exists or ``WORLD_SIZE`` > 1.
+    """
+
+    epochs: int = 1
+    max_steps: int | None = None
+    policy: str = "max_size_cycle"
+    steps_per_epoch: int | None = None
+    optimizer: OptimizerSpec = torch.optim.Adam
+    lr: float = 1e-3
+    optimizer_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    lrs: Mapping[str, float] | None = None
+    optimizers: Mapping[str, OptimizerSpec] | None = None
+    scheduler: Callable[[torch.optim.Optimizer], Any] | None = None
+    scheduler_interval: str = "epoch"
+    clip_grad_norm: float | None = None
+    accumulate: int = 1
+    device: str = "auto"
+    precision: str = "32"
+    compile: bool | str = False
+    seed: int = 0
+    deterministic: bool = False
+    log_dir: str | os.PathLike | bool | None = None
+    log_every: int = 1
+    progress: bool = True
+    plot: bool = True
+    checkpoint_dir: str | os.PathLike | None = None
+    checkpoint_every: int | None = None
+    keep: int | None = 3
+    eval_data: Mapping[str, Any] | None = None
+    metrics: Mapping[str, Any] | None = None
+    strategy: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("32", "bf16", "16"):
+            raise ValueError(f"precision {self.precision!r} is not one of '32', 'bf16', '16'")
+        if self.scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler_interval {self.scheduler_interval!r} is not 'epoch' or 'step'")
+        if self.strategy not in ("auto", "single", "ddp"):
+            raise ValueError(f"strategy {self.strategy!r} is not 'auto', 'single' or 'ddp'")
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate must be at least 1, got {self.accumulate}")
+        for name in ("max_steps", "checkpoint_every"):
+            value = getattr(self, name)
+            if value is not None and self.accumulate > 1 and value % self.accumulate:
+                raise ValueError(
+                    f"{name}={value} is not a multiple of accumulate={self.accumulate}: checkpoints "
+                    f"are written between optimiser steps only"
+                )
+
+    # -- the run ----------------------------------------------------------------
+    def fit(self, regime: Diagram | Stage | Sequence[Diagram | Stage], *, resume: str | os.PathLike | None = None) -> History:
+        """Train ``regime`` (a diagram, a stage, or a sequence of them, run in order).
+
+        ``resume`` is a checkpoint folder or a ``checkpoint_dir``: the run continues
+        from there (models, optimisers, schedulers, scaler, step, RNG and data order
+        restored) and ends where the uninterrupted run would have.
+        """
+        stages = _as_stages(regime)
+        run = _Run(self, stages)
+        return run.go(resume)
+
+    def evaluate(self, diagram: Diagram | CompiledLoss, data: Mapping[str, Any],
+                 metrics: Mapping[str, Any] | None = None) -> dict[str, float]:
+        """Loss terms and metrics of ``diagram`` on held-out ``data`` (see :func:`~.metrics.evaluate`)."""
+        loss = diagram.compile() if isinstance(diagram, Diagram) else diagram
+        device = _device(self.device, distributed.local_rank())
+        loss.to(device)
+        return evaluate(loss, data, metrics if metrics is not None else self.metrics,
+                        move=lambda b: _to_device(b, device))
+
+
+def fit(regime: Diagram | Stage | Sequence[Diagram | Stage], *, resume: str | os.PathLike | None = None,
+        **options: Any) -> History:
+    """Train ``regime`` with a :class:`Trainer` made of ``options``; returns the History.
+
+    >>> import torch, learning_diagrams as ld
+    >>> d = (ld.Diagram().space("N", data=[(torch.ones(4, 2), torch.zeros(4, 1))]).space("X")
+    ...      .space("Y", loss=ld.losses.mse).map("x", "N", "X", lambda b: b[0])
+    ...      .map("y", "N", "Y", lambda b: b[1]).map("f", "X", "Y", torch.nn.Linear(2, 1))
+    ...      .relate("x·f", "y"))
+    >>> history = ld.fit(d, epochs=3, lr=0.1, log_dir=False, progress=False)
+    >>> history.last("x·f ≤ y") < history.records[0]["values"]["x·f ≤ y"]
+    True
+    """
+    return Trainer(**options).fit(regime, resume=resume)
+
+
+# -----------------------------------------------------------------------------
+# The run: one object per fit, holding what changes as it goes.
+
+
+class _Run:
+    def __init__(self, trainer: Trainer, stages: list[Stage]):
+        self.t, self.stages = trainer, stages
+        self.distributed = distributed.wanted(trainer.strategy)
+        if self.distributed:
+            distributed.setup(trainer.device)
+        self.rank0 = distributed.rank() == 0
+        self.device = _device(trainer.device, distributed.local_rank())
+        # Every model of every stage, for checkpoints: stages share model objects, and a
+        # model trained only in an early stage must survive a resume in a later one.
+        self.models = nn.ModuleDict(
+            {f"s{i}_{name}": m.fn for i, s in enumerate(stages) for name, m in s.diagram.maps.items()
+             if isinstance(m.fn, nn.Module)}
+        )
+        self.history = History()
+        self.step = 0
+
+    # -- set-up -------------------------------------------------------------------
+    def go(self, resume: str | os.PathLike | None) -> History:
+        t = self.t
+        state = self._read_resume(resume) if resume is not None else None
+        if state is None:
+            random.seed(t.seed), np.random.seed(t.seed % 2**32), torch.manual_seed(t.seed)
+        self.loggers = self._loggers(append=state is not None)
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(t.deterministic or deterministic)
+        try:
+            first = int(state["stage"]) if state else 0
+            for index in range(first, len(self.stages)):
+                if not self._stage(index, state if index == first else None):
+                    break
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+            for logger in self.loggers:
+                logger.close()
+        if self.rank0 and self.log_dir and t.plot and self.history.records:
+            self.history.plot(self.log_dir / "losses.png")
+        return self.history
+
+    def _read_resume(self, resume: str | os.PathLike) -> dict:
+        path = Path(resume)
+        folder = path if (path / "state.pt").exists() else latest_checkpoint(path)
+        if folder is None:
+            raise FileNotFoundError(f"no checkpoint to resume from in {str(path)!r}")
+        self.resume_folder = folder
+        return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+
+    def _loggers(self, *, append: bool) -> list:
+        t = self.t
+        self.log_dir = None
+        if t.log_dir is False or not self.rank0:
+            return []
+        self.log_dir = Path(t.log_dir) if t.log_dir else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+        if append and (self.log_dir / "log.jsonl").exists():
+            self.history = History.from_jsonl(self.log_dir / "log.jsonl")
+        return default_loggers(self.log_dir, append=append)
+
+    # -- one stage ----------------------------------------------------------------
+    def _stage(self, index: int, state: dict | None) -> bool:
+        """Run stage ``index`` (from ``state`` when resuming); False when max_steps stopped the run."""
+        t, stage = self.t, self.stages[index]
+        label = stage.name or (f"stage {index + 1}" if len(self.stages) > 1 else "train")
+        loss = stage.diagram.compile(weights=stage.weights).to(self.device)
+        if self.distributed:
+            loss.wrap(distributed.wrapper(self.device))
+        forward = loss if not t.compile else torch.compile(loss, **({} if t.compile is True else {"backend": t.compile}))
+        optimizers = self._optimizers(loss, stage)
+        schedulers = [t.scheduler(o) for o in optimizers] if t.scheduler else []
+        scaler = torch.amp.GradScaler(self.device.type) if t.precision == "16" else None
+        sources = {v: stage.diagram.spaces[v].data for v in loss.sources}
+        if self.distributed:
+            sources = {v: distributed.shard(data, t.seed) for v, data in sources.items()}
+        data = CombinedBatches(sources, policy=t.policy, steps_per_epoch=t.steps_per_epoch, seed=t.seed + index)
+        epoch, start = 0, 0
+        if state is not None:
+            load_checkpoint(self.resume_folder, module=self.models, map_location=self.device)
+            for o, s in zip(optimizers, state["optimizers"]):
+                o.load_state_dict(s)
+            for sch, s in zip(schedulers, state["schedulers"]):
+                sch.load_state_dict(s)
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            data.load_state_dict(state["data"])
+            set_rng_state(state["rng"])
+            epoch, start, self.step = int(state["epoch"]), int(state["start"]), int(state["step"])
+        context = dict(index=index, loss=loss, optimizers=optimizers, schedulers=schedulers, scaler=scaler, data=data)
+        params = [p for group in (o.param_groups for o in optimizers) for g in group for p in g["params"]]
+        epochs = stage.epochs if stage.epochs is not None else t.epochs
+        for epoch in range(epoch, epochs):
+            loss.train()
+            progress = Progress(total=len(data) - start, desc=f"{label} {epoch + 1}/{epochs}",
+                                disable=not (t.progress and self.rank0))
+            try:
+                for k, batches in enumerate(data.epoch(start), start):
+                    values = self._step(forward, batches, k, len(data), params, **context)
+                    self.step += 1
+                    progress.update(values)
+                    if self.rank0 and self.step % t.log_every == 0:
+                        self._log({"stage": index, "epoch": epoch, "step": self.step, "split": "train", "values": values})
+                    boundary = (k + 1) % t.accumulate == 0 or k + 1 == len(data)
+                    if t.max_steps is not None and self.step >= t.max_steps:
+                        self._save(context, epoch, k + 1)
+                        return False
+                    if t.checkpoint_every and self.step % t.checkpoint_every == 0 and boundary:
+                        self._save(context, epoch, k + 1)
+            finally:
+                progress.close()
+            start = 0
+            if t.scheduler_interval == "epoch":
+                for s in schedulers:
+                    s.step()
+            if t.eval_data:
+                values = evaluate(loss, t.eval_data, t.metrics, move=lambda b: _to_device(b, self.device))
+                if self.rank0:
+                    self._log({"stage": index, "epoch": epoch, "step": self.step, "split": "eval", "values": values})
+            self._save(context, epoch + 1, 0)
+        return True
+
+    def _step(self, forward, batches, k, length, params, *, loss, optimizers, schedulers, scaler, **_) -> dict[str, float]:
+        t = self.t
+        dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(t.precision)
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+        with autocast:
+            total, terms = forward(_to_device(batches, self.device))
+        scaled = total / t.accumulate
+        (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        if (k + 1) % t.accumulate == 0 or k + 1 == length:
+            if scaler is not None:
+                for o in optimizers:
+                    scaler.unscale_(o)
+            if t.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(params, t.clip_grad_norm)
+            for o in optimizers:
+                scaler.step(o) if scaler is not None else o.step()
+                o.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.update()
+            if t.scheduler_interval == "step":
+                for s in schedulers:
+                    s.step()
+        return {"total": total.item(), **{name: value.item() for name, value in terms.items()}}
+
+    # -- optimisers -------------------------------------------------------------------
+    def _optimizers(self, loss: CompiledLoss, stage: Stage) -> list[torch.optim.Optimizer]:
+        """One parameter group per trainable map, grouped by optimiser spec."""
+        t = self.t
+        maps = loss.trainable_maps()
+        lrs = {**(t.lrs or {}), **(stage.lrs or {})}
+        for name in [*lrs, *(t.optimizers or {})]:
+            if name not in maps:
+                raise UnknownNameError(
+                    f"learning rate or optimiser given for {name!r}, which is no trainable map of "
+                    f"the compiled diagram (trainable maps: {', '.join(maps) or 'none'})"
+                )
+        default = stage.optimizer or t.optimizer
+        by_spec: dict[int, tuple[OptimizerSpec, list[dict]]] = {}
+        seen: set[int] = set()
+        for name, module in maps.items():
+            params = [p for p in module.parameters() if p.requires_grad and id(p) not in seen]
+            seen.update(id(p) for p in params)
+            if not params:
+                continue
+            group: dict[str, Any] = {"params": params, "map": name}
+            if name in lrs:
+                group["lr"] = lrs[name]
+            spec = (t.optimizers or {}).get(name, default)
+            by_spec.setdefault(id(spec), (spec, []))[1].append(group)
+        lr = stage.lr if stage.lr is not None else t.lr
+        return [_make_optimizer(spec, groups, lr, t.optimizer_kwargs) for spec, groups in by_spec.values()]
+
+    # -- records and checkpoints -----------------------------------------------------
+    def _log(self, record: dict) -> None:
+        self.history.log(record)
+        for logger in self.loggers:
+            logger.log(record)
+
+    def _save(self, context: dict, epoch: int, start: int) -> None:
+        t = self.t
+        if not t.checkpoint_dir:
+            return
+        if self.rank0:
+            state = {
+                "stage": context["index"],
+                "epoch": epoch,
+                "start": start,
+                "step": self.step,
+                "optimizers": [o.state_dict() for o in context["optimizers"]],
+                "schedulers": [s.state_dict() for s in context["schedulers"]],
+                "scaler": context["scaler"].state_dict() if context["scaler"] is not None else {},
+                "data": context["data"].state_dict(),
+                "rng": rng_state(),
+            }
+            save_checkpoint(t.checkpoint_dir, module=self.models, state=state, step=self.step, keep=t.keep)
+        distributed.barrier()
+
+
+def _as_stages(regime: Diagram | Stage | Sequence[Diagram | Stage]) -> list[Stage]:
+    items = [regime] if isinstance(regime, (Diagram, Stage)) else list(regime)
+    stages = [item if isinstance(item, Stage) else Stage(item) for item in items]
+    for i, s in enumerate(stages):
+        if not isinstance(s.diagram, Diagram):
+            raise TypeError(f"stage {i} is a {type(s.diagram).__name__}, not an ld.Diagram or ld.Stage")
+    return stages
+
+
+def _make_optimizer(spec: OptimizerSpec, groups: list[dict], lr: float, kwargs: Mapping[str, Any]):
+    if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
+        return spec(groups, lr=lr, **kwargs)
+    return spec(groups)
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(name)
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor in a batch (nested tuples, lists, dicts) to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # named tuple
+        return type(batch)(*(_to_device(b, device) for b in batch))
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, Mapping):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+

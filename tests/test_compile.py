@@ -242,3 +242,10 @@ def test_unfreezing_and_compiling_again_trains_the_map_again(digits_batch):
     assert {id(p) for p in teacher.parameters()} <= {id(p) for p in loss.parameters()}
     loss(N=digits_batch).total.backward()
     assert teacher[0].weight.grad is not None
+
+
+def test_a_copied_compiled_loss_still_leaves_frozen_parameters_out(digits_batch):
+    import copy
+
+    twin = copy.deepcopy(distillation(mlp(16), mlp(8), digits_batch).compile())  # as ddp_spawn does
+    assert {id(p) for p in twin.parameters()} == {id(p) for p in twin.maps["student"].parameters()}

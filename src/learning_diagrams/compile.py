@@ -140,7 +140,6 @@ class CompiledLoss(nn.Module):
                     f"one module is on trainable edge {trainable.name!r} and frozen edge "
                     f"{frozen.name!r}; freeze or unfreeze both, or give one a copy"
                 )
-        self._frozen_params: set[int] = set()
         for m in self._maps.values():
             if not isinstance(m.fn, nn.Module):
                 continue
@@ -149,7 +148,6 @@ class CompiledLoss(nn.Module):
             else:
                 _FROZEN.setdefault(m.fn, {name: p.requires_grad for name, p in m.fn.named_parameters()})
                 m.fn.requires_grad_(False).eval()
-                self._frozen_params.update(id(p) for p in m.fn.parameters())
 
     def _plan(self) -> dict[tuple[str, ...], tuple[Map, Path, bool]]:
         """For each path prefix: its last map, the prefix as a path (for error messages), and
@@ -190,8 +188,11 @@ class CompiledLoss(nn.Module):
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """The trainable maps' parameters (frozen maps' are left out)."""
+        # Computed at each call, not kept: ids do not survive a copy or a pickle (ddp_spawn).
+        frozen = {id(p) for m in self._maps.values() if not m.trainable and isinstance(m.fn, nn.Module)
+                  for p in m.fn.parameters()}
         for name, p in super().named_parameters(prefix, recurse, remove_duplicate):
-            if id(p) not in self._frozen_params:
+            if id(p) not in frozen:
                 yield name, p
 
     def train(self, mode: bool = True) -> CompiledLoss:

@@ -12,7 +12,8 @@ objects:
   with the teacher frozen.
 
 Run it with ``make demo`` or ``python -m learning_diagrams.examples.distillation``.
-It uses only the public API; the training loop is the plain PyTorch one.
+It uses only the public API: ``ld.fit`` runs the three diagrams as stages and
+scores each on the test set along its compiled pair.
 """
 
 from __future__ import annotations
@@ -116,41 +117,12 @@ def loader(data: TensorDataset, seed: int) -> DataLoader:
     return DataLoader(data, batch_size=128, shuffle=True, generator=torch.Generator().manual_seed(seed))
 
 
-def train(diagram: ld.Diagram, *, epochs: int, label: str) -> None:
-    """A plain PyTorch loop on the diagram's compiled loss, printing every term per epoch.
-
-    The compiled loss draws its own batches from the data of ``N``; one epoch is
-    one pass over that DataLoader.
-    """
-    loss = diagram.compile()
-    optimiser = torch.optim.Adam(loss.parameters(), lr=1e-3)
-    steps = len(diagram.spaces["N"].data)
-    loss.train()
-    for epoch in range(1, epochs + 1):
-        sums: dict[str, float] = {}
-        for _ in range(steps):
-            total, terms = loss()
-            optimiser.zero_grad()
-            total.backward()
-            optimiser.step()
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + value.item() / steps
-        if epoch == 1 or epoch == epochs or epoch % 5 == 0:
-            shown = "  ".join(f"[{name}] {value:.4f}" for name, value in sums.items())
-            print(f"  {label:<9} epoch {epoch:>2}/{epochs}  {shown}")
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, data: TensorDataset) -> float:
-    model.eval()
-    images, labels = data.tensors
-    return (model(images).argmax(dim=-1) == labels).float().mean().item() * 100
-
-
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20, help="epochs per stage (default 20)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the models and batch order")
+    parser.add_argument("--log-dir", default="runs/distillation", help="where logs and losses.png go")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train_set, test_set = digits()
@@ -170,18 +142,27 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print("\nOne batch through every path (diagram.check):")
     print("  " + str(shown.check({"N": first})).replace("\n", "\n  "))
 
-    print("\nTraining on digits "
-          f"({len(train_set)} train / {len(test_set)} test images, {args.epochs} epochs each):")
-    train(classifier(teacher, loader(train_set, args.seed)), epochs=args.epochs, label="teacher")
-    train(classifier(student, loader(train_set, args.seed)), epochs=args.epochs, label="student")
-    train(shown, epochs=args.epochs, label="distilled")
+    print(f"\nTraining on digits ({len(train_set)} train / {len(test_set)} test images, "
+          f"{args.epochs} epochs a stage), logging to {args.log_dir}:")
+    train_loader, test_loader = loader(train_set, args.seed), DataLoader(test_set, batch_size=512)
+    history = ld.fit(
+        [
+            ld.Stage(classifier(teacher, train_loader), name="teacher"),
+            ld.Stage(classifier(student, train_loader), name="student"),
+            ld.Stage(shown, name="distilled"),
+        ],
+        epochs=args.epochs, lr=1e-3, seed=args.seed, log_dir=args.log_dir, progress=not args.quiet,
+        eval_data={"N": test_loader}, metrics={"Y": "accuracy"},
+    )
+    print(history.summary())
 
+    names = ("teacher", "student", "distilled student")
+    last_eval = {r["stage"]: r["values"] for r in history.records if r["split"] == "eval"}
     results = {
-        "teacher": accuracy(teacher, test_set),
-        "student": accuracy(student, test_set),
-        "distilled student": accuracy(distilled, test_set),
+        name: 100 * next(v for k, v in last_eval[i].items() if k.startswith("accuracy["))
+        for i, name in enumerate(names)
     }
-    print("\nTest accuracy (%)")
+    print("\nTest accuracy (%), along each stage's compiled pair at Y")
     print(f"  {'model':<18} {'accuracy':>8}")
     for name, value in results.items():
         print(f"  {name:<18} {value:>8.2f}")

@@ -84,7 +84,7 @@ def test_a_resumed_run_ends_bit_for_bit_where_the_uninterrupted_one_does(tmp_pat
     ld.fit(stages, checkpoint_dir=tmp_path / "cut", max_steps=stop, **options)
     stopped = parameters(models)
     stages, models = regime()  # a new process would rebuild its models the same way
-    history = ld.fit(stages, checkpoint_dir=tmp_path / "cut", resume=tmp_path / "cut", **options)
+    ld.fit(stages, checkpoint_dir=tmp_path / "cut", resume=tmp_path / "cut", **options)
     resumed = parameters(models)
 
     assert any(not torch.equal(a, b) for a, b in zip(stopped, expected))  # it did stop early

@@ -282,7 +282,7 @@ class _Run:
         if self.distributed:
             sources = {v: distributed.shard(data, t.seed) for v, data in sources.items()}
         data = CombinedBatches(sources, policy=t.policy, steps_per_epoch=t.steps_per_epoch, seed=t.seed + index)
-        epoch, start = 0, 0
+        first_epoch, start = 0, 0
         if state is not None:
             load_checkpoint(self.resume_folder, module=self.models, map_location=self.device)
             for o, s in zip(optimizers, state["optimizers"]):
@@ -293,11 +293,11 @@ class _Run:
                 scaler.load_state_dict(state["scaler"])
             data.load_state_dict(state["data"])
             set_rng_state(state["rng"])
-            epoch, start, self.step = int(state["epoch"]), int(state["start"]), int(state["step"])
+            first_epoch, start, self.step = int(state["epoch"]), int(state["start"]), int(state["step"])
         context = dict(index=index, loss=loss, optimizers=optimizers, schedulers=schedulers, scaler=scaler, data=data)
         params = [p for group in (o.param_groups for o in optimizers) for g in group for p in g["params"]]
         epochs = stage.epochs if stage.epochs is not None else t.epochs
-        for epoch in range(epoch, epochs):
+        for epoch in range(first_epoch, epochs):
             loss.train()
             progress = Progress(total=len(data) - start, desc=f"{label} {epoch + 1}/{epochs}",
                                 disable=not (t.progress and self.rank0))

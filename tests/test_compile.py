@@ -249,3 +249,18 @@ def test_a_copied_compiled_loss_still_leaves_frozen_parameters_out(digits_batch)
 
     twin = copy.deepcopy(distillation(mlp(16), mlp(8), digits_batch).compile())  # as ddp_spawn does
     assert {id(p) for p in twin.parameters()} == {id(p) for p in twin.maps["student"].parameters()}
+
+
+def test_a_source_given_none_has_its_pairs_skipped():
+    d = (
+        ld.Diagram()
+        .space("N", data=torch.tensor([1.0])).space("M", data=torch.tensor([2.0]))
+        .space("Y", loss=ld.losses.l1).space("Z", loss=ld.losses.l1)
+        .map("f", "N", "Y", lambda x: x).map("g", "N", "Y", lambda x: 0 * x)
+        .map("h", "M", "Z", lambda x: x).map("k", "M", "Z", lambda x: 0 * x)
+    )
+    loss = d.compile()
+    assert list(loss(M=None).terms) == ["f ≤ g"]
+    assert list(loss().terms) == ["f ≤ g", "h ≤ k"]
+    with pytest.raises(ld.errors.NoBatchError, match=r"no source vertex has a batch in this call \(sources: N, M\)"):
+        loss(N=None, M=None)

@@ -142,6 +142,8 @@ def test_policies_combine_data_sets_of_different_sizes():
     assert len(CombinedBatches({"A": short, "B": long}, policy="min_size")) == 2
     steps = CombinedBatches({"A": short, "B": long}, policy="steps", steps_per_epoch=3)
     assert [b["A"] for b in steps.epoch()] + [b["A"] for b in steps.epoch()] == [0, 1, 0, 1, 0, 1]
+    padded = CombinedBatches({"A": short, "B": long}, policy="max_size")
+    assert [b["A"] for b in padded.epoch()] == [0, 1, None, None, None]
     with pytest.raises(ValueError, match="unknown policy 'longest'"):
         CombinedBatches({"A": short}, policy="longest")
 
@@ -219,30 +221,36 @@ def test_stages_share_models_and_each_stage_has_its_own_epochs():
     assert not any(p.requires_grad for p in teacher.parameters())  # frozen in the second stage
 
 
-def _ddp_worker(rank, world, init_file, out_file):
+def _ddp_worker(rank, world, init_file, out_file, policy):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         backbone, heads = mlp(0, out=8, dropout=0.0), [nn.Linear(8, 3), nn.Linear(8, 3)]
         for i, h in enumerate(heads):
             torch.manual_seed(10 + i)
             h.reset_parameters()
-        n, m = DataLoader(dataset(16, 0), batch_size=4), DataLoader(dataset(8, 1), batch_size=2)
+        n, m = DataLoader(dataset(16, 0), batch_size=4), DataLoader(dataset(4, 1), batch_size=2)
         d = two_heads(backbone, heads, n, m)
-        ld.fit(d, epochs=2, optimizer=torch.optim.SGD, lr=0.1, strategy="ddp", **QUIET)
+        ld.fit(d, epochs=2, optimizer=torch.optim.SGD, lr=0.1, strategy="ddp", policy=policy, **QUIET)
         if rank == 0:
             torch.save([p.detach() for p in backbone.parameters()] + [p.detach() for h in heads for p in h.parameters()], out_file)
     finally:
         dist.destroy_process_group()
 
 
-def test_two_process_ddp_ends_with_the_single_process_parameters(tmp_path):
-    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp.pt")), nprocs=2, join=True)
+@pytest.mark.parametrize("policy", ["max_size_cycle", "max_size"], ids=["all-heads-busy", "a-head-idle"])
+def test_two_process_ddp_ends_with_the_single_process_parameters(tmp_path, policy):
+    # Under "max_size" the second data set runs out after one step of two: its head is idle in
+    # the second step, which needs no find_unused_parameters since each map has its own DDP.
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp.pt"), policy), nprocs=2, join=True)
     backbone, heads = mlp(0, out=8, dropout=0.0), [nn.Linear(8, 3), nn.Linear(8, 3)]
     for i, h in enumerate(heads):
         torch.manual_seed(10 + i)
         h.reset_parameters()
-    n, m = DataLoader(dataset(16, 0), batch_size=8), DataLoader(dataset(8, 1), batch_size=4)
-    ld.fit(two_heads(backbone, heads, n, m), epochs=2, optimizer=torch.optim.SGD, lr=0.1, **QUIET)
+    n, m = DataLoader(dataset(16, 0), batch_size=8), DataLoader(dataset(4, 1), batch_size=4)
+    history = ld.fit(two_heads(backbone, heads, n, m), epochs=2, optimizer=torch.optim.SGD, lr=0.1,
+                     policy=policy, **QUIET)
+    idle = [len(r["values"]) for r in history.records] == [3, 2, 3, 2]
+    assert idle == (policy == "max_size")
     single = [p.detach() for p in backbone.parameters()] + [p.detach() for h in heads for p in h.parameters()]
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     assert len(ddp) == len(single)

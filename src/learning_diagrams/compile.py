@@ -40,7 +40,7 @@ from torch import nn
 
 from .data import batches
 from .diagram import Diagram, Map, Pair
-from .errors import ConflictError, InvalidNameError, NothingToCompileError, UnknownNameError
+from .errors import ConflictError, InvalidNameError, NoBatchError, NothingToCompileError, UnknownNameError
 from .graph import Path
 
 __all__ = ["CompiledLoss", "Losses"]
@@ -72,7 +72,9 @@ class CompiledLoss(nn.Module):
 
     Call it with one batch per indexing vertex, ``loss({"N": batch})`` or
     ``loss(N=batch)``; vertices left out draw their next batch from their own
-    data. It returns :class:`Losses` ``(total, terms)``.
+    data, and vertices given ``None`` have no batch in this call: the pairs that
+    start there are skipped (as in Lightning's combined loaders when a data set
+    runs out). It returns :class:`Losses` ``(total, terms)``.
 
     Parameters
     ----------
@@ -217,14 +219,17 @@ class CompiledLoss(nn.Module):
 
     def forward(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> Losses:
         terms = {pair.name: pair.term(first, second) for pair, first, second in self.outputs({**(batches or {}), **named})}
+        if not terms:
+            raise NoBatchError(f"no source vertex has a batch in this call (sources: {', '.join(self.sources)})")
         first, *rest = terms.values()
         return Losses(sum(rest, start=first), terms)  # no `0 + term` node in the graph
 
     def outputs(self, batches: Mapping[str, Any] | None = None, draw: bool = True) -> list[tuple[Pair, Any, Any]]:
         """Each compiled pair with the values of its two paths on one batch per source vertex.
 
-        Metrics use it to score the paths that the loss compares. With ``draw=False``
-        nothing is drawn: only the pairs whose source has a batch in ``batches`` are computed.
+        Metrics use it to score the paths that the loss compares. A source given
+        ``None`` has no batch; with ``draw=False`` nothing is drawn either. Only the
+        pairs whose source has a batch are computed.
         """
         given = dict(batches or {})
         for name in given:
@@ -235,7 +240,7 @@ class CompiledLoss(nn.Module):
                 )
         if draw:
             given.update({s: self._draw(s) for s in self.sources if s not in given})
-        values = {s: {(): batch} for s, batch in given.items()}
+        values = {s: {(): batch} for s, batch in given.items() if batch is not None}
         return [
             (pair, self._value(pair.first, values[pair.source]), self._value(pair.second, values[pair.source]))
             for pair in self.pairs

@@ -29,6 +29,7 @@ __all__ = [
     "MapError",
     "TypeMismatchError",
     "ConflictError",
+    "NoBatchError",
 ]
 
 
@@ -112,3 +113,7 @@ class TypeMismatchError(DiagramError, TypeError):
 
 class ConflictError(DiagramError, ValueError):
     """Parts that must agree do not: one model both frozen and trainable, say."""
+
+
+class NoBatchError(DiagramError, ValueError):
+    """A compiled loss called with no batch for any of its source vertices."""

@@ -9,6 +9,10 @@ Lightning's ``CombinedLoader`` does:
     when they run out (the default);
 ``"min_size"``
     an epoch stops when the shortest source runs out;
+``"max_size"``
+    an epoch lasts as long as the longest source; a source that runs out gives
+    ``None`` for the rest of the epoch, and the pairs that start there are
+    skipped in those steps (their maps sit idle);
 ``"steps"``
     an epoch is ``steps_per_epoch`` steps; every source cycles and carries on
     where it stopped across epochs (sources of unknown length are allowed).
@@ -49,7 +53,7 @@ from ..errors import TypeMismatchError
 
 __all__ = ["CombinedBatches", "POLICIES", "as_loader"]
 
-POLICIES = ("max_size_cycle", "min_size", "steps")
+POLICIES = ("max_size_cycle", "min_size", "max_size", "steps")
 
 
 def as_loader(source: Any) -> Any:
@@ -156,7 +160,7 @@ class CombinedBatches:
     ----------
     sources : mapping of vertex name to data
         The data of each indexing vertex (DataLoader, Dataset, list of batches, tensor).
-    policy : {"max_size_cycle", "min_size", "steps"}
+    policy : {"max_size_cycle", "min_size", "max_size", "steps"}
     steps_per_epoch : int, optional
         Required by ``"steps"``; with the other policies it caps the epoch.
     seed : int
@@ -177,7 +181,7 @@ class CombinedBatches:
         if self.policy == "steps":
             return int(self.steps_per_epoch)
         lengths = [len(s) for s in self.streams.values()]
-        n = max(lengths) if self.policy == "max_size_cycle" else min(lengths)
+        n = min(lengths) if self.policy == "min_size" else max(lengths)
         return min(n, self.steps_per_epoch) if self.steps_per_epoch else n
 
     def epoch(self, start: int = 0) -> Iterator[dict[str, Any]]:
@@ -185,8 +189,11 @@ class CombinedBatches:
         if start == 0 and self.policy != "steps":
             for stream in self.streams.values():
                 stream.new_pass()
-        for _ in range(start, len(self)):
-            yield {v: stream.next() for v, stream in self.streams.items()}
+        for step in range(start, len(self)):
+            if self.policy == "max_size":
+                yield {v: stream.next() if step < len(stream) else None for v, stream in self.streams.items()}
+            else:
+                yield {v: stream.next() for v, stream in self.streams.items()}
 
     def state_dict(self) -> dict[str, dict[str, int]]:
         return {v: s.state_dict() for v, s in self.streams.items()}

@@ -74,8 +74,9 @@ class Trainer:
     max_steps : int, optional
         Stop after this many steps in all (a checkpoint is written there when
         ``checkpoint_dir`` is set), e.g. to stop mid-epoch and resume later.
-    policy : {"max_size_cycle", "min_size", "steps"}
-        How data sets of different sizes are combined; ``steps_per_epoch`` for "steps".
+    policy : {"max_size_cycle", "min_size", "max_size", "steps"}
+        How data sets of different sizes are combined (see
+        :mod:`~learning_diagrams.training.loaders`); ``steps_per_epoch`` for "steps".
     optimizer : torch.optim.Optimizer subclass, or callable ``param_groups -> Optimizer``
         The optimiser of every trainable map not named in ``optimizers``. A class
         is called with ``lr=lr`` and ``optimizer_kwargs``; a callable gets the

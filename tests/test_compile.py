@@ -264,3 +264,18 @@ def test_a_source_given_none_has_its_pairs_skipped():
     assert list(loss().terms) == ["f ≤ g", "h ≤ k"]
     with pytest.raises(ld.errors.NoBatchError, match=r"no source vertex has a batch in this call \(sources: N, M\)"):
         loss(N=None, M=None)
+
+
+def test_a_map_with_training_false_trains_in_eval_mode():
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    d = (
+        ld.Diagram()
+        .space("N", data=torch.randn(8, 2)).space("Y", loss=ld.losses.mse)
+        .map("f", "N", "Y", net, training=False).map("g", "N", "Y", nn.Identity())
+        .relate("f", "g")
+    )
+    loss = d.compile().train()
+    before = net[1].running_mean.clone()
+    loss().total.backward()
+    assert not net.training and torch.equal(net[1].running_mean, before)
+    assert net[0].weight.grad is not None and net[0].weight in set(loss.parameters())

@@ -198,12 +198,12 @@ class CompiledLoss(nn.Module):
                 yield name, p
 
     def train(self, mode: bool = True) -> CompiledLoss:
-        """Set the trainable maps' mode; frozen maps stay in eval mode."""
+        """Set the trainable maps' mode; frozen maps, and maps with ``training=False``, stay in eval mode."""
         super().train(mode)
         for w in self._wrappers:
             w.training = mode
         for m in self._maps.values():
-            if isinstance(m.fn, nn.Module) and not m.trainable:
+            if isinstance(m.fn, nn.Module) and not (m.trainable and m.training):
                 m.fn.eval()
         return self
 

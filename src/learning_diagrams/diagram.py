@@ -88,6 +88,8 @@ class Map:
     """An edge's semantics: a module or callable from ``src`` to ``tgt``, trainable or frozen.
 
     ``fn`` may be ``None`` in a pattern diagram (a wildcard); such an edge cannot be compiled.
+    ``training=False`` keeps a trainable module in eval mode (its BatchNorm statistics and
+    dropout fixed) while its parameters train; frozen maps are always in eval mode.
     """
 
     name: str
@@ -95,6 +97,7 @@ class Map:
     tgt: str
     fn: Callable[[Any], Any] | None
     trainable: bool = True
+    training: bool = True
 
     def __call__(self, x: Any, *, along: Path | None = None) -> Any:
         """Apply the map; a failure is re-raised as a MapError naming the edge and its vertices."""
@@ -190,15 +193,18 @@ class Diagram:
         self.spaces[name] = Space(name, data, loss, type)
         return self
 
-    def map(self, name: str, src: str, tgt: str, fn: Any, *, trainable: bool = True) -> Diagram:
-        """Add an edge ``name: src → tgt`` computing ``fn`` (a module or a callable)."""
+    def map(self, name: str, src: str, tgt: str, fn: Any, *, trainable: bool = True, training: bool = True) -> Diagram:
+        """Add an edge ``name: src → tgt`` computing ``fn`` (a module or a callable).
+
+        ``trainable=False`` freezes it; ``training=False`` keeps a trainable module in eval mode.
+        """
         if fn is not None and not callable(fn):
             raise TypeMismatchError(
                 f"edge {name!r} ({src} → {tgt}) needs a torch.nn.Module or a callable, "
                 f"got a {type(fn).__name__}"
             )
         self.graph.add_edge(name, src, tgt)
-        self.maps[name] = Map(name, src, tgt, fn, trainable)
+        self.maps[name] = Map(name, src, tgt, fn, trainable, training)
         return self
 
     def relate(self, p: PathLike, q: PathLike, *, weight: float = 1.0) -> Diagram:

@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install graphviz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m learning_diagrams.examples.distillation
 
-test: $(STAMP)
+test: $(STAMP) graphviz
 	$(PY) -m pytest
+
+# Drawings need Graphviz's `dot` program, which PyPI does not ship. Installed with
+# apt-get where we are root on Debian (as CI is); elsewhere the drawing tests skip
+# and say how to install it.
+graphviz:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
+	  else \
+	    echo "note: Graphviz's dot is missing; install it (apt-get install graphviz / brew install graphviz) to draw diagrams"; \
+	  fi; }
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

@@ -12,12 +12,23 @@ outputs. Training on it makes the diagram (approximately) commute.
 'f ≤ g'
 """
 
-from . import errors, losses
+from . import errors, homsearch, losses
 from .check import CheckReport, check
+from .colimits import Colimit, coequalizer, colimit, coproduct, glue, inclusion, pushout
 from .compile import CompiledLoss, Losses
 from .diagram import Diagram, Map, Pair, Relation, Space
 from .errors import DiagramError
 from .graph import Graph, Path
+from .homsearch import (
+    assign_data,
+    homomorphism,
+    homomorphisms,
+    is_homomorphic,
+    set_eval,
+    set_train,
+    swap,
+)
+from .morphisms import DiagramMorphism
 from .losses import Loss
 from .order import Preorder
 from .paths import PathMatrix, enumerate_paths, parallel_paths
@@ -45,6 +56,22 @@ __all__ = [
     "enumerate_paths",
     "parallel_paths",
     "parse",
+    "DiagramMorphism",
+    "homomorphisms",
+    "homomorphism",
+    "is_homomorphic",
+    "set_eval",
+    "set_train",
+    "swap",
+    "assign_data",
+    "homsearch",
+    "Colimit",
+    "colimit",
+    "coproduct",
+    "pushout",
+    "coequalizer",
+    "glue",
+    "inclusion",
     "fit",
     "Trainer",
     "Stage",

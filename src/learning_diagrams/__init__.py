@@ -18,6 +18,7 @@ from .colimits import Colimit, coequalizer, colimit, coproduct, glue, inclusion,
 from .compile import CompiledLoss, Losses
 from .diagram import Diagram, Map, Pair, Relation, Space
 from .errors import DiagramError
+from .files import load, save
 from .graph import Graph, Path
 from .homsearch import (
     assign_data,
@@ -72,6 +73,8 @@ __all__ = [
     "coequalizer",
     "glue",
     "inclusion",
+    "save",
+    "load",
     "fit",
     "Trainer",
     "Stage",

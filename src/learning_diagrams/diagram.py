@@ -329,6 +329,21 @@ class Diagram:
 
         return check(self, batches)
 
+    def draw(self, path: Any = None, **options: Any) -> Any:
+        """Draw the diagram, compiled pairs coloured pair by pair: see :func:`~learning_diagrams.draw.draw`.
+
+        Returns SVG text, or the path of the file written (``.svg``, ``.png``, ``.pdf``, ``.dot``).
+        """
+        from .draw import draw
+
+        return draw(self, path, **options)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows the drawing (or, without Graphviz's dot, the repr)."""
+        from .draw import _repr_svg_
+
+        return _repr_svg_(self)
+
     def __repr__(self) -> str:
         return (
             f"Diagram(spaces={list(self.spaces)}, "

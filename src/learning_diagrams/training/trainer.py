@@ -195,6 +195,7 @@ def fit(regime: Diagram | Stage | Sequence[Diagram | Stage], *, resume: str | os
     """Train ``regime`` with a :class:`Trainer` made of ``options``; returns the History.
 
     >>> import torch, learning_diagrams as ld
+    >>> _ = torch.manual_seed(0)
     >>> d = (ld.Diagram().space("N", data=[(torch.ones(4, 2), torch.zeros(4, 1))]).space("X")
     ...      .space("Y", loss=ld.losses.mse).map("x", "N", "X", lambda b: b[0])
     ...      .map("y", "N", "Y", lambda b: b[1]).map("f", "X", "Y", torch.nn.Linear(2, 1))

@@ -1,0 +1,426 @@
+"""The command line, ``learning-diagrams`` (or ``python -m learning_diagrams``).
+
+Three subcommands, each with ``--help``::
+
+    learning-diagrams pairs FILE [--env MODULE:ATTR]
+    learning-diagrams draw FILE [-o OUT] [--no-pairs] [--title TEXT] [--env MODULE:ATTR]
+    learning-diagrams train CONFIG [--epochs N] [--device D] [--log-dir DIR]
+                                   [--checkpoint-dir DIR] [--resume DIR]
+
+``FILE`` is a diagram file (see :mod:`learning_diagrams.files`); it is read as
+data, never run. ``--env MODULE:ATTR`` names the models and data sets the file
+refers to: ``ATTR`` is a mapping, or a function returning one, in the Python
+module ``MODULE`` (imported from the working directory or ``sys.path``).
+Without it, ``pairs`` and ``draw`` read the structure alone: each name stands
+for itself (an :class:`Unbound`), library losses (``mse``, ``kl_div(T=2.0)``)
+are themselves, and a loss the file takes from an env is read as asymmetric
+(a note on stderr says so). Saved weights are not loaded by ``pairs`` and ``draw``.
+
+``CONFIG`` is a YAML (``.yaml``/``.yml``) or JSON file::
+
+    diagram: distillation.yaml          # the diagram file
+    env: my_project.setup:make_env      # a function returning {name: model or data}
+    train:                              # options of ld.fit
+      epochs: 10
+      lr: 0.001
+      policy: max_size_cycle
+      optimizer: AdamW                  # a torch.optim class, or "module:attr"
+      eval_data: {N: test_loader}       # names from the env
+      metrics: {Y: accuracy}
+      log_dir: runs/distil
+      checkpoint_dir: checkpoints/distil
+
+Paths in the config are relative to the config's folder, which is also put on
+``sys.path`` while the env module is imported; paths given on the command line
+are relative to the working directory. Command-line options override the
+config's ``train`` options.
+
+Every error the library reports (a :class:`~learning_diagrams.errors.DiagramError`)
+is printed as one ``error:`` line on stderr, with exit status 1.
+
+>>> import pathlib, tempfile
+>>> file = pathlib.Path(tempfile.mkdtemp()) / "d.yaml"
+>>> _ = file.write_text('''
+... spaces: {N: {data: train_ds}, X: {}, Y: {loss: mse}}
+... maps: {f: {src: N, tgt: X}, g: {src: X, tgt: Y}, h: {src: N, tgt: Y}}
+... relations: [[f·g, h, 0.5]]
+... ''', encoding="utf-8")
+>>> main(["pairs", str(file)])
+f·g ≤ h  (at Y, weight 0.5)
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from .errors import DiagramError
+
+__all__ = ["main", "ConfigError", "Unbound", "load_env", "read_config"]
+
+PROG = "learning-diagrams"
+
+
+class ConfigError(DiagramError, ValueError):
+    """A training config, or an ``--env`` reference, that cannot be used."""
+
+
+# -----------------------------------------------------------------------------
+# The parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Learning diagrams from the command line: list a diagram's compiled pairs, "
+        "draw it, or train it.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    env_help = ("the models and data the file names: MODULE:ATTR, where ATTR is a mapping or a "
+                "function returning one (optional: the structure is read without them)")
+
+    pairs = commands.add_parser(
+        "pairs", help="print the compiled parallel pairs of a diagram file",
+        description="Print the pairs of parallel paths that compile to loss terms, one per line "
+        "with their vertex and weight. Exit status 1, with the reason, if the diagram does not compile.",
+    )
+    pairs.add_argument("file", metavar="FILE", help="a diagram file")
+    pairs.add_argument("--env", metavar="MODULE:ATTR", help=env_help)
+    pairs.set_defaults(run=_pairs)
+
+    draw = commands.add_parser(
+        "draw", help="draw a diagram file (SVG, PNG, PDF or DOT)",
+        description="Draw a diagram, its compiled pairs coloured pair by pair. The format follows "
+        "OUT's suffix (.svg, .png, .pdf, .dot); .dot needs no Graphviz, the others need its dot program.",
+    )
+    draw.add_argument("file", metavar="FILE", help="a diagram file")
+    draw.add_argument("-o", "--output", metavar="OUT",
+                      help="the file to write, or - for SVG on stdout (default: FILE with the suffix .svg)")
+    draw.add_argument("--format", help="the output format, overriding OUT's suffix (svg, png, pdf, dot, ...)")
+    draw.add_argument("--no-pairs", dest="pairs", action="store_false",
+                      help="draw the structure only, without colouring the compiled pairs")
+    draw.add_argument("--title", help="a caption for the drawing")
+    draw.add_argument("--env", metavar="MODULE:ATTR", help=env_help)
+    draw.set_defaults(run=_draw)
+
+    train = commands.add_parser(
+        "train", help="train a diagram as a config file says",
+        description="Train the diagram a config file names with ld.fit, then print the history's "
+        "summary. The config (YAML or JSON) has the keys diagram (a diagram file), env (MODULE:ATTR, "
+        "a function returning the models and data) and train (options of ld.fit: epochs, lr, policy, "
+        "optimizer, eval_data, metrics, log_dir, checkpoint_dir, ...).",
+    )
+    train.add_argument("config", metavar="CONFIG", help="a YAML or JSON training config")
+    train.add_argument("--epochs", type=int, metavar="N", help="epochs (overrides train.epochs)")
+    train.add_argument("--device", metavar="D", help="cpu, cuda, cuda:1, ... (overrides train.device)")
+    train.add_argument("--log-dir", metavar="DIR", help="where logs go (overrides train.log_dir)")
+    train.add_argument("--checkpoint-dir", metavar="DIR", help="where checkpoints go (overrides train.checkpoint_dir)")
+    train.add_argument("--resume", metavar="DIR", help="resume from a checkpoint or checkpoint folder")
+    train.set_defaults(run=_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (DiagramError, OSError) as err:
+        message = str(err) if isinstance(err, DiagramError) or not err.filename else _os_message(err)
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _os_message(err: OSError) -> str:
+    return f"{err.strerror or type(err).__name__}: {err.filename}"
+
+
+# -----------------------------------------------------------------------------
+# The commands
+
+
+class Unbound:
+    """Stands for a name of a diagram file that no env binds, so its structure can be read.
+
+    Enough to list pairs and draw: it is data (so its vertex indexes) and a
+    callable (so it can sit on an edge), and running it says what is missing.
+    A loss read this way is a plain callable, hence asymmetric.
+    """
+
+    def __init__(self, name: str):
+        self.__name__ = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise ConfigError(f"{self.__name__!r} is not bound to anything: pass --env MODULE:ATTR")
+
+    def __repr__(self) -> str:
+        return f"Unbound({self.__name__!r})"
+
+
+class _StandIns(Mapping[str, Any]):
+    """An env that has every name, as an :class:`Unbound`, except the library's losses.
+
+    Library loss names are left to the file reader, which knows them (``mse``,
+    ``kl_div(T=2.0)``, ...), so they keep their symmetry.
+    """
+
+    def __init__(self) -> None:
+        self.given: dict[str, Unbound] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name not in _LIBRARY_LOSSES and not name.startswith("kl_div(")
+
+    def __getitem__(self, name: str) -> Unbound:
+        if name not in self:
+            raise KeyError(name)
+        return self.given.setdefault(name, Unbound(name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.given)
+
+    def __len__(self) -> int:
+        return len(self.given)
+
+
+def _library_losses() -> frozenset[str]:
+    from . import losses
+
+    found = {k for k, v in vars(losses).items() if isinstance(v, losses.Loss)}
+    return frozenset(found | {v.name for v in vars(losses).values() if isinstance(v, losses.Loss)})
+
+
+_LIBRARY_LOSSES = _library_losses()
+
+
+def _load(file: str, env_spec: str | None) -> Any:
+    """The diagram of ``file``, its names bound from ``--env``, or stood in for when there is none."""
+    from .files import load
+
+    if env_spec:
+        return load(file, env=load_env(env_spec), weights=False)
+    diagram = load(file, env=_StandIns(), weights=False)
+    for space in diagram.spaces.values():
+        if space.loss is not None and isinstance(space.loss.fn, Unbound):
+            print(f"note: the loss {space.loss.name!r} of vertex {space.name!r} comes from an env, so it is "
+                  f"read as asymmetric; pass --env MODULE:ATTR to use it", file=sys.stderr)
+    return diagram
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    diagram = _load(args.file, args.env)
+    pairs = diagram.parallel_pairs()
+    if not pairs:
+        raise ConfigError(f"{args.file}: no pair of parallel paths compiles (from a vertex with data to a "
+                          f"vertex with a loss); the diagram has nothing to train")
+    for pair in pairs:
+        print(pair)
+    return 0
+
+
+def _draw(args: argparse.Namespace) -> int:
+    from .draw import draw
+
+    diagram = _load(args.file, args.env)
+    if args.pairs:
+        try:
+            diagram.parallel_pairs()
+        except DiagramError as err:
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            print(f"note: drawn without pairs, the diagram does not compile: {first}", file=sys.stderr)
+    if args.output == "-":
+        fmt = (args.format or "svg").lower()
+        if fmt not in ("svg", "dot", "gv"):
+            raise ConfigError(f"-o - writes text to stdout, so the format must be svg or dot, not {fmt!r}; "
+                              f"give a file name to write {fmt}")
+        sys.stdout.write(draw(diagram, format=fmt, pairs=args.pairs, title=args.title))
+        return 0
+    output = args.output or str(Path(args.file).with_suffix(".svg"))
+    written = draw(diagram, output, format=args.format, pairs=args.pairs, title=args.title)
+    print(written)
+    return 0
+
+
+#: Keys a training config may have.
+CONFIG_KEYS = ("diagram", "env", "train")
+#: ``train`` options that are paths (resolved against the config's folder).
+PATH_OPTIONS = ("log_dir", "checkpoint_dir")
+
+
+def _train(args: argparse.Namespace) -> int:
+    import learning_diagrams as ld
+
+    from .files import load
+
+    config_path = Path(args.config)
+    config = read_config(config_path)
+    base = config_path.parent
+    options = _train_options(config.get("train") or {}, config_path)
+    env = load_env(config["env"], base=base)
+    diagram = load(base / config["diagram"], env=env)
+    options = _resolve_options(options, env, base, config_path)
+    for option in ("epochs", "device"):
+        if getattr(args, option) is not None:
+            options[option] = getattr(args, option)
+    if args.log_dir is not None:
+        options["log_dir"] = args.log_dir
+    if args.checkpoint_dir is not None:
+        options["checkpoint_dir"] = args.checkpoint_dir
+    history = ld.fit(diagram, resume=args.resume, **options)
+    print(history.summary())
+    return 0
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """A training config read from YAML or JSON, its keys checked."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as err:  # pragma: no cover - PyYAML is installed with the package
+            raise ConfigError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write the config as JSON") from err
+        try:
+            config = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    else:
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}; "
+                              f"a YAML config needs the suffix .yaml") from err
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a config is a mapping with the keys {', '.join(CONFIG_KEYS)}")
+    unknown = [k for k in config if k not in CONFIG_KEYS]
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; a config has the keys "
+                          f"{', '.join(CONFIG_KEYS)}")
+    if not isinstance(config.get("diagram"), str):
+        raise ConfigError(f"{path}: 'diagram' must name the diagram file, e.g. diagram: distillation.yaml")
+    if not isinstance(config.get("env"), str):
+        raise ConfigError(f"{path}: 'env' must name the function (or mapping) that gives the models and data "
+                          f"the diagram names, as MODULE:ATTR, e.g. env: my_project.setup:make_env")
+    if config.get("train") is not None and not isinstance(config["train"], dict):
+        raise ConfigError(f"{path}: 'train' must be a mapping of ld.fit options, e.g. train: {{epochs: 10}}")
+    return config
+
+
+def _train_options(train: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    from .training import Trainer
+
+    known = [f.name for f in dataclasses.fields(Trainer)]
+    unknown = [k for k in train if k not in known]
+    if unknown:
+        raise ConfigError(f"{path}: unknown train option(s) {', '.join(map(repr, unknown))}; ld.fit takes "
+                          f"{', '.join(known)}")
+    return dict(train)
+
+
+def _resolve_options(options: dict[str, Any], env: Mapping[str, Any] | None, base: Path,
+                     path: Path) -> dict[str, Any]:
+    """Config values that stand for objects: optimiser names, env names, paths."""
+    if isinstance(options.get("optimizer"), str):
+        options["optimizer"] = _optimizer(options["optimizer"], path)
+    if isinstance(options.get("optimizers"), dict):
+        options["optimizers"] = {k: _optimizer(v, path) if isinstance(v, str) else v
+                                 for k, v in options["optimizers"].items()}
+    if isinstance(options.get("scheduler"), str):
+        options["scheduler"] = _import(options["scheduler"], "train.scheduler", base)
+    if isinstance(options.get("eval_data"), dict):
+        options["eval_data"] = {vertex: _from_env(value, env, f"train.eval_data.{vertex}", path)
+                                for vertex, value in options["eval_data"].items()}
+    for option in PATH_OPTIONS:
+        value = options.get(option)
+        if isinstance(value, str):
+            options[option] = base / value
+    return options
+
+
+def _optimizer(name: str, path: Path) -> Any:
+    import torch
+
+    if ":" in name:
+        return _import(name, "train.optimizer", path.parent)
+    short = name.removeprefix("torch.optim.")
+    cls = getattr(torch.optim, short, None)
+    if not isinstance(cls, type) or not issubclass(cls, torch.optim.Optimizer):
+        raise ConfigError(f"{path}: train.optimizer {name!r} is not a torch.optim optimiser; use e.g. Adam, "
+                          f"AdamW, SGD, or MODULE:ATTR for your own")
+    return cls
+
+
+def _from_env(value: Any, env: Mapping[str, Any] | None, where: str, path: Path) -> Any:
+    if not isinstance(value, str):
+        return value
+    if env is None or value not in env:
+        known = ", ".join(sorted(env)) if env else "none: the config has no env"
+        raise ConfigError(f"{path}: {where} names {value!r}, which the env does not have (it has {known})")
+    return env[value]
+
+
+# -----------------------------------------------------------------------------
+# Environments: the user's own module, named by the user
+
+
+def load_env(spec: str, *, base: str | os.PathLike | None = None) -> Mapping[str, Any]:
+    """The mapping that ``spec`` (``"module:attr"``) names: the attribute, or what calling it returns.
+
+    ``base`` (a folder, e.g. the config's) and the working directory are on
+    ``sys.path`` while the module is imported.
+    """
+    obj = _import(spec, "env", base)
+    if callable(obj) and not isinstance(obj, Mapping):
+        obj = obj()
+    if not isinstance(obj, Mapping):
+        raise ConfigError(f"env {spec!r} gave a {type(obj).__name__}, not a mapping of names to models and data")
+    return obj
+
+
+def _import(spec: str, what: str, base: str | os.PathLike | None) -> Any:
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{what} {spec!r} is not MODULE:ATTR, e.g. my_project.setup:make_env")
+    with _on_path(base):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name and (module_name == err.name or module_name.startswith(err.name + ".")):
+                raise ConfigError(f"{what} {spec!r}: no module named {err.name!r} (looked in the working "
+                                  f"directory{', ' + str(base) if base else ''} and sys.path)") from err
+            raise
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as err:
+            raise ConfigError(f"{what} {spec!r}: module {module_name!r} has no attribute {attr!r}") from err
+    return obj
+
+
+@contextlib.contextmanager
+def _on_path(base: str | os.PathLike | None) -> Iterator[None]:
+    """Put ``base`` and the working directory at the front of ``sys.path`` for a while."""
+    saved = list(sys.path)
+    for folder in (os.getcwd(), base):
+        if folder is not None:
+            resolved = str(Path(folder).resolve())
+            if resolved not in sys.path:
+                sys.path.insert(0, resolved)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved

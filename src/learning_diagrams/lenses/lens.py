@@ -1,0 +1,159 @@
+"""Lenses: maps with a forward part and a backward part, composed sequentially and in parallel.
+
+A lens ``f: A ⇄ B`` has a forward part ``fwd: A → B × R`` that returns its
+value and a *residual* (what the backward part will need), and a backward part
+``bwd: R × B' → A'`` that takes the residual and a change at the output to a
+change at the input. Keeping the residual means a backward pass never
+recomputes the forward one (the reverse-derivative lens of a smooth map keeps
+its ``torch.func.vjp`` closure there).
+
+Composition is defined once, in :meth:`Lens.then` (``>>``); the parallel
+(monoidal) product in :meth:`Lens.tensor` (``@``). Values of products are
+Python tuples. The structural lenses (:meth:`Lens.copy`, :meth:`Lens.discard`,
+projections) need to add or zero changes: they take ``add`` and ``zero``, which
+are tensor addition and zeros for smooth maps and XOR and ``False`` over Z2
+(:mod:`learning_diagrams.lenses.boolean`).
+
+Laws
+----
+Lenses are compared on inputs (:func:`same`):
+
+>>> import torch
+>>> f = Lens(lambda a: (2 * a, None), lambda r, db: 2 * db, "double")
+>>> g = Lens(lambda a: (a + 1, None), lambda r, db: db, "inc")
+>>> h = Lens(lambda a: (a * a, a), lambda a, db: 2 * a * db, "square")
+>>> x, dy = torch.tensor(3.0), torch.tensor(1.0)
+>>> same((f >> g) >> h, f >> (g >> h), x, dy) and same(Lens.id() >> f, f, x, dy) and same(f >> Lens.id(), f, x, dy)
+True
+>>> (f >> h).fwd(x)[0], (f >> h).bwd((f >> h).fwd(x)[1], dy)      # d/dx (2x)² = 8x
+(tensor(36.), tensor(24.))
+>>> same((f @ g) >> (h @ f), (f >> h) @ (g >> f), (x, x), (dy, dy))   # interchange
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+__all__ = ["Lens", "same", "tensor_add", "tensor_zero"]
+
+
+def tensor_add(a: Any, b: Any) -> Any:
+    """Add two changes: tensors, or tuples/dicts of them, entry by entry."""
+    if isinstance(a, tuple):
+        return tuple(tensor_add(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return {k: tensor_add(a[k], b[k]) for k in a}
+    return a + b
+
+
+def tensor_zero(a: Any) -> Any:
+    """The zero change at ``a``: zeros of the same shapes."""
+    if isinstance(a, tuple):
+        return tuple(tensor_zero(x) for x in a)
+    if isinstance(a, dict):
+        return {k: tensor_zero(v) for k, v in a.items()}
+    return torch.zeros_like(a) if isinstance(a, torch.Tensor) else 0 * a
+
+
+@dataclass(frozen=True)
+class Lens:
+    """A lens ``A ⇄ B``: ``fwd(a) -> (b, residual)`` and ``bwd(residual, db) -> da``.
+
+    Calling a lens runs its forward part and returns the value alone.
+    """
+
+    fwd: Callable[[Any], tuple[Any, Any]]
+    bwd: Callable[[Any, Any], Any]
+    name: str = "lens"
+
+    def __call__(self, a: Any) -> Any:
+        return self.fwd(a)[0]
+
+    def then(self, other: Lens) -> Lens:
+        """``self`` then ``other``: forward through both, backward through ``other`` first."""
+        f, g = self, other
+
+        def fwd(a: Any) -> tuple[Any, Any]:
+            b, r = f.fwd(a)
+            c, s = g.fwd(b)
+            return c, (r, s)
+
+        def bwd(residual: Any, dc: Any) -> Any:
+            r, s = residual
+            return f.bwd(r, g.bwd(s, dc))
+
+        return Lens(fwd, bwd, f"({f.name} >> {g.name})")
+
+    __rshift__ = then
+
+    def tensor(self, other: Lens) -> Lens:
+        """``self`` beside ``other``, on pairs: ``A × C ⇄ B × D``."""
+        f, g = self, other
+
+        def fwd(ac: tuple[Any, Any]) -> tuple[Any, Any]:
+            (b, r), (d, s) = f.fwd(ac[0]), g.fwd(ac[1])
+            return (b, d), (r, s)
+
+        def bwd(residual: Any, dbd: tuple[Any, Any]) -> tuple[Any, Any]:
+            return f.bwd(residual[0], dbd[0]), g.bwd(residual[1], dbd[1])
+
+        return Lens(fwd, bwd, f"({f.name} @ {g.name})")
+
+    __matmul__ = tensor
+
+    # -- structure ------------------------------------------------------------
+    @staticmethod
+    def id() -> Lens:
+        """The identity lens."""
+        return Lens(lambda a: (a, None), lambda r, da: da, "id")
+
+    @staticmethod
+    def copy(add: Callable[[Any, Any], Any] = tensor_add) -> Lens:
+        """``A ⇄ A × A``: forward duplicates, backward adds the two changes."""
+        return Lens(lambda a: ((a, a), None), lambda r, d: add(d[0], d[1]), "copy")
+
+    @staticmethod
+    def discard(zero: Callable[[Any], Any] = tensor_zero) -> Lens:
+        """``A ⇄ ()``: forward forgets, backward gives the zero change."""
+        return Lens(lambda a: ((), a), lambda a, d: zero(a), "discard")
+
+    @staticmethod
+    def swap() -> Lens:
+        """``A × B ⇄ B × A``."""
+        return Lens(lambda ab: ((ab[1], ab[0]), None), lambda r, d: (d[1], d[0]), "swap")
+
+    @staticmethod
+    def fst(zero: Callable[[Any], Any] = tensor_zero) -> Lens:
+        """``A × B ⇄ A``: the first projection; the second input gets the zero change."""
+        return Lens(lambda ab: (ab[0], ab[1]), lambda b, da: (da, zero(b)), "fst")
+
+    @staticmethod
+    def snd(zero: Callable[[Any], Any] = tensor_zero) -> Lens:
+        """``A × B ⇄ B``: the second projection; the first input gets the zero change."""
+        return Lens(lambda ab: (ab[1], ab[0]), lambda a, db: (zero(a), db), "snd")
+
+    def __repr__(self) -> str:
+        return f"Lens({self.name})"
+
+
+def same(f: Lens, g: Lens, a: Any, db: Any, *, atol: float = 1e-6) -> bool:
+    """Whether two lenses agree at ``a``: the same forward value and the same backward change for ``db``."""
+    fb, fr = f.fwd(a)
+    gb, gr = g.fwd(a)
+    return _close(fb, gb, atol) and _close(f.bwd(fr, db), g.bwd(gr, db), atol)
+
+
+def _close(x: Any, y: Any, atol: float) -> bool:
+    if isinstance(x, tuple):
+        return isinstance(y, tuple) and len(x) == len(y) and all(_close(a, b, atol) for a, b in zip(x, y))
+    if isinstance(x, dict):
+        return isinstance(y, dict) and x.keys() == y.keys() and all(_close(x[k], y[k], atol) for k in x)
+    if isinstance(x, torch.Tensor):
+        if x.dtype == torch.bool:
+            return isinstance(y, torch.Tensor) and torch.equal(x, y)
+        return isinstance(y, torch.Tensor) and x.shape == y.shape and torch.allclose(x, y, atol=atol)
+    return x == y

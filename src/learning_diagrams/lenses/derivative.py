@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import torch
 from torch import nn
 from torch.func import functional_call, vjp
 

@@ -50,15 +50,14 @@ from __future__ import annotations
 import functools
 import html
 import os
-import secrets
 import shutil
-from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import graphviz
 import torch
 
+from .atomic import write_atomic
 from .errors import DiagramError
 from .syntax import Lambda
 
@@ -353,23 +352,10 @@ def _render(graph: graphviz.Digraph, fmt: str) -> bytes:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to a new file beside ``path``, then move it over ``path`` in one step."""
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {str(path)!r}: the folder {str(folder)!r} does not exist")
-    tmp = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # os.open with mode 0o666 lets the umask decide the permissions, as open() would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` over ``path`` in one step; the folder must exist (we do not guess paths)."""
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist")
+    write_atomic(path, data)
 
 
 # -----------------------------------------------------------------------------

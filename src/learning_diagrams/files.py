@@ -226,6 +226,7 @@ from torch import nn
 
 from . import losses
 from .diagram import Diagram
+from .atomic import fsync_dir
 from .errors import DiagramError, UnknownNameError
 from .graph import Path, PathLike
 from .losses import KLDivergence, Loss
@@ -651,20 +652,8 @@ def _write_atomically(writes: list[tuple[FilePath, bytes]]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
     for folder in dict.fromkeys(file.parent for file, _ in writes):
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
-
-def _fsync_dir(folder: FilePath) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - file systems without directory fsync
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- loading --------------------------------------------------------------------------------

@@ -106,6 +106,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from ..atomic import fsync_dir
 from ..errors import ConflictError
 
 __all__ = [
@@ -202,7 +203,7 @@ def save_checkpoint(
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         _move_into_place(tmp, final, directory)
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -221,7 +222,7 @@ def _move_into_place(tmp: Path, final: Path, directory: Path) -> None:
     """Rename the finished ``tmp`` folder to ``final``, replacing an old one safely."""
     if not final.exists():
         os.rename(tmp, final)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         return
     aside = directory / f".old-{final.name}-{secrets.token_hex(4)}"
     os.rename(final, aside)
@@ -230,7 +231,7 @@ def _move_into_place(tmp: Path, final: Path, directory: Path) -> None:
     except BaseException:
         os.rename(aside, final)  # put the old checkpoint back; a kill here is undone by _restore_aside
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     shutil.rmtree(aside, ignore_errors=True)
 
 
@@ -245,7 +246,7 @@ def _write_latest(directory: Path, name: str) -> None:
     except Exception:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def _restore_aside(directory: Path) -> None:
@@ -259,7 +260,7 @@ def _restore_aside(directory: Path) -> None:
             if home.exists():
                 _remove_tree(home, directory)
             os.rename(entry, home)
-            _fsync_dir(directory)
+            fsync_dir(directory)
         else:
             _remove_tree(entry, directory)
 
@@ -297,19 +298,6 @@ def _fsync_file(path: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in ``path`` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:  # pragma: no cover - Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - file systems without directory fsync
-        pass
-    finally:
-        os.close(fd)
 
 
 def _check_plain(value: Any, path: str, open_containers: set[int]) -> None:

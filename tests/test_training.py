@@ -256,3 +256,10 @@ def test_two_process_ddp_ends_with_the_single_process_parameters(tmp_path, polic
     assert len(ddp) == len(single)
     for a, b in zip(ddp, single):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_held_out_data_given_as_one_full_batch_is_evaluated_whole():
+    data = dataset(12, 6)
+    d = classifier(mlp(0, dropout=0.0), [data.tensors])
+    values = ld.Trainer(**QUIET).evaluate(d, {"N": data.tensors}, {"Y": "accuracy"})
+    assert set(values) == {"total", "x·model·hard ≤ y", "accuracy[x·model·hard ≤ y]"}

@@ -51,7 +51,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 from ..data import DEFAULT_BATCH_SIZE
 from ..errors import TypeMismatchError
 
-__all__ = ["CombinedBatches", "POLICIES", "as_loader"]
+__all__ = ["CombinedBatches", "POLICIES", "as_loader", "is_full_batch"]
 
 POLICIES = ("max_size_cycle", "min_size", "max_size", "steps")
 
@@ -63,7 +63,7 @@ def as_loader(source: Any) -> Any:
     return source
 
 
-def _is_full_batch(source: Any) -> bool:
+def is_full_batch(source: Any) -> bool:
     return isinstance(source, torch.Tensor) or (
         isinstance(source, tuple) and bool(source) and all(isinstance(t, torch.Tensor) for t in source)
     )
@@ -84,7 +84,7 @@ class _Stream:
                 f"the data of vertex {vertex!r} is a one-shot iterator ({type(source).__name__}); "
                 f"it cannot start a second pass. Give a list of batches or a DataLoader instead"
             )
-        if not _is_full_batch(self.source) and not hasattr(self.source, "__iter__"):
+        if not is_full_batch(self.source) and not hasattr(self.source, "__iter__"):
             raise TypeMismatchError(
                 f"the data of vertex {vertex!r} is a {type(source).__name__}, which is not a source of "
                 f"batches; give a DataLoader, a Dataset, a tensor or a list of batches"
@@ -93,7 +93,7 @@ class _Stream:
         self._iterator: Iterator[Any] | None = None
 
     def __len__(self) -> int:
-        if _is_full_batch(self.source):
+        if is_full_batch(self.source):
             return 1
         try:
             return len(self.source)
@@ -124,7 +124,7 @@ class _Stream:
 
     def _open(self) -> Iterator[Any]:
         """Open the current pass, seeded, and skip the batches already drawn from it."""
-        if _is_full_batch(self.source):
+        if is_full_batch(self.source):
             return iter([self.source])
         self._seed_sampler()
         with torch.random.fork_rng(devices=[]):

@@ -19,7 +19,7 @@ import torch
 
 from ..compile import CompiledLoss
 from ..errors import UnknownNameError
-from .loaders import as_loader
+from .loaders import as_loader, is_full_batch
 
 __all__ = ["accuracy", "evaluate", "METRICS"]
 
@@ -107,7 +107,7 @@ def evaluate(
     loss.eval()
     try:
         for vertex, source in data.items():
-            for batch in as_loader(source) if not isinstance(source, torch.Tensor) else [source]:
+            for batch in [source] if is_full_batch(source) else as_loader(source):
                 n = _batch_size(batch)
                 values: dict[str, float] = {}
                 for pair, first, second in loss.outputs({vertex: move(batch)}, draw=False):

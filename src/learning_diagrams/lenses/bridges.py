@@ -1,0 +1,154 @@
+"""Bridges between lens learners and the rest of learning-diagrams.
+
+:class:`LensOptimizer`
+    A lens optimiser (:mod:`.optim`) as a ``torch.optim.Optimizer``: parameter
+    groups, ``step()``, ``zero_grad()``, ``state_dict()`` / ``load_state_dict()``,
+    learning-rate schedulers. So ``ld.fit(diagram, optimizer=lambda groups:
+    LensOptimizer(groups, adam(lr=1e-3)))`` trains a diagram with it. Each
+    parameter's state is the optimiser's state of one tensor, under torch's names
+    (first moments and momentum buffers carry the opposite sign to torch's, see
+    :mod:`.optim`, so a state dict is for a ``LensOptimizer`` only).
+    ``step()`` hands the lens optimiser the change ``-p.grad`` (descent, the sign
+    convention of :mod:`.optim`), so its updates equal ``torch.optim``'s.
+
+:func:`diagram_loss`
+    A compiled learning diagram as a parametric lens. The reading chosen: the
+    diagram's composite loss is a map ``P × Batch → L`` where ``P`` is the
+    parameters of its trainable maps, ``{edge: {parameter name: tensor}}`` (a
+    module on two edges appears once, under its first edge). Forward: the total
+    loss on a batch (one batch per data vertex, or ``None`` to draw them), through
+    ``torch.func.functional_call``; backward: ``(dP, None)`` by ``torch.func.vjp``:
+    the parameters' changes, and no change for the data. It already ends in the
+    loss, so it needs no loss map: :func:`diagram_learner` reparametrises it by an
+    optimiser and closes it with a learning rate, and :func:`load_params` writes
+    trained values back into the modules.
+
+>>> import torch, learning_diagrams as ld
+>>> from learning_diagrams.lenses import optim
+>>> net = torch.nn.Linear(2, 1)
+>>> d = (ld.Diagram().space("N", data=[(torch.ones(4, 2), torch.zeros(4, 1))]).space("X")
+...      .space("Y", loss=ld.losses.mse).map("x", "N", "X", lambda b: b[0])
+...      .map("y", "N", "Y", lambda b: b[1]).map("f", "X", "Y", net).relate("x·f", "y"))
+>>> compiled = d.compile()
+>>> loss = diagram_loss(compiled)
+>>> sorted(loss.params["f"])
+['bias', 'weight']
+>>> from learning_diagrams.lenses.learner import train
+>>> result = train(diagram_learner(compiled, optim.adam(lr=0.1)), [None] * 50)
+>>> result.losses[-1] < result.losses[0]
+True
+>>> load_params(compiled, result.params)
+>>> bool(compiled().total < result.losses[0])
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+from torch.func import functional_call, vjp
+
+from ..compile import CompiledLoss
+from .lens import Lens
+from .learner import Learner
+from .optim import Optimiser
+from .para import Para
+from .parts import learning_rate
+
+__all__ = ["LensOptimizer", "diagram_loss", "diagram_learner", "load_params"]
+
+
+class LensOptimizer(torch.optim.Optimizer):
+    """A lens optimiser where a ``torch.optim.Optimizer`` is expected.
+
+    >>> from learning_diagrams.lenses.optim import adam
+    >>> w = torch.nn.Parameter(torch.ones(3))
+    >>> opt = LensOptimizer([w], adam(lr=0.1))
+    >>> (w * w).sum().backward(); opt.step(); opt.zero_grad()
+    >>> w.detach(), sorted(opt.state[w])
+    (tensor([0.9000, 0.9000, 0.9000]), ['exp_avg', 'exp_avg_sq', 'step'])
+    """
+
+    def __init__(self, params: Iterable[Any], optimiser: Optimiser):
+        self.optimiser = optimiser
+        super().__init__(params, dict(optimiser.hyper))
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        opt = self.optimiser
+        for group in self.param_groups:
+            hyper = {k: group[k] for k in opt.hyper}
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("LensOptimizer does not take sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state.update(opt.init_leaf(p.detach(), hyper))
+                new, new_state = opt.step_leaf(p.detach(), dict(state), -p.grad, hyper)
+                if opt.clip is not None:
+                    new = new.clamp(-opt.clip, opt.clip)
+                p.copy_(new)
+                state.clear()
+                state.update(new_state)
+        return loss
+
+    def __repr__(self) -> str:
+        return f"LensOptimizer({self.optimiser!r}, groups={len(self.param_groups)})"
+
+
+def _names(compiled: CompiledLoss) -> dict[str, dict[str, str]]:
+    """``{edge: {parameter name: full dotted name}}`` for the trainable parameters."""
+    grouped: dict[str, dict[str, str]] = {}
+    for full, _ in compiled.named_parameters():
+        head, _, rest = full.partition(".")
+        edge, _, inner = rest.partition(".") if head == "maps" else (full, "", "")
+        grouped.setdefault(edge, {})[inner or full] = full
+    return grouped
+
+
+def diagram_loss(compiled: CompiledLoss, name: str = "diagram") -> Para:
+    """The compiled diagram's composite loss as a parametric lens ``P × Batch → L`` (see the module notes).
+
+    The parameters start as detached copies of the modules' current values.
+    """
+    names = _names(compiled)
+    current = dict(compiled.named_parameters())
+    params = {edge: {k: current[full].detach().clone() for k, full in inner.items()} for edge, inner in names.items()}
+
+    def total(p: dict[str, Any], batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        flat = {names[e][k]: v for e, inner in p.items() for k, v in inner.items()}
+        out = functional_call(compiled, flat, (batch,))
+        return out.total, {k: t.detach() for k, t in out.terms.items()}
+
+    def fwd(pa: tuple[dict, Any]) -> tuple[torch.Tensor, Any]:
+        p, batch = pa
+        loss, pullback, _terms = vjp(lambda q: total(q, batch), p, has_aux=True)
+        return loss, pullback
+
+    def bwd(pullback: Any, dl: torch.Tensor) -> tuple[dict, None]:
+        return pullback(dl)[0], None
+
+    return Para(Lens(fwd, bwd, name), params, name)
+
+
+def diagram_learner(compiled: CompiledLoss, optimiser: Optimiser, rate: Para | None = None, *,
+                    state_key: str = "state") -> Learner:
+    """``optimiser(diagram_loss(compiled)) >> rate``: :func:`~.learner.train` it on batches (``None`` draws)."""
+    return Learner(diagram_loss(compiled), None, optimiser, learning_rate(1.0) if rate is None else rate, state_key)
+
+
+def load_params(compiled: CompiledLoss, params: dict[str, Any]) -> None:
+    """Copy parameters ``{edge: {name: tensor}}`` (as :func:`diagram_loss` names them) into the modules."""
+    names = _names(compiled)
+    current = dict(compiled.named_parameters())
+    with torch.no_grad():
+        for edge, inner in params.items():
+            for k, v in inner.items():
+                current[names[edge][k]].copy_(v)

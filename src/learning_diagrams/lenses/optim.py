@@ -1,0 +1,362 @@
+"""Optimisers as stateful reparametrisations (Cruttwell et al., section on optimisers).
+
+An optimiser is a lens ``(P × S, P × S) ⇄ (P, P')`` on the parameter port of a
+model: its forward part hands the model the parameters ``p`` (and keeps
+``(p, s)``), and its backward part turns the *change* ``p'`` that the backward
+pass delivers at the parameter port into the *updated* parameters and state
+``(p_new, s_new)``. Precomposing a model's parameter port with it
+(:meth:`Optimiser.reparametrise`, a 2-cell of Para) gives a parametric lens
+whose backward pass *is* one training step.
+
+Parameters and states are named pytrees (nested dicts of tensors). A state
+mirrors its parameters down to each tensor, where it holds a dict of that
+tensor's state under torch's own names (``"step"``, ``"exp_avg"``,
+``"exp_avg_sq"``, ``"sum"``, ``"square_avg"``, ``"momentum_buffer"``), so
+one leaf's state is exactly what ``torch.optim`` keeps per parameter and
+:class:`~learning_diagrams.lenses.bridges.LensOptimizer` reuses it.
+
+Sign conventions
+----------------
+The paper writes learning as gradient *ascent* on the change that reaches the
+parameters: the basic update is ``p ↦ p + p'``, and *descent* comes from the
+learning-rate lens sending the change ``-α`` back into the loss
+(:func:`~learning_diagrams.lenses.parts.learning_rate`). We keep that split:
+
+* the change ``p'`` reaching an optimiser is ``dℓ · ∇ℓ`` where ``dℓ`` is what the
+  learning-rate lens returns; with ``learning_rate(1.0)`` it is ``-∇ℓ``, the
+  descent direction (``maximise=True`` gives ``+∇ℓ``, ascent);
+* every optimiser *moves the parameters along* ``p'``: :func:`sgd` is
+  ``p + lr · p'``, and Adam, AdaGrad, RMSprop and the momentum buffers keep
+  their moments of ``p'``. With ``p' = -g`` each update is bit for bit
+  ``torch.optim``'s update for the gradient ``g`` (negation is exact in floating
+  point, and ``p'²`` equals ``g²``); the first moments and momentum buffers
+  are torch's negated.
+
+So the learning rate of ``torch.optim`` is the optimiser's ``lr``, and the
+learning-rate lens carries the sign (and, for plain gradient descent, may carry
+the scale instead: ``gradient_descent(lr=1.0)`` with ``learning_rate(α)`` is
+the paper's ``p - α∇ℓ``).
+
+Laws
+----
+Reparametrising twice is reparametrising once by the composite, and a step
+of the reparametrised model is ``p + lr · p'``:
+
+>>> import torch
+>>> from learning_diagrams.lenses import Lens, Para
+>>> scale = Para(Lens(lambda pa: (pa[0]["w"] * pa[1], pa), lambda pa, db: ({"w": pa[1] * db}, pa[0]["w"] * db)),
+...              {"w": torch.tensor(3.0)}, "scale")
+>>> learner = gradient_descent(lr=0.5).reparametrise(scale)
+>>> sorted(learner.params)
+['state', 'w']
+>>> y, residual = learner.fwd((learner.params, torch.tensor(2.0)))
+>>> new, dx = learner.bwd(residual, torch.tensor(-1.0))     # the change -1 at the output
+>>> y, new["w"], dx                                          # w + 0.5 · (2 · -1)
+(tensor(6.), tensor(2.), tensor(-3.))
+>>> adam().init({"w": torch.zeros(2)})["w"]["step"]
+tensor(0.)
+>>> adam(lr=0.01).clipped(0.5)
+adam(lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False).clipped(0.5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping
+
+import torch
+
+from ..errors import ConflictError
+from .lens import Lens
+from .para import Para
+
+__all__ = [
+    "Optimiser",
+    "clip",
+    "sgd",
+    "gradient_descent",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "adam",
+    "rmsprop",
+    "tree_map",
+]
+
+Tree = Any
+LeafInit = Callable[[torch.Tensor, Mapping[str, Any]], dict[str, Any]]
+LeafStep = Callable[[torch.Tensor, dict[str, Any], torch.Tensor, Mapping[str, Any]], tuple[torch.Tensor, dict[str, Any]]]
+
+
+def tree_map(fn: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
+    """``fn`` on every tensor of ``tree`` (nested dicts, tuples and lists), with the matching entries of ``rest``."""
+    if isinstance(tree, dict):
+        return {k: tree_map(fn, v, *(r[k] for r in rest)) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(tree_map(fn, v, *(r[i] for r in rest)) for i, v in enumerate(tree))
+    return fn(tree, *rest)
+
+
+def _update(step: LeafStep, hyper: Mapping[str, Any], p: Tree, s: Tree, dp: Tree) -> tuple[Tree, Tree]:
+    """Walk the parameters; at each tensor, its state is the dict at the same place in ``s``."""
+    if isinstance(p, dict):
+        pairs = {k: _update(step, hyper, p[k], s[k], dp[k]) for k in p}
+        return {k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()}
+    if isinstance(p, (tuple, list)):
+        pairs = [_update(step, hyper, *x) for x in zip(p, s, dp)]
+        return type(p)(v[0] for v in pairs), type(p)(v[1] for v in pairs)
+    return step(p, dict(s), dp, hyper)
+
+
+@dataclass(frozen=True, eq=False)
+class Optimiser:
+    """A stateful optimiser, given by what it does to one tensor.
+
+    ``init_leaf(p, hyper)`` is the state of a fresh tensor ``p``;
+    ``step_leaf(p, state, change, hyper) -> (p_new, state_new)`` is the backward
+    map at one tensor (it must not modify its arguments). ``hyper`` holds the
+    hyperparameters under torch's names, so that a torch parameter group can
+    override them. ``clip``, when set, clamps the updated parameters to
+    ``[-clip, clip]`` (:func:`clip`), as a Wasserstein GAN's critic needs.
+    """
+
+    name: str
+    hyper: Mapping[str, Any]
+    init_leaf: LeafInit = field(repr=False)
+    step_leaf: LeafStep = field(repr=False)
+    clip: float | None = None
+
+    # -- the maps -------------------------------------------------------------------
+    def init(self, params: Tree) -> Tree:
+        """The initial state of ``params``: one dict of named tensors per parameter tensor."""
+        return tree_map(lambda p: self.init_leaf(p, self.hyper), params)
+
+    def update(self, params: Tree, state: Tree, change: Tree) -> tuple[Tree, Tree]:
+        """The backward map: the parameters and state after a step along ``change``."""
+        new, state = _update(self.step_leaf, self.hyper, params, state, change)
+        if self.clip is not None:
+            new = tree_map(lambda t: t.clamp(-self.clip, self.clip), new)
+        return new, state
+
+    def lens(self) -> Lens:
+        """The optimiser as a lens ``P × S ⇄ P`` on pairs ``(params, state)``.
+
+        Forward: ``(p, s) ↦ p``. Backward: ``((p, s), p') ↦ (p_new, s_new)``. With
+        ``clip`` set it is :func:`clip` ``>>`` the unclipped lens: the clamp acts on
+        what the optimiser returns.
+        """
+        plain = replace(self, clip=None)
+        core = Lens(lambda ps: (ps[0], ps), lambda ps, dp: plain.update(ps[0], ps[1], dp), self.name)
+        return core if self.clip is None else clip(self.clip) >> core
+
+    def reparametrise(self, model: Para, state_key: str = "state") -> Para:
+        """``model`` with its parameter port precomposed with this optimiser.
+
+        The new parameters are ``{**model.params, state_key: state}``; the backward
+        part of the result returns the *updated* parameters and state (not a change).
+        Give each optimised part its own ``state_key`` when two are composed.
+        """
+        if state_key in model.params:
+            raise ConflictError(
+                f"{model.name} already has a parameter named {state_key!r}; pass another "
+                f"state_key, e.g. optimiser.reparametrise(model, state_key={state_key + '_opt'!r})"
+            )
+        keys = tuple(model.params)
+        pack = Lens(
+            lambda q: (({k: q[k] for k in keys}, q[state_key]), None),
+            lambda _, ps: {**ps[0], state_key: ps[1]},
+            "pack",
+        )
+        r = replace(pack >> self.lens(), name=self.name if self.clip is None else f"clip({self.clip:g})·{self.name}")
+        return model.reparametrise(r, {**model.params, state_key: self.init(model.params)})
+
+    __call__ = reparametrise
+
+    # -- variants -------------------------------------------------------------------
+    def clipped(self, c: float) -> Optimiser:
+        """This optimiser followed by clamping the parameters to ``[-c, c]``."""
+        return replace(self, clip=float(c))
+
+    def with_hyper(self, **hyper: Any) -> Optimiser:
+        """The same optimiser with some hyperparameters changed."""
+        unknown = set(hyper) - set(self.hyper)
+        if unknown:
+            raise ValueError(f"{self.name} has no hyperparameters {sorted(unknown)}; it has {sorted(self.hyper)}")
+        return replace(self, hyper={**self.hyper, **hyper})
+
+    def __repr__(self) -> str:
+        """As the call that makes it, e.g. ``adam(lr=0.001, ...).clipped(0.01)``."""
+        factory = "sgd" if self.name in ("gradient_descent", "momentum", "nesterov") else self.name
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return f"{factory}({args})" + ("" if self.clip is None else f".clipped({self.clip!r})")
+
+
+def clip(c: float) -> Lens:
+    """The clipping reparametrisation ``P × S ⇄ P × S``: forward the identity, backward clamps the new parameters.
+
+    Its backward part receives *values* (what an optimiser returns), not changes.
+
+    >>> clip(0.5).bwd(None, ({"w": torch.tensor([2.0, -0.1])}, {}))
+    ({'w': tensor([ 0.5000, -0.1000])}, {})
+    """
+    return Lens(
+        lambda ps: (ps, None),
+        lambda _, ps: (tree_map(lambda t: t.clamp(-c, c), ps[0]), ps[1]),
+        f"clip({c:g})",
+    )
+
+
+# -----------------------------------------------------------------------------
+# The optimisers. Each step follows torch.optim's single-tensor update, op for
+# op, with the change c = -grad in place of the gradient (see the module notes).
+
+
+def _step_count(s: dict[str, Any]) -> tuple[torch.Tensor, float]:
+    t = s["step"] + 1
+    return t, float(t)
+
+
+def _decay(p: torch.Tensor, c: torch.Tensor, h: Mapping[str, Any]) -> torch.Tensor:
+    # torch: grad + wd · p; so the change is c - wd · p.
+    return c.add(p, alpha=-h["weight_decay"]) if h["weight_decay"] != 0 else c
+
+
+def _sgd_init(p: torch.Tensor, h: Mapping[str, Any]) -> dict[str, Any]:
+    return {"momentum_buffer": None} if h["momentum"] != 0 else {}
+
+
+def _sgd_step(p, s, c, h):
+    c = _decay(p, c, h)
+    if h["momentum"] != 0:
+        buf = s["momentum_buffer"]
+        # torch starts the buffer at the first gradient itself (no dampening).
+        buf = c.detach().clone() if buf is None else buf.mul(h["momentum"]).add(c, alpha=1 - h["dampening"])
+        s = {"momentum_buffer": buf}
+        c = c.add(buf, alpha=h["momentum"]) if h["nesterov"] else buf
+    return p.add(c, alpha=h["lr"]), s
+
+
+def sgd(lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
+        weight_decay: float = 0.0) -> Optimiser:
+    """Stochastic gradient descent with optional momentum, as ``torch.optim.SGD``.
+
+    Backward, at each tensor (with ``c = p'``, ``μ`` the momentum, ``τ`` the dampening)::
+
+        b ← c on the first step, else μ b + (1 - τ) c
+        p ← p + lr · (c + μ b)    (Nesterov)   or   p + lr · b   (momentum)   or   p + lr · c
+
+    The paper's Nesterov momentum evaluates the model at the look-ahead point
+    ``p + μ b``; torch's (used here, forward the identity) is the same method with
+    the stored parameter being that look-ahead point.
+    """
+    if nesterov and (momentum <= 0 or dampening != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening, as in torch.optim.SGD")
+    name = "nesterov" if nesterov else "momentum" if momentum else "gradient_descent"
+    hyper = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay)
+    return Optimiser(name, hyper, _sgd_init, _sgd_step)
+
+
+def gradient_descent(lr: float = 1e-3, weight_decay: float = 0.0) -> Optimiser:
+    """Plain gradient descent ``p ← p + lr · p'`` (stateless); ``lr=1`` is the paper's update ``p + p'``."""
+    return sgd(lr, weight_decay=weight_decay)
+
+
+def momentum(lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0, weight_decay: float = 0.0) -> Optimiser:
+    """Momentum: :func:`sgd` with a momentum buffer in the state."""
+    return sgd(lr, momentum, dampening, False, weight_decay)
+
+
+def nesterov(lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimiser:
+    """Nesterov momentum: :func:`sgd` with ``nesterov=True``."""
+    return sgd(lr, momentum, 0.0, True, weight_decay)
+
+
+def _adagrad_init(p, h):
+    return {"step": torch.tensor(0.0), "sum": torch.full_like(p, h["initial_accumulator_value"])}
+
+
+def _adagrad_step(p, s, c, h):
+    t, step = _step_count(s)
+    c = _decay(p, c, h)
+    clr = h["lr"] / (1 + (step - 1) * h["lr_decay"])
+    total = s["sum"].addcmul(c, c, value=1)
+    std = total.sqrt().add(h["eps"])
+    return p.addcdiv(c, std, value=clr), {"step": t, "sum": total}
+
+
+def adagrad(lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+            initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> Optimiser:
+    """AdaGrad, as ``torch.optim.Adagrad``: ``G ← G + c²``, ``p ← p + lr_t · c / (√G + ε)``.
+
+    ``G`` starts at ``initial_accumulator_value``; ``lr_t = lr / (1 + (t - 1) · lr_decay)``.
+    """
+    hyper = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                 initial_accumulator_value=initial_accumulator_value, eps=eps)
+    return Optimiser("adagrad", hyper, _adagrad_init, _adagrad_step)
+
+
+def _adam_init(p, h):
+    s = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(p), "exp_avg_sq": torch.zeros_like(p)}
+    if h["amsgrad"]:
+        s["max_exp_avg_sq"] = torch.zeros_like(p)
+    return s
+
+
+def _adam_step(p, s, c, h):
+    t, step = _step_count(s)
+    beta1, beta2 = h["betas"]
+    c = _decay(p, c, h)
+    m = s["exp_avg"].lerp(c, 1 - beta1)
+    v = s["exp_avg_sq"].mul(beta2).addcmul(c, c, value=1 - beta2)
+    new = {"step": t, "exp_avg": m, "exp_avg_sq": v}
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = h["lr"] / bias_correction1
+    if h["amsgrad"]:
+        v = new["max_exp_avg_sq"] = torch.maximum(s["max_exp_avg_sq"], v)
+    denom = (v.sqrt() / bias_correction2**0.5).add(h["eps"])  # ε after the bias correction, as torch
+    return p.addcdiv(m, denom, value=step_size), new
+
+
+def adam(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+         weight_decay: float = 0.0, amsgrad: bool = False) -> Optimiser:
+    """Adam, as ``torch.optim.Adam``; the state holds the step counter ``t`` and both moments.
+
+    ``m ← β₁ m + (1 - β₁) c``, ``v ← β₂ v + (1 - β₂) c²``, and
+    ``p ← p + (lr / (1 - β₁ᵗ)) · m / (√v / √(1 - β₂ᵗ) + ε)``.
+    """
+    hyper = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+    return Optimiser("adam", hyper, _adam_init, _adam_step)
+
+
+def _rmsprop_init(p, h):
+    s = {"step": torch.tensor(0.0), "square_avg": torch.zeros_like(p)}
+    if h["momentum"] > 0:
+        s["momentum_buffer"] = torch.zeros_like(p)
+    if h["centered"]:
+        s["grad_avg"] = torch.zeros_like(p)
+    return s
+
+
+def _rmsprop_step(p, s, c, h):
+    t, _ = _step_count(s)
+    c = _decay(p, c, h)
+    a = h["alpha"]
+    new = {"step": t, "square_avg": s["square_avg"].mul(a).addcmul(c, c, value=1 - a)}
+    if h["centered"]:
+        g = new["grad_avg"] = s["grad_avg"].lerp(c, 1 - a)
+        avg = new["square_avg"].addcmul(g, g, value=-1).sqrt()
+    else:
+        avg = new["square_avg"].sqrt()
+    avg = avg.add(h["eps"])
+    if h["momentum"] > 0:
+        buf = new["momentum_buffer"] = s["momentum_buffer"].mul(h["momentum"]).addcdiv(c, avg)
+        return p.add(buf, alpha=h["lr"]), new
+    return p.addcdiv(c, avg, value=h["lr"]), new
+
+
+def rmsprop(lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+            momentum: float = 0.0, centered: bool = False) -> Optimiser:
+    """RMSprop, as ``torch.optim.RMSprop``: ``v ← α v + (1 - α) c²``, ``p ← p + lr · c / (√v + ε)``."""
+    hyper = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
+    return Optimiser("rmsprop", hyper, _rmsprop_init, _rmsprop_step)

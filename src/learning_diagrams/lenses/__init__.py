@@ -17,7 +17,8 @@ each a (parametric) lens; a learner is their composite.
 * :mod:`.boolean` — a reverse-derivative engine over Z2 and Boolean learners.
 """
 
-from . import bridges, learner, optim, parts
+from . import boolean, bridges, learner, optim, parts
+from .boolean import Circuit, rda, z2_add, z2_zero
 from .bridges import LensOptimizer, diagram_learner, diagram_loss, load_params
 from .derivative import R, by_hand, para, para_derivative, reverse_derivative
 from .learner import WGAN, Dreamed, Learner, Trained, dream, input_as_parameter, supervised, train, wgan
@@ -31,4 +32,5 @@ __all__ = [
     "LensOptimizer", "diagram_learner", "diagram_loss", "load_params",
     "Learner", "Trained", "Dreamed", "WGAN", "supervised", "train", "dream", "input_as_parameter", "wgan",
     "Optimiser", "sgd", "gradient_descent", "momentum", "nesterov", "adagrad", "adam", "rmsprop",
+    "boolean", "Circuit", "rda", "z2_add", "z2_zero",
 ]

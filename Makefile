@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install graphviz clean
+.PHONY: demo test install graphviz data clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,17 @@ graphviz:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
 	  else \
 	    echo "note: Graphviz's dot is missing; install it (apt-get install graphviz / brew install graphviz) to draw diagrams"; \
+	  fi; }
+
+# Fashion-MNIST for the examples: the Debian package dataset-fashion-mnist puts the original
+# idx files in /usr/share/datasets/fashion-mnist. Installed where we are root on Debian;
+# elsewhere this says what to install. Nothing is ever downloaded at run time.
+data:
+	@test -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else \
+	    echo "note: Fashion-MNIST is missing; install it with: apt-get install dataset-fashion-mnist (Debian, needs root), or pass --fashion-root DIR pointing at your own copy of the idx files"; \
 	  fi; }
 
 clean:

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import learning_diagrams as ld
-from learning_diagrams.lenses import para
+from learning_diagrams.lenses import from_module
 from learning_diagrams.lenses.bridges import LensOptimizer
 from learning_diagrams.lenses.learner import supervised, train
 from learning_diagrams.lenses.optim import adagrad, adam, clip, gradient_descent, momentum, nesterov, rmsprop, sgd
@@ -52,7 +52,7 @@ def torch_run(make, data):
 
 
 def lens_run(optimiser, data):
-    learner = supervised(para(net(), "net"), softmax_cross_entropy(), optimiser)
+    learner = supervised(from_module(net(), "net"), softmax_cross_entropy(), optimiser)
     return train(learner, data).params["net"]
 
 
@@ -98,14 +98,14 @@ def test_a_wrong_hyperparameter_is_caught_by_the_comparison():
 
 
 def test_adam_keeps_its_step_counter_in_the_state():
-    learner = supervised(para(net(), "net"), softmax_cross_entropy(), adam())
+    learner = supervised(from_module(net(), "net"), softmax_cross_entropy(), adam())
     result = train(learner, batches(7))
     assert result.state["net"]["0.weight"]["step"].item() == 7
     assert set(result.state["net"]["0.weight"]) == {"step", "exp_avg", "exp_avg_sq"}
 
 
 def test_clipping_composes_with_the_optimiser():
-    learner = supervised(para(net(), "net"), softmax_cross_entropy(), sgd(lr=1.0).clipped(0.05))
+    learner = supervised(from_module(net(), "net"), softmax_cross_entropy(), sgd(lr=1.0).clipped(0.05))
     result = train(learner, batches(5))
     assert max(v.abs().max().item() for v in result.params["net"].values()) <= torch.tensor(0.05).item()
     new, _ = sgd(lr=1.0).clipped(0.5).update({"w": torch.zeros(2)}, {"w": {}}, {"w": torch.tensor([2.0, -0.25])})
@@ -185,6 +185,6 @@ def test_lens_optimizer_state_dict_round_trip():
 
 
 def test_optimiser_state_key_must_not_clash():
-    model = para(net(), "state")
+    model = from_module(net(), "state")
     with pytest.raises(ld.errors.ConflictError, match="state_key"):
         adam().reparametrise(model)

@@ -20,14 +20,14 @@ each a (parametric) lens; a learner is their composite.
 from . import boolean, bridges, learner, optim, parts
 from .boolean import Circuit, rda, z2_add, z2_zero
 from .bridges import LensOptimizer, diagram_learner, diagram_loss, load_params
-from .derivative import R, by_hand, para, para_derivative, reverse_derivative
+from .derivative import R, by_hand, from_module, para_derivative, reverse_derivative
 from .learner import WGAN, Dreamed, Learner, Trained, dream, input_as_parameter, supervised, train, wgan
 from .lens import Lens, same, tensor_add, tensor_zero
 from .optim import Optimiser, adagrad, adam, gradient_descent, momentum, nesterov, rmsprop, sgd
 from .para import Para
 
 __all__ = [
-    "Lens", "Para", "R", "reverse_derivative", "para", "para_derivative", "by_hand", "same",
+    "Lens", "Para", "R", "reverse_derivative", "from_module", "para_derivative", "by_hand", "same",
     "tensor_add", "tensor_zero", "parts", "optim", "learner", "bridges",
     "LensOptimizer", "diagram_learner", "diagram_loss", "load_params",
     "Learner", "Trained", "Dreamed", "WGAN", "supervised", "train", "dream", "input_as_parameter", "wgan",

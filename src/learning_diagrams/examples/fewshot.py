@@ -79,6 +79,7 @@ __all__ = [
     "Conv4",
     "ResNet12",
     "L2Normalize",
+    "few_shot_head",
     "FrozenFeatures",
     "load_classes",
     "make_backbone",

@@ -468,6 +468,24 @@ def test_figure_layout() -> None:
     assert [t.get_text() for t in empty.axes[0].texts] == ["no eval records"]
 
 
+def test_plot_fits_a_legend_of_many_terms(tmp_path: Path) -> None:
+    """72 glued squares' terms: the legend wraps into columns and the figure grows to hold it,
+    so constrained layout applies (its warning is an error under the test settings)."""
+    names = ["total"] + [f"x_{i}·m·h_{i} ≤ y_{i}" for i in range(72)]
+    records = [make_record(0, 0, step, "train", {n: 1.0 + step + i for i, n in enumerate(names)})
+               for step in range(1, 4)]
+    figure = History(records).figure()
+    legend = figure.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == names
+    assert legend._ncols > 1
+    assert figure.get_size_inches()[1] > 5.6
+    figure.canvas.draw()
+    box, page = legend.get_window_extent(), figure.bbox
+    pad = 0.1 * figure.dpi  # the legend's own border padding may reach past the edge
+    assert page.x0 - pad <= box.x0 and box.x1 <= page.x1 + pad and page.y0 - pad <= box.y0  # nothing cut off
+    assert History(records).plot(tmp_path / "many.png").read_bytes().startswith(PNG_MAGIC)
+
+
 def test_write_atomic_replaces_and_leaves_no_temp_files(tmp_path: Path) -> None:
     path = write_atomic(tmp_path / "new" / "file.bin", b"first")
     assert path.read_bytes() == b"first"

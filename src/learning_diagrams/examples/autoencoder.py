@@ -379,10 +379,7 @@ def run_norm(args: argparse.Namespace, train: Batch, test: Batch, device: torch.
 
 def reconstructions(enc: nn.Module, dec: nn.Module, test: Batch, path: Path, n: int = 12) -> Path:
     """A PNG: ``n`` test digits (top row) and their reconstructions ``dec(enc(x))`` (bottom row)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # its own canvas: the global backend is left alone
 
     device = next(enc.parameters()).device
     x = test[0][:n]

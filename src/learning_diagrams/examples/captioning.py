@@ -723,10 +723,7 @@ def picture(data: Data, results: dict[str, dict[str, Any]], path: Path, n: int =
     """A PNG: ``n`` test images, their true caption, and each encoder's generated caption."""
     import textwrap
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # its own canvas: the global backend is left alone
 
     index = torch.linspace(0, len(data.test) - 1, n).round().long().tolist()
     names = list(results)

@@ -557,6 +557,18 @@ class Progress:
 # --------------------------------------------------------------------------- history
 
 
+def _legend_shape(names: Iterable[str], per_column: int = 8, most_columns: int = 4) -> tuple[int, int, float]:
+    """(rows, columns, width in inches) of a small-font legend of ``names``.
+
+    One column up to ``per_column`` names, then up to ``most_columns``; the width
+    allows the line sample and about 0.06 in a character of the longest name.
+    """
+    names = list(names)
+    columns = max(1, min(most_columns, math.ceil(len(names) / per_column)))
+    longest = max((len(n) for n in names), default=0)
+    return math.ceil(len(names) / columns), columns, columns * (0.7 + 0.065 * longest)
+
+
 def _line_style(index: int) -> dict[str, str]:
     """The colour and dash of the ``index``-th name: the same in every subplot of a figure."""
     return {"color": f"C{index % 10}", "linestyle": ("-", "--", ":", "-.")[index // 10 % 4]}
@@ -707,7 +719,8 @@ class History(Logger):
 
         One subplot per stage, side by side: stages are where the set of terms
         changes, so each subplot has one line per value name of its stage, with
-        a legend below it; a name keeps its colour (and dash) in every subplot,
+        a legend below it (in up to four columns when long, the figure growing
+        to hold it); a name keeps its colour (and dash) in every subplot,
         ``"total"`` first. A subplot's y axis is logarithmic when all its
         finite values are positive; non-finite values leave gaps. With no
         records of ``split`` the figure holds a single note saying so.
@@ -719,7 +732,12 @@ class History(Logger):
         from matplotlib.figure import Figure
 
         stages = sorted({r["stage"] for r in self._select(split)})
-        fig = Figure(figsize=(max(6.4, 5.2 * len(stages)), 5.6), layout="constrained")
+        # Legends sit below their subplots; long ones wrap into columns and the figure grows
+        # by a row of text per legend row, so constrained layout can always place them.
+        shapes = [_legend_shape(self._stage_names(split, s)) for s in stages]
+        width = sum(max(5.2, w) for _, _, w in shapes)
+        rows = max((r for r, _, _ in shapes), default=0)
+        fig = Figure(figsize=(max(6.4, width), max(5.6, 4.4 + 0.2 * rows)), layout="constrained")
         FigureCanvasAgg(fig)
         axes = fig.subplots(1, max(1, len(stages)), squeeze=False)[0]
         fig.suptitle(f"{split} values by stage" if stages else f"{split} values")
@@ -762,7 +780,11 @@ class History(Logger):
         ax.set_xlabel("step")
         ax.set_ylabel("value (log scale)" if log else "value")
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize="small", frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize="small", frameon=False,
+                  ncols=_legend_shape(series)[1])
+
+    def _stage_names(self, split: str, stage: int) -> set[str]:
+        return {name for r in self._select(split, stage) for name in r["values"]}
 
     def _select(self, split: str | None, stage: int | None = None, epoch: int | None = None) -> list[Record]:
         return [

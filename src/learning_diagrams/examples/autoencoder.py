@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import learning_diagrams as ld
+from learning_diagrams.examples import machine
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -426,19 +427,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.draw.mkdir(parents=True, exist_ok=True)
     train, test = digits(args.seed)
 
-    threads = torch.get_num_threads()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    try:
+    with machine.threads(args.threads):
         results = {
             "autoencoder": run_autoencoder(args, train, test, device, args.draw),
             "norm": run_norm(args, train, test, device, args.draw),
         }
-    finally:
-        torch.set_num_threads(threads)
+        where = machine.describe(device)
     results["seconds"] = time.perf_counter() - start
-    where = f"{device} ({args.threads or threads} thread{'s' if (args.threads or threads) > 1 else ''})" \
-        if device.type == "cpu" else str(device)
     print(f"\nDone in {results['seconds']:.1f} s on {where}.")
     return results
 

@@ -84,7 +84,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -98,6 +97,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import learning_diagrams as ld
 from learning_diagrams.examples import emoji as emoji_data
+from learning_diagrams.examples import machine
 from learning_diagrams.examples.emoji import END, PAD, START, Captioned, Vocabulary
 from learning_diagrams.syntax import Lambda
 
@@ -743,14 +743,6 @@ def picture(data: Data, results: dict[str, dict[str, Any]], path: Path, n: int =
     return path
 
 
-def _machine(device: str, threads: int) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(torch.device(device))} (CUDA)"
-    import os
-
-    return f"{os.cpu_count()}-core {platform.machine()} CPU, {threads} torch thread{'s' * (threads != 1)}"
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=("emoji", "glyphs"), default="emoji",
@@ -803,15 +795,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if unknown:
         parser.error(f"--encoders: unknown {', '.join(unknown)}; choose among {', '.join(ENCODERS)}")
     start = time.perf_counter()
-    threads = torch.get_num_threads()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    try:
+    with machine.threads(args.threads):
         results = _run(args, names)
-    finally:
-        torch.set_num_threads(threads)
+        where = machine.describe(args.device)
     results["seconds"] = time.perf_counter() - start
-    print(f"\nDone in {results['seconds']:.1f} s on {_machine(args.device, args.threads or threads)}.")
+    print(f"\nDone in {results['seconds']:.1f} s on {where}.")
     return results
 
 

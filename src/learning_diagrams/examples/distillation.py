@@ -51,8 +51,6 @@ import argparse
 import copy
 import functools
 import math
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -64,7 +62,7 @@ from torch import nn, optim
 from torch.utils.data import DataLoader, TensorDataset
 
 import learning_diagrams as ld
-from learning_diagrams.examples import datasets
+from learning_diagrams.examples import datasets, machine
 
 __all__ = [
     "DeepNN", "LightNN", "Regressor", "classifier", "distillation", "cosine_distillation",
@@ -598,13 +596,6 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {std:.2f}"
 
 
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"{os.cpu_count()}-core {platform.machine()} CPU, {threads} torch thread{'s' if threads > 1 else ''}"
-
-
 ROW_NAMES = {"teacher": "teacher", "student": "student alone", "kd": "distilled, kd",
              "cosine": "distilled, cosine", "regressor": "distilled, regressor"}
 
@@ -653,7 +644,7 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
         print(f"\nLargest |diagram loss − hand-written loss| over every step ({steps} steps a run) and seed:")
         print("  " + ", ".join(f"{n} {gaps[n]:.1e}" for n in names))
     seconds = time.perf_counter() - start
-    print(f"\nDone in {seconds:.1f} s on {machine(device)}.")
+    print(f"\nDone in {seconds:.1f} s on {machine.describe(device)}.")
     return {"accuracy": accuracy, "curve_gap": gaps, "steps": runs[0]["steps"], "seeds": list(args.seeds),
             "variants": list(args.variants), "losses": args.losses, "seconds": seconds}
 
@@ -708,7 +699,7 @@ def demo(args: argparse.Namespace) -> dict[str, float]:
     print(f"  {'model':<18} {'accuracy':>8}")
     for name, value in results.items():
         print(f"  {name:<18} {value:>8.2f}")
-    print(f"\nDone in {time.perf_counter() - start:.1f} s on {machine(torch.device(args.device))}.")
+    print(f"\nDone in {time.perf_counter() - start:.1f} s on {machine.describe(args.device)}.")
     return results
 
 
@@ -766,18 +757,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.epochs is None:
         args.epochs = EPOCHS if comparison else 20
 
-    threads = torch.get_num_threads()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    try:
+    with machine.threads(args.threads):
         if args.draw is not None:
             for path in draw(args.draw, args.losses):
                 print(f"drawn: {path}")
-        return experiment(args) if comparison else demo(args)
-    except datasets.DataMissingError as error:  # Fashion-MNIST asked for and not there: say how to get it
-        raise SystemExit(f"error: {error}") from None
-    finally:
-        torch.set_num_threads(threads)
+        try:
+            return experiment(args) if comparison else demo(args)
+        except datasets.DataMissingError as error:  # Fashion-MNIST asked for and not there: say how to get it
+            raise SystemExit(f"error: {error}") from None
 
 
 if __name__ == "__main__":

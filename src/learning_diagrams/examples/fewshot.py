@@ -57,7 +57,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import random
 import statistics
 import time
@@ -71,7 +70,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import learning_diagrams as ld
-from learning_diagrams.examples import datasets, glyphs
+from learning_diagrams.examples import datasets, glyphs, machine
 
 __all__ = [
     "ClassSet",
@@ -385,16 +384,6 @@ def glue_episodes(episodes: Sequence[Episode], backbone: nn.Module, features: in
 # -- training ----------------------------------------------------------------------------------
 
 
-def _machine(device: str) -> str:
-    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
-        return torch.cuda.get_device_name(torch.device("cuda" if device == "auto" else device))
-    return f"{os.cpu_count()}-core {platform.machine()} CPU, {torch.get_num_threads()} torch threads"
-
-
-def _device(device: str) -> torch.device:
-    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
-
-
 def pretrain(classes: ClassSet, backbone: nn.Module, *, epochs: int, batch_size: int = 64, lr: float = 1e-3,
              seed: int = 0, device: str = "auto", progress: bool = True, log_dir=False) -> ld.Diagram:
     """Train ``backbone`` as one classifier over the meta-train classes: a single square, ``ld.fit``.
@@ -466,7 +455,7 @@ def fit_heads(episodes: Sequence[Episode], backbone: nn.Module, *, glue: int = 5
     every ``Y_e``. ``on_colimit`` sees each glued diagram after fitting.
     """
     memo = FrozenFeatures(backbone)
-    dev = _device(device)
+    dev = machine.device(device)
     accuracies: list[float] = []
     for start in range(0, len(episodes), glue):
         chunk = episodes[start:start + glue]
@@ -507,7 +496,7 @@ def rfs(episodes: Sequence[Episode], backbone: nn.Module, images: torch.Tensor, 
     from sklearn.linear_model import LogisticRegression
 
     used = sorted({i for e in episodes for i in (*e.support_indices, *e.query_indices)})
-    table = _features(backbone, images[used], _device(device))
+    table = _features(backbone, images[used], machine.device(device))
     row = {i: k for k, i in enumerate(used)}
     accuracies = []
     for e in episodes:
@@ -572,13 +561,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--log-dir", default="runs/fewshot", help="pretraining logs go there")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
+    with machine.threads(args.threads):
         return _run(parser, args)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
@@ -676,7 +660,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
             f"{k}-shot {_cell([a - b for a, b in zip(accuracy[(name, 'glued heads', k)], accuracy[(name, 'RFS', k)])])}"
             for k in shots)
         print(f"  {name}: {diffs}")
-    print(f"\nDone in {time.perf_counter() - start:.1f} s on {_machine(args.device)}.")
+    print(f"\nDone in {time.perf_counter() - start:.1f} s on {machine.describe(args.device)}.")
     return {"classes": classes, "episodes": episodes, "accuracy": accuracy, "colimit": colim,
             "pretrain": square_d, "meta_colimit": meta_colim, "backbones": backbones}
 

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from learning_diagrams.examples import machine
 from learning_diagrams.atomic import write_atomic
 from learning_diagrams.lenses import Para, adam, dream, parts, rmsprop, sgd, supervised, train, wgan
 
@@ -620,12 +621,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "dream" in only:
         only.add("digits")
 
-    threads = torch.get_num_threads()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     results: dict[str, Any] = {"files": []}
-    try:
+    with machine.threads(args.threads):
         if "iris" in only:
             results["iris"] = run_iris(args)
         if "digits" in only:
@@ -637,13 +635,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "gan" in only:
             results["gan"] = run_gan(args)
             results["files"].append(gan_png(results["gan"], args.out / "lenses-gan.png"))
-    finally:
-        used = torch.get_num_threads()
-        torch.set_num_threads(threads)
+        where = machine.describe("cpu")
     results["seconds"] = time.perf_counter() - start
     for path in results["files"]:
         _say(args, f"\nWrote {path}")
-    _say(args, f"\nDone in {results['seconds']:.1f} s on the CPU ({used} thread{'s' if used > 1 else ''}).")
+    _say(args, f"\nDone in {results['seconds']:.1f} s on {where}.")
     return results
 
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import learning_diagrams as ld
-from learning_diagrams.examples import datasets
+from learning_diagrams.examples import datasets, machine
 
 __all__ = ["Backbone", "Task", "square", "backbone_diagram", "glued", "load_tasks", "main", "TASKS"]
 
@@ -204,12 +203,6 @@ def _accuracies(diagram: ld.Diagram, tasks: list[Task], device: str, batch_size:
     return {t.name: 100 * values[f"accuracy[x_{t.key}·m·h_{t.key} ≤ y_{t.key}]"] for t in tasks}
 
 
-def _machine(device: str) -> str:
-    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
-        return torch.cuda.get_device_name(torch.device("cuda" if device == "auto" else device))
-    return f"{os.cpu_count()}-core {platform.machine()} CPU, {torch.get_num_threads()} torch threads"
-
-
 def _cell(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
@@ -243,13 +236,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--log-dir", default="runs/multitask", help="where each run's logs go")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
+    with machine.threads(args.threads):
         return _run(parser, args)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
@@ -315,7 +303,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     print(f"| {'-' * 15} | {'-' * 14}: | {'-' * 14}: |")
     for task, v in accuracy.items():
         print(f"| {task:<15} | {_cell(v['alone']):>15} | {_cell(v['glued']):>15} |")
-    print(f"\nDone in {time.perf_counter() - start:.1f} s on {_machine(args.device)}.")
+    print(f"\nDone in {time.perf_counter() - start:.1f} s on {machine.describe(args.device)}.")
     return {"tasks": tasks, "colimit": colim, "accuracy": accuracy, "seeds": seeds, "steps_per_epoch": steps}
 
 

@@ -187,6 +187,22 @@ def test_csv_append_refuses_a_foreign_header(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8") == "a,b\n1,2\n"
 
 
+def test_append_keeps_only_the_records_a_checkpoint_had_logged(tmp_path: Path) -> None:
+    """keep=n: the first n records survive, each with all of its rows; n past the end keeps all."""
+    records = _records()[:4]  # steps 1, 2, 3 (two values each), then step 3's eval (two values)
+    for keep, steps in ((0, []), (2, ["1", "1", "2", "2"]), (3, ["1", "1", "2", "2", "3", "3"]),
+                        (9, ["1", "1", "2", "2", "3", "3", "3", "3"])):
+        csv_path, jsonl_path = tmp_path / f"{keep}.csv", tmp_path / f"{keep}.jsonl"
+        for cls, path in ((CSVLogger, csv_path), (JSONLinesLogger, jsonl_path)):
+            with cls(path) as logger:
+                for record in records:
+                    logger.log(record)
+            cls(path, append=True, keep=keep).close()
+        rows = _csv_rows(csv_path)
+        assert rows[0] == list(CSV_COLUMNS) and [r[2] for r in rows[1:]] == steps
+        assert History.from_jsonl(jsonl_path).records == tuple(records[:keep])
+
+
 # --------------------------------------------------------------------------- JSON lines
 
 

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import learning_diagrams as ld
 from learning_diagrams.training import CombinedBatches
+from learning_diagrams.training.checkpoint import latest_checkpoint
 
 QUIET = dict(progress=False, log_dir=False)
 
@@ -89,6 +90,46 @@ def test_a_resumed_run_ends_bit_for_bit_where_the_uninterrupted_one_does(tmp_pat
 
     assert any(not torch.equal(a, b) for a, b in zip(stopped, expected))  # it did stop early
     assert all(torch.equal(a, b) for a, b in zip(resumed, expected))
+
+
+class Crash(BaseException):  # as KeyboardInterrupt: not wrapped as a MapError
+    pass
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    """A crash at step 15, after the step-12 checkpoint: the records of steps 13 and 14 are
+    dropped from the files on resuming, so both logs end up equal to an unbroken run's."""
+    options = dict(seed=3, progress=False, log_every=1, checkpoint_every=6, eval_data=None, plot=False)
+
+    def run(name, crash_at=None, resume=False):
+        stages, _ = regime()
+        calls = 0
+
+        def images(batch):
+            nonlocal calls
+            calls += 1
+            if calls == crash_at:
+                raise Crash
+            return batch[0]
+
+        for stage in stages:
+            stage.diagram.maps["x"].fn = images
+        folder = tmp_path / name
+        return ld.fit(stages, log_dir=folder / "logs", checkpoint_dir=folder / "ckpt",
+                      resume=folder / "ckpt" if resume else None, **options)
+
+    whole = run("whole")
+    with pytest.raises(Crash):
+        run("cut", crash_at=15)
+    crashed = (tmp_path / "cut" / "logs" / "log.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["step"] for line in crashed] == list(range(1, 15))
+    assert latest_checkpoint(tmp_path / "cut" / "ckpt").name.endswith("12")
+    resumed = run("cut", resume=True)
+
+    for name in ("log.jsonl", "log.csv"):
+        expected = (tmp_path / "whole" / "logs" / name).read_text(encoding="utf-8")
+        assert (tmp_path / "cut" / "logs" / name).read_text(encoding="utf-8") == expected
+    assert resumed.rows() == whole.rows()
 
 
 def test_resuming_from_an_empty_directory_says_so(tmp_path):

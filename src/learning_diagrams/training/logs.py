@@ -44,7 +44,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -182,6 +182,27 @@ def _drop_partial_line(path: Path) -> int:
         return end
 
 
+def _keep_lines(path: Path, count: int, key: Callable[[bytes], Any] = lambda line: None) -> None:
+    """Cut ``path`` after its first ``count`` records: runs of lines with an equal ``key``
+    (by default every line is a record of its own).
+
+    A resumed run calls this with the number of records its checkpoint had logged, so that
+    records written between that checkpoint and a crash are not in the file twice.
+    """
+    with open(path, "rb+") as f:
+        seen, previous, end = 0, object(), 0
+        for line in f:
+            k = key(line)
+            if k is None or k != previous:
+                if seen == count:
+                    break
+                seen, previous = seen + 1, k
+            end += len(line)
+        else:
+            return
+        f.truncate(end)
+
+
 def _open_log(path: Path, append: bool) -> tuple[io.TextIOWrapper, bool]:
     """Open a line-oriented log for writing; return the file and whether it is new (empty)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,8 +249,9 @@ class CSVLogger(Logger):
     The file is flushed after each record, so a crash loses at most the line
     being written. With ``append=True`` (a run resuming from a checkpoint) an
     existing file is continued: a last line left unfinished by a crash is
-    dropped, and the header is written only if the file is new or empty.
-    Otherwise the file is started afresh. Parent directories are created.
+    dropped, then every record after the first ``keep`` (when given), and the
+    header is written only if the file is new or empty. Otherwise the file is
+    started afresh. Parent directories are created.
 
     Parameters
     ----------
@@ -237,6 +259,10 @@ class CSVLogger(Logger):
         The CSV file.
     append : bool, default False
         Continue an existing file instead of replacing it.
+    keep : int, optional
+        With ``append``, how many records of the existing file to keep (a
+        record's rows are consecutive rows with the same stage, epoch, step
+        and split); the trainer passes the count its checkpoint had logged.
 
     Raises
     ------
@@ -244,13 +270,15 @@ class CSVLogger(Logger):
         With ``append=True``, if the existing file has a different header.
     """
 
-    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], append: bool = False, keep: int | None = None) -> None:
         self.path = Path(path)
         if append and self.path.exists() and _drop_partial_line(self.path) > 0:
             with open(self.path, encoding="utf-8", newline="") as f:
                 header = next(csv.reader(f), None)
             if header is None or tuple(header) != CSV_COLUMNS:
                 raise ValueError(f"cannot append to {self.path}: its header is {header}, expected {list(CSV_COLUMNS)}")
+            if keep is not None:  # the header, then the rows of the first `keep` records
+                _keep_lines(self.path, keep + 1, key=_csv_record_key)
         self._file, fresh = _open_log(self.path, append)
         self._writer = csv.writer(self._file, lineterminator="\n")
         if fresh:
@@ -275,6 +303,12 @@ class CSVLogger(Logger):
         self._file.close()
 
 
+def _csv_record_key(line: bytes) -> tuple[str, ...] | None:
+    """The (stage, epoch, step, split) of a CSV row; None for the header."""
+    row = next(csv.reader([line.decode("utf-8")]))
+    return None if tuple(row) == CSV_COLUMNS else tuple(row[:4])
+
+
 class JSONLinesLogger(Logger):
     """A JSON Lines file: one record per line, as a JSON object.
 
@@ -282,8 +316,8 @@ class JSONLinesLogger(Logger):
     flushed one by one; non-finite values are written as ``NaN``/``Infinity``,
     which :func:`json.loads` and :meth:`History.from_jsonl` read back. With
     ``append=True`` an existing file is continued, after dropping a last line
-    left unfinished by a crash; otherwise it is started afresh. Parent
-    directories are created.
+    left unfinished by a crash and every record after the first ``keep`` (when
+    given); otherwise it is started afresh. Parent directories are created.
 
     Parameters
     ----------
@@ -291,10 +325,14 @@ class JSONLinesLogger(Logger):
         The ``.jsonl`` file.
     append : bool, default False
         Continue an existing file instead of replacing it.
+    keep : int, optional
+        With ``append``, how many records (lines) of the existing file to keep.
     """
 
-    def __init__(self, path: str | os.PathLike[str], append: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], append: bool = False, keep: int | None = None) -> None:
         self.path = Path(path)
+        if append and keep is not None and self.path.exists() and _drop_partial_line(self.path) > 0:
+            _keep_lines(self.path, keep)
         self._file, _ = _open_log(self.path, append)
 
     def log(self, record: Mapping[str, Any]) -> None:
@@ -362,7 +400,8 @@ def _tensorboard_available() -> bool:
 
 
 def default_loggers(
-    directory: str | os.PathLike[str], *, tensorboard: bool | None = None, append: bool = False
+    directory: str | os.PathLike[str], *, tensorboard: bool | None = None, append: bool = False,
+    keep: int | None = None,
 ) -> list[Logger]:
     """The loggers of a run directory.
 
@@ -380,6 +419,11 @@ def default_loggers(
         Whether to log to TensorBoard; None means "if installed".
     append : bool, default False
         Continue existing CSV and JSONL logs (a resumed run).
+    keep : int, optional
+        With ``append``, keep only the first ``keep`` records of those files
+        (the ones logged before the checkpoint the run resumes from). The
+        TensorBoard files are appended to as they are: TensorBoard shows a step
+        logged again as a second point.
 
     Returns
     -------
@@ -393,8 +437,8 @@ def default_loggers(
     """
     directory = Path(directory)
     loggers: list[Logger] = [
-        CSVLogger(directory / "log.csv", append=append),
-        JSONLinesLogger(directory / "log.jsonl", append=append),
+        CSVLogger(directory / "log.csv", append=append, keep=keep),
+        JSONLinesLogger(directory / "log.jsonl", append=append, keep=keep),
     ]
     if tensorboard is None:
         tensorboard = _tensorboard_available()

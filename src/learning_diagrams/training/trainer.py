@@ -234,7 +234,7 @@ class _Run:
         state = self._read_resume(resume) if resume is not None else None
         if state is None:
             random.seed(t.seed), np.random.seed(t.seed % 2**32), torch.manual_seed(t.seed)
-        self.loggers = self._loggers(append=state is not None)
+        self.loggers = self._loggers(append=state is not None, keep=state.get("records") if state else None)
         deterministic = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(t.deterministic or deterministic)
         try:
@@ -258,15 +258,17 @@ class _Run:
         self.resume_folder = folder
         return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
 
-    def _loggers(self, *, append: bool) -> list:
+    def _loggers(self, *, append: bool, keep: int | None) -> list:
+        """The run's loggers; a resumed run's files keep the ``keep`` records its checkpoint had logged."""
         t = self.t
         self.log_dir = None
         if t.log_dir is False or not self.rank0:
             return []
         self.log_dir = Path(t.log_dir) if t.log_dir else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+        loggers = default_loggers(self.log_dir, append=append, keep=keep)
         if append and (self.log_dir / "log.jsonl").exists():
             self.history = History.from_jsonl(self.log_dir / "log.jsonl")
-        return default_loggers(self.log_dir, append=append)
+        return loggers
 
     # -- one stage ----------------------------------------------------------------
     def _stage(self, index: int, state: dict | None) -> bool:
@@ -397,6 +399,7 @@ class _Run:
                 "epoch": epoch,
                 "start": start,
                 "step": self.step,
+                "records": len(self.history),
                 "optimizers": [o.state_dict() for o in context["optimizers"]],
                 "schedulers": [s.state_dict() for s in context["schedulers"]],
                 "scaler": context["scaler"].state_dict() if context["scaler"] is not None else {},

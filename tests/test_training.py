@@ -299,6 +299,51 @@ def test_two_process_ddp_ends_with_the_single_process_parameters(tmp_path, polic
         assert torch.allclose(a, b, atol=1e-5)
 
 
+def siamese(backbone, heads, n_data, m_data):
+    """One backbone module on two edges (tied weights), each edge on its own data's path."""
+    d = ld.Diagram().space("N", data=n_data).space("M", data=m_data)
+    d.space("X").space("X2").space("F").space("F2")
+    d.space("Y1", loss=ld.losses.cross_entropy).space("Y2", loss=ld.losses.cross_entropy)
+    d.map("xn", "N", "X", lambda b: b[0]).map("xm", "M", "X2", lambda b: b[0])
+    d.map("yn", "N", "Y1", lambda b: b[1]).map("ym", "M", "Y2", lambda b: b[1])
+    d.map("b1", "X", "F", backbone).map("b2", "X2", "F2", backbone)
+    d.map("h1", "F", "Y1", heads[0]).map("h2", "F2", "Y2", heads[1])
+    return d.relate("xn·b1·h1", "yn").relate("xm·b2·h2", "ym")
+
+
+def _siamese_models():
+    backbone, heads = mlp(0, out=8, dropout=0.0), [nn.Linear(8, 3), nn.Linear(8, 3)]
+    for i, h in enumerate(heads):
+        torch.manual_seed(10 + i)
+        h.reset_parameters()
+    return backbone, heads
+
+
+def _ddp_siamese_worker(rank, world, init_file, out_file):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        backbone, heads = _siamese_models()
+        n, m = DataLoader(dataset(16, 0), batch_size=4), DataLoader(dataset(8, 1), batch_size=2)
+        ld.fit(siamese(backbone, heads, n, m), epochs=2, optimizer=torch.optim.SGD, lr=0.1, strategy="ddp", **QUIET)
+        if rank == 0:
+            torch.save([p.detach() for p in backbone.parameters()], out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_ddp_with_one_module_on_two_edges(tmp_path):
+    # The module gets one DDP wrapper, called twice a step; its gradients are reduced once.
+    mp.spawn(_ddp_siamese_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp.pt")), nprocs=2, join=True)
+    backbone, heads = _siamese_models()
+    before = [p.detach().clone() for p in backbone.parameters()]
+    n, m = DataLoader(dataset(16, 0), batch_size=8), DataLoader(dataset(8, 1), batch_size=4)
+    ld.fit(siamese(backbone, heads, n, m), epochs=2, optimizer=torch.optim.SGD, lr=0.1, **QUIET)
+    ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    assert any(not torch.equal(a, b) for a, b in zip(before, backbone.parameters()))
+    for a, b in zip(ddp, backbone.parameters()):
+        assert torch.allclose(a, b.detach(), atol=1e-5)
+
+
 def test_held_out_data_given_as_one_full_batch_is_evaluated_whole():
     data = dataset(12, 6)
     d = classifier(mlp(0, dropout=0.0), [data.tensors])

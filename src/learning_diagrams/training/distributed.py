@@ -8,7 +8,9 @@
   batches is dealt round-robin; a tensor (one full batch) is used whole by
   every process.
 * Only trainable maps are wrapped, each module in its own
-  ``DistributedDataParallel``; frozen maps and plain functions are not.
+  ``DistributedDataParallel``; frozen maps and plain functions are not. A
+  module on several edges (tied weights) gets one wrapper, called once per edge
+  in a step, and its gradients are reduced once (tested against one process).
   Because every map the compiled loss calls lies on a compared path, a wrapped
   module that runs in a step always receives gradients, and a head whose data
   vertex has no batch in a step is not called at all. So there is no

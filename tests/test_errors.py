@@ -159,6 +159,27 @@ def test_one_module_both_frozen_and_trainable():
         d.compile()
 
 
+def test_a_module_part_both_frozen_and_trainable():
+    teacher = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    d = square().space("Z", loss=ld.losses.mse)
+    d.map("whole", "X", "Z", teacher, trainable=False).map("head", "X", "Z", teacher[1])
+    d.relate("x·head", "x·whole")
+    with pytest.raises(errors.ConflictError,
+                       match=r"trainable edge 'head' and frozen edge 'whole' share a parameter \('weight' of the one, "
+                             r"'1.weight' of the other\)"):
+        d.compile()
+    assert all(p.requires_grad for p in teacher.parameters())  # nothing was frozen on the way
+
+
+def test_a_lambda_calling_a_frozen_edge_module():
+    net = nn.Linear(3, 3)
+    d = square().space("Z", loss=ld.losses.mse)
+    d.map("frozen", "X", "Z", net, trainable=False).map("calls", "X", "Z", ld.syntax.Lambda.parse("x -> net(x)", {"net": net}))
+    d.relate("x·calls", "x·frozen")
+    with pytest.raises(errors.ConflictError, match=r"trainable edge 'calls' and frozen edge 'frozen' share a parameter"):
+        d.compile()
+
+
 def test_one_shot_iterator_as_data():
     d = square(data=iter([1, 2])).relate("x·f", "y")
     with pytest.raises(errors.TypeMismatchError, match=r"data of vertex 'N' is a one-shot iterator"):

@@ -131,7 +131,11 @@ class CompiledLoss(nn.Module):
 
     # -- modes and parameters -------------------------------------------------
     def _freeze(self) -> None:
+        # A parameter is trained or frozen as a whole, so no parameter may be reached from a
+        # trainable edge and a frozen one: the same module on both, or a part of one module
+        # that the other holds (``teacher`` frozen, ``teacher.head`` trained; a lambda calling it).
         by_module: dict[int, Map] = {}
+        by_param: dict[int, tuple[Map, str]] = {}
         for m in self._maps.values():
             if not isinstance(m.fn, nn.Module):
                 continue
@@ -142,6 +146,16 @@ class CompiledLoss(nn.Module):
                     f"one module is on trainable edge {trainable.name!r} and frozen edge "
                     f"{frozen.name!r}; freeze or unfreeze both, or give one a copy"
                 )
+            for key, p in m.fn.named_parameters():
+                other, other_key = by_param.setdefault(id(p), (m, key))
+                if other.trainable != m.trainable:
+                    (trainable, t_key), (frozen, f_key) = sorted(((m, key), (other, other_key)),
+                                                                 key=lambda e: not e[0].trainable)
+                    raise ConflictError(
+                        f"trainable edge {trainable.name!r} and frozen edge {frozen.name!r} share a parameter "
+                        f"({t_key!r} of the one, {f_key!r} of the other); freeze or unfreeze both, "
+                        f"or give one a copy"
+                    )
         for m in self._maps.values():
             if not isinstance(m.fn, nn.Module):
                 continue

@@ -45,7 +45,7 @@ Data (``--data``):
 Backbones (``--backbone``): ``small`` (default), four conv-BN-ReLU-max-pool blocks
 of 64 channels (``--width``), 64 features (the "Conv-4" of the few-shot literature;
 112 k parameters); ``resnet12``, the ResNet-12 of RFS (64-160-320-640 channels, 640
-features, 12.4 M parameters; for a GPU).
+features, 12.4 M parameters; 30 pretraining epochs take half an hour on two CPU cores).
 
 Run it with ``python -m learning_diagrams.examples.fewshot [--device cuda] [--full]``;
 ``--draw docs/examples/fewshot.svg`` draws three glued episode squares. Only the
@@ -535,7 +535,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", choices=("glyphs", "digits"),
                         help="class set (default glyphs, or digits without the fonts)")
     parser.add_argument("--backbone", choices=tuple(BACKBONES), default="small",
-                        help="small (Conv-4, default) or resnet12 (RFS's; for a GPU)")
+                        help="small (Conv-4, default) or resnet12 (RFS's; 38 times the compute)")
     parser.add_argument("--width", type=int, default=64, help="channels of the small backbone (default 64)")
     parser.add_argument("--full", action="store_true",
                         help="600 episodes, 30 pretraining epochs, and the meta-training variant")

@@ -190,6 +190,7 @@ def test_csv_append_refuses_a_foreign_header(tmp_path: Path) -> None:
 def test_append_keeps_only_the_records_a_checkpoint_had_logged(tmp_path: Path) -> None:
     """keep=n: the first n records survive, each with all of its rows; n past the end keeps all."""
     records = _records()[:4]  # steps 1, 2, 3 (two values each), then step 3's eval (two values)
+    records[1]["values"]["a\nname, \"quoted\""] = records[1]["values"].pop(SOFT)  # a CSV row of two lines
     for keep, steps in ((0, []), (2, ["1", "1", "2", "2"]), (3, ["1", "1", "2", "2", "3", "3"]),
                         (9, ["1", "1", "2", "2", "3", "3", "3", "3"])):
         csv_path, jsonl_path = tmp_path / f"{keep}.csv", tmp_path / f"{keep}.jsonl"

@@ -262,13 +262,19 @@ def test_stages_share_models_and_each_stage_has_its_own_epochs():
     assert not any(p.requires_grad for p in teacher.parameters())  # frozen in the second stage
 
 
+def backbone_and_heads():
+    """The same seeded backbone and two heads in every process."""
+    backbone, heads = mlp(0, out=8, dropout=0.0), [nn.Linear(8, 3), nn.Linear(8, 3)]
+    for i, h in enumerate(heads):
+        torch.manual_seed(10 + i)
+        h.reset_parameters()
+    return backbone, heads
+
+
 def _ddp_worker(rank, world, init_file, out_file, policy):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        backbone, heads = mlp(0, out=8, dropout=0.0), [nn.Linear(8, 3), nn.Linear(8, 3)]
-        for i, h in enumerate(heads):
-            torch.manual_seed(10 + i)
-            h.reset_parameters()
+        backbone, heads = backbone_and_heads()
         n, m = DataLoader(dataset(16, 0), batch_size=4), DataLoader(dataset(4, 1), batch_size=2)
         d = two_heads(backbone, heads, n, m)
         ld.fit(d, epochs=2, optimizer=torch.optim.SGD, lr=0.1, strategy="ddp", policy=policy, **QUIET)
@@ -283,10 +289,7 @@ def test_two_process_ddp_ends_with_the_single_process_parameters(tmp_path, polic
     # Under "max_size" the second data set runs out after one step of two: its head is idle in
     # the second step, which needs no find_unused_parameters since each map has its own DDP.
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp.pt"), policy), nprocs=2, join=True)
-    backbone, heads = mlp(0, out=8, dropout=0.0), [nn.Linear(8, 3), nn.Linear(8, 3)]
-    for i, h in enumerate(heads):
-        torch.manual_seed(10 + i)
-        h.reset_parameters()
+    backbone, heads = backbone_and_heads()
     n, m = DataLoader(dataset(16, 0), batch_size=8), DataLoader(dataset(4, 1), batch_size=4)
     history = ld.fit(two_heads(backbone, heads, n, m), epochs=2, optimizer=torch.optim.SGD, lr=0.1,
                      policy=policy, **QUIET)
@@ -311,18 +314,10 @@ def siamese(backbone, heads, n_data, m_data):
     return d.relate("xn·b1·h1", "yn").relate("xm·b2·h2", "ym")
 
 
-def _siamese_models():
-    backbone, heads = mlp(0, out=8, dropout=0.0), [nn.Linear(8, 3), nn.Linear(8, 3)]
-    for i, h in enumerate(heads):
-        torch.manual_seed(10 + i)
-        h.reset_parameters()
-    return backbone, heads
-
-
 def _ddp_siamese_worker(rank, world, init_file, out_file):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        backbone, heads = _siamese_models()
+        backbone, heads = backbone_and_heads()
         n, m = DataLoader(dataset(16, 0), batch_size=4), DataLoader(dataset(8, 1), batch_size=2)
         ld.fit(siamese(backbone, heads, n, m), epochs=2, optimizer=torch.optim.SGD, lr=0.1, strategy="ddp", **QUIET)
         if rank == 0:
@@ -334,7 +329,7 @@ def _ddp_siamese_worker(rank, world, init_file, out_file):
 def test_two_process_ddp_with_one_module_on_two_edges(tmp_path):
     # The module gets one DDP wrapper, called twice a step; its gradients are reduced once.
     mp.spawn(_ddp_siamese_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp.pt")), nprocs=2, join=True)
-    backbone, heads = _siamese_models()
+    backbone, heads = backbone_and_heads()
     before = [p.detach().clone() for p in backbone.parameters()]
     n, m = DataLoader(dataset(16, 0), batch_size=8), DataLoader(dataset(8, 1), batch_size=4)
     ld.fit(siamese(backbone, heads, n, m), epochs=2, optimizer=torch.optim.SGD, lr=0.1, **QUIET)

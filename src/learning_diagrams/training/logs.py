@@ -44,7 +44,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -182,25 +182,41 @@ def _drop_partial_line(path: Path) -> int:
         return end
 
 
-def _keep_lines(path: Path, count: int, key: Callable[[bytes], Any] = lambda line: None) -> None:
-    """Cut ``path`` after its first ``count`` records: runs of lines with an equal ``key``
-    (by default every line is a record of its own).
+def _keep_lines(path: Path, count: int) -> None:
+    """Cut ``path`` after its first ``count`` lines (JSON Lines: a record a line).
 
     A resumed run calls this with the number of records its checkpoint had logged, so that
     records written between that checkpoint and a crash are not in the file twice.
     """
     with open(path, "rb+") as f:
-        seen, previous, end = 0, object(), 0
-        for line in f:
-            k = key(line)
-            if k is None or k != previous:
-                if seen == count:
-                    break
-                seen, previous = seen + 1, k
+        end = 0
+        for i, line in enumerate(f):
+            if i == count:
+                f.truncate(end)
+                return
             end += len(line)
-        else:
-            return
-        f.truncate(end)
+
+
+def _keep_csv_records(path: Path, count: int) -> None:
+    """Keep the header and the rows of the first ``count`` records of a CSV log.
+
+    A record's rows are consecutive rows with the same (stage, epoch, step, split). The file
+    is read with :mod:`csv` (a quoted name may hold a newline) and rewritten atomically.
+    """
+    with open(path, encoding="utf-8", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    cut, seen, previous = len(rows), 0, None
+    for i, row in enumerate(rows):
+        if tuple(row[:4]) != previous:
+            if seen == count:
+                cut = i
+                break
+            seen, previous = seen + 1, tuple(row[:4])
+    if cut == len(rows):
+        return
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([header, *rows[:cut]])
+    write_atomic(path, text.getvalue().encode("utf-8"))
 
 
 def _open_log(path: Path, append: bool) -> tuple[io.TextIOWrapper, bool]:
@@ -277,8 +293,8 @@ class CSVLogger(Logger):
                 header = next(csv.reader(f), None)
             if header is None or tuple(header) != CSV_COLUMNS:
                 raise ValueError(f"cannot append to {self.path}: its header is {header}, expected {list(CSV_COLUMNS)}")
-            if keep is not None:  # the header, then the rows of the first `keep` records
-                _keep_lines(self.path, keep + 1, key=_csv_record_key)
+            if keep is not None:
+                _keep_csv_records(self.path, keep)
         self._file, fresh = _open_log(self.path, append)
         self._writer = csv.writer(self._file, lineterminator="\n")
         if fresh:
@@ -301,12 +317,6 @@ class CSVLogger(Logger):
     def close(self) -> None:
         """Close the file."""
         self._file.close()
-
-
-def _csv_record_key(line: bytes) -> tuple[str, ...] | None:
-    """The (stage, epoch, step, split) of a CSV row; None for the header."""
-    row = next(csv.reader([line.decode("utf-8")]))
-    return None if tuple(row) == CSV_COLUMNS else tuple(row[:4])
 
 
 class JSONLinesLogger(Logger):

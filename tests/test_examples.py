@@ -8,6 +8,8 @@ import learning_diagrams as ld
 from learning_diagrams.examples import datasets, distillation
 from learning_diagrams.examples import distillation as ex
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+
 
 def test_distillation_demo_runs_and_reports_three_accuracies(capsys, tmp_path):
     results = distillation.main(["--epochs", "2", "--seed", "0", "--quiet", "--log-dir", str(tmp_path)])
@@ -20,15 +22,6 @@ def test_distillation_demo_runs_and_reports_three_accuracies(capsys, tmp_path):
 
 
 # -- the three variants against the tutorial's hand-written losses ----------------------------------
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as the example's runs use: these models are small and the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

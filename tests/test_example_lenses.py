@@ -14,8 +14,21 @@ def run(tmp_path_factory):
     """One short run of every experiment (a few epochs and steps), writing its PNGs to a temporary folder."""
     out = tmp_path_factory.mktemp("lenses")
     threads = torch.get_num_threads()
-    results = ex.main(["--iris-epochs", "20", "--digits-epochs", "3", "--dream-steps", "20", "--gan-steps", "60",
-                       "--out", str(out), "--quiet"])
+    results = ex.main(
+        [
+            "--iris-epochs",
+            "20",
+            "--digits-epochs",
+            "3",
+            "--dream-steps",
+            "20",
+            "--gan-steps",
+            "60",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert torch.get_num_threads() == threads  # the example restores torch's thread count
     return results, out
 
@@ -45,8 +58,15 @@ def test_the_comparison_notices_a_baseline_that_differs():
     """The same comparison, with the baseline's learning rate changed: the weights and curves part."""
     train_set, test = ex.iris()
     batches = ex.epoch_batches(train_set, 10, 5, 0, ex.one_hot)
-    r = ex.compare(ex.IRIS_MODELS["dense"], batches, test, loss="mse", optimiser="sgd", hyper={"lr": 0.5},
-                   baseline_hyper={"lr": 0.05})
+    r = ex.compare(
+        ex.IRIS_MODELS["dense"],
+        batches,
+        test,
+        loss="mse",
+        optimiser="sgd",
+        hyper={"lr": 0.5},
+        baseline_hyper={"lr": 0.05},
+    )
     assert r["param_diff"] > 1e-2 and r["loss_diff"] > 1e-3
 
 

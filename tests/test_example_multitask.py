@@ -17,8 +17,19 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multitask")
     (tmp / "no-fashion").mkdir()
     svg = tmp / "multitask.svg"
-    argv = ["--fashion-root", str(tmp / "no-fashion"), "--epochs", "2", "--batch-size", "32", "--threads", "1",
-            "--quiet", "--log-dir", str(tmp / "runs")]
+    argv = [
+        "--fashion-root",
+        str(tmp / "no-fashion"),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--threads",
+        "1",
+        "--quiet",
+        "--log-dir",
+        str(tmp / "runs"),
+    ]
     if shutil.which("dot"):
         argv += ["--draw", str(svg)]
     out = io.StringIO()

@@ -61,10 +61,14 @@ def test_each_variant_compiles_to_the_tutorials_two_terms(variant):
     pairs = ex.variant_diagram(variant, teacher, student, regressor, []).parallel_pairs()
     expected = {
         "kd": {("x·student·hard ≤ y", "Y", 0.75), ("x·student·soft ≤ x·teacher·soft", "G", 0.25)},
-        "cosine": {("x·student_features·student_classifier·hard ≤ y", "Y", 0.75),
-                   ("x·student_features·flatten ≤ x·teacher_features·pool", "H", 0.25)},
-        "regressor": {("x·student_features·student_classifier·hard ≤ y", "Y", 0.75),
-                      ("x·student_features·regressor ≤ x·teacher_features", "M", 0.25)},
+        "cosine": {
+            ("x·student_features·student_classifier·hard ≤ y", "Y", 0.75),
+            ("x·student_features·flatten ≤ x·teacher_features·pool", "H", 0.25),
+        },
+        "regressor": {
+            ("x·student_features·student_classifier·hard ≤ y", "Y", 0.75),
+            ("x·student_features·regressor ≤ x·teacher_features", "M", 0.25),
+        },
     }[variant]
     assert {(p.name, p.target, p.weight) for p in pairs} == expected
 
@@ -107,8 +111,14 @@ def test_the_regressor_is_a_trainable_edge_of_the_compiled_loss(batch, trained):
     assert {id(p) for p in student.parameters()} <= params
     assert not params & {id(p) for p in teacher.parameters()}
     before, teacher_before = regressor.weight.detach().clone(), teacher.features[0].weight.detach().clone()
-    ld.fit(ex.regressor_distillation(teacher, student, regressor, [batch]), epochs=1, lr=1e-3, device="cpu",
-           log_dir=False, progress=False)
+    ld.fit(
+        ex.regressor_distillation(teacher, student, regressor, [batch]),
+        epochs=1,
+        lr=1e-3,
+        device="cpu",
+        log_dir=False,
+        progress=False,
+    )
     assert not torch.equal(regressor.weight, before)
     assert torch.equal(teacher.features[0].weight, teacher_before)
 
@@ -119,7 +129,7 @@ def test_epoch_batches_reshuffle_every_epoch_and_repeat_for_a_seed():
     first, second = [y for _, y in a.epoch(0)], [y for _, y in a.epoch(1)]
     assert len(a) == len(first) == 3 and sum(len(y) for y in first) == 300
     assert not all(torch.equal(u, v) for u, v in zip(first, second))
-    assert all(torch.equal(u, v) for u, v in zip(first, [y for _, y in iter(b)]))   # pass 0 ...
+    assert all(torch.equal(u, v) for u, v in zip(first, [y for _, y in iter(b)]))  # pass 0 ...
     assert all(torch.equal(u, v) for u, v in zip(second, [y for _, y in iter(b)]))  # ... then pass 1
 
 

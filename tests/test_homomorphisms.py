@@ -118,9 +118,12 @@ def test_every_search_equals_brute_force_in_order(pg, dg):
         for m in found:  # constructing a morphism checks naturality again
             DiagramMorphism(pattern, diagram, m.vertices, m.edges)
             assert m.is_monic(parts)
-        expected = [(fv, fe) for fv, fe in everything
-                    if ("V" not in parts or len(set(fv.values())) == len(fv))
-                    and ("E" not in parts or len(set(fe.values())) == len(fe))]
+        expected = [
+            (fv, fe)
+            for fv, fe in everything
+            if ("V" not in parts or len(set(fv.values())) == len(fv))
+            and ("E" not in parts or len(set(fe.values())) == len(fe))
+        ]
         assert plain(found) == expected, monic
         assert is_homomorphic(pattern, diagram, monic=monic) == bool(expected)
 
@@ -146,7 +149,9 @@ def test_initial_equals_filtered_brute_force(pg, dg, monic, nested, data):
     initial = {"V": pins_v, "E": pins_e} if nested else {**pins_v, **pins_e}
     found = homomorphisms(pattern, diagram, monic=monic, initial=initial)
     expected = brute_force(
-        pattern, diagram, MONIC[monic],
+        pattern,
+        diagram,
+        MONIC[monic],
         keep=lambda fv, fe: all(fv[k] == w for k, w in pins_v.items()) and all(fe[k] == x for k, x in pins_e.items()),
     )
     assert plain(found) == expected
@@ -164,7 +169,9 @@ def test_where_equals_filtered_brute_force(pg, dg, monic, data):
     where = {part: (lambda x, ok=ok: x.name in ok) for part, ok in allowed.items()}
     found = homomorphisms(pattern, diagram, monic=monic, where=where)
     expected = brute_force(
-        pattern, diagram, MONIC[monic],
+        pattern,
+        diagram,
+        MONIC[monic],
         keep=lambda fv, fe: all({**fv, **fe}[part] in ok for part, ok in allowed.items()),
     )
     assert plain(found) == expected
@@ -178,8 +185,10 @@ LOSSES = [None, ld.losses.mse, ld.losses.l1]
 @settings(max_examples=100, deadline=None)
 def test_semantic_matching_equals_brute_force_with_agrees(pg, dg, data):
     def semantics(graph, wild):
-        fns = {i: (data.draw(st.sampled_from(MODELS if wild else MODELS[1:])), data.draw(st.booleans()))
-               for i in range(len(graph.edges))}
+        fns = {
+            i: (data.draw(st.sampled_from(MODELS if wild else MODELS[1:])), data.draw(st.booleans()))
+            for i in range(len(graph.edges))
+        }
         losses = {i: data.draw(st.sampled_from(LOSSES)) for i in range(len(graph.vertices))}
         return fns, losses
 
@@ -187,9 +196,12 @@ def test_semantic_matching_equals_brute_force_with_agrees(pg, dg, data):
     diagram = as_diagram(dg, "V", "e", *semantics(dg, wild=False))
     found = homomorphisms(pattern, diagram)
     expected = brute_force(
-        pattern, diagram,
-        keep=lambda fv, fe: all(agrees(pattern.spaces[a], diagram.spaces[b]) for a, b in fv.items())
-        and all(agrees(pattern.maps[a], diagram.maps[b]) for a, b in fe.items()),
+        pattern,
+        diagram,
+        keep=lambda fv, fe: (
+            all(agrees(pattern.spaces[a], diagram.spaces[b]) for a, b in fv.items())
+            and all(agrees(pattern.maps[a], diagram.maps[b]) for a, b in fe.items())
+        ),
     )
     assert plain(found) == expected
     assert plain(homomorphisms(pattern, diagram, semantic=False)) == brute_force(pattern, diagram)
@@ -199,24 +211,24 @@ def test_semantic_matching_equals_brute_force_with_agrees(pg, dg, data):
 @pytest.mark.parametrize(
     "pattern, diagram, monic, count",
     [
-        (path(3), path(4), False, 2),            # a path of two edges in a path of three
-        (path(2), path(5), False, 4),            # an edge goes to any edge
-        (path(4), loops(1), False, 1),           # everything maps to the terminal graph, once
-        (loops(1), path(4), False, 0),           # a loop needs a loop
-        (loops(2), loops(3), False, 9),          # two loops into three: 3²
-        (loops(2), loops(3), "E", 6),            # injectively: 3·2
+        (path(3), path(4), False, 2),  # a path of two edges in a path of three
+        (path(2), path(5), False, 4),  # an edge goes to any edge
+        (path(4), loops(1), False, 1),  # everything maps to the terminal graph, once
+        (loops(1), path(4), False, 0),  # a loop needs a loop
+        (loops(2), loops(3), False, 9),  # two loops into three: 3²
+        (loops(2), loops(3), "E", 6),  # injectively: 3·2
         (loops(0, parallel=2), loops(0, parallel=3), False, 9),
         (loops(0, parallel=2), loops(0, parallel=3), True, 6),
         (loops(0, parallel=2), loops(0, parallel=3), "V", 9),
-        (cycle(2), cycle(3), False, 0),          # a 2-cycle does not wind round a 3-cycle
-        (cycle(3), cycle(3), False, 3),          # rotations
-        (cycle(6), cycle(3), False, 3),          # winding twice
+        (cycle(2), cycle(3), False, 0),  # a 2-cycle does not wind round a 3-cycle
+        (cycle(3), cycle(3), False, 3),  # rotations
+        (cycle(6), cycle(3), False, 3),  # winding twice
         (cycle(6), cycle(3), "V", 0),
-        (cycle(12), cycle(12), True, 12),        # 12^24 assignments; the search sees 12
+        (cycle(12), cycle(12), True, 12),  # 12^24 assignments; the search sees 12
         (path(6), path(30), True, 25),
-        (discrete(2), path(3), False, 9),        # isolated vertices go anywhere
+        (discrete(2), path(3), False, 9),  # isolated vertices go anywhere
         (discrete(2), path(3), "V", 6),
-        (discrete(0), discrete(0), True, 1),     # the empty morphism
+        (discrete(0), discrete(0), True, 1),  # the empty morphism
         (discrete(1), discrete(0), False, 0),
     ],
 )
@@ -271,7 +283,9 @@ def test_homomorphism_unique():
 
 
 def test_homomorphism_none_says_which_part_has_no_candidate():
-    with pytest.raises(NoHomomorphismError, match=r"no part of the diagram can be the image of pattern edge 'f0'") as err:
+    with pytest.raises(
+        NoHomomorphismError, match=r"no part of the diagram can be the image of pattern edge 'f0'"
+    ) as err:
         homomorphism(edge, path(3), where={"f0": hom.frozen})
     assert isinstance(err.value, LookupError) and isinstance(err.value, DiagramError)
     with pytest.raises(NoHomomorphismError, match=r"each pattern part has candidates, but they do not fit together"):
@@ -279,7 +293,10 @@ def test_homomorphism_none_says_which_part_has_no_candidate():
 
 
 def test_homomorphism_ambiguous_says_how_many():
-    with pytest.raises(AmbiguousHomomorphismError, match=r"found 5 homomorphisms .*\{f0↦e0\}, \{f0↦e1\}, \{f0↦e2\}, \.\.\.; pass any=True"):
+    with pytest.raises(
+        AmbiguousHomomorphismError,
+        match=r"found 5 homomorphisms .*\{f0↦e0\}, \{f0↦e1\}, \{f0↦e2\}, \.\.\.; pass any=True",
+    ):
         homomorphism(edge, cycle(5))
     with pytest.raises(ValueError):
         homomorphism(edge, cycle(5))
@@ -301,11 +318,17 @@ def test_max_raises_when_there_are_more():
 
 # -- options ------------------------------------------------------------------------------
 def test_unknown_names_in_initial_and_where_are_named():
-    with pytest.raises(UnknownNameError, match=r"initial= names 'Z', 'g', which the pattern does not have \(vertices: A, B; edges: f0\)"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"initial= names 'Z', 'g', which the pattern does not have \(vertices: A, B; edges: f0\)",
+    ):
         homomorphisms(edge, path(3), initial={"A": "V0", "Z": "V1", "g": "e0"})
     with pytest.raises(UnknownNameError, match=r"where= names edge 'A'"):
         homomorphisms(edge, path(3), where={"E": {"A": hom.trainable}})
-    with pytest.raises(UnknownNameError, match=r"initial= sends vertex 'A' to 'Q', which is no vertex of the diagram \(vertices: V0, V1, V2\)"):
+    with pytest.raises(
+        UnknownNameError,
+        match=r"initial= sends vertex 'A' to 'Q', which is no vertex of the diagram \(vertices: V0, V1, V2\)",
+    ):
         homomorphisms(edge, path(3), initial={"A": "Q"})
     with pytest.raises(UnknownNameError, match=r"initial= sends edge 'f0' to 'V0'"):
         homomorphisms(edge, path(3), initial={"E": {"f0": "V0"}})
@@ -350,12 +373,17 @@ def test_a_list_of_predicates_must_all_hold():
 def models_diagram():
     """Images X with a convolutional encoder and a linear one, labels Y with cross-entropy, features F with MSE."""
     conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
-    return (ld.Diagram()
-            .space("N", data=[0]).space("X").space("Y", loss=ld.losses.cross_entropy).space("F", loss=ld.losses.mse)
-            .map("x", "N", "X", lambda b: b)
-            .map("conv", "X", "F", conv)
-            .map("linear", "X", "F", nn.Linear(4, 4), trainable=False)
-            .map("head", "F", "Y", nn.Linear(4, 2)))
+    return (
+        ld.Diagram()
+        .space("N", data=[0])
+        .space("X")
+        .space("Y", loss=ld.losses.cross_entropy)
+        .space("F", loss=ld.losses.mse)
+        .map("x", "N", "X", lambda b: b)
+        .map("conv", "X", "F", conv)
+        .map("linear", "X", "F", nn.Linear(4, 4), trainable=False)
+        .map("head", "F", "Y", nn.Linear(4, 2))
+    )
 
 
 def test_a_pattern_naming_a_model_matches_only_that_model():
@@ -416,13 +444,18 @@ def nic():
     """The NIC diagram of the paper's Listing 1, with small modules."""
     torch.manual_seed(0)
     batch = (torch.randn(4, 3, 8, 8), torch.randint(5, (4,)))
-    return (ld.Diagram()
-            .space("N", data=[batch]).space("Z_I_x_Y").space("Z_L").space("Y", loss=ld.losses.cross_entropy)
-            .map("CNN_x_Y", "N", "Z_I_x_Y", Encoder())
-            .map("LSTM", "Z_I_x_Y", "Z_L", First(nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6))))
-            .map("Label", "Z_I_x_Y", "Y", lambda xy: xy[1])
-            .map("Prediction", "Z_L", "Y", nn.Linear(6, 5))
-            .relate("CNN_x_Y·LSTM·Prediction", "CNN_x_Y·Label"))
+    return (
+        ld.Diagram()
+        .space("N", data=[batch])
+        .space("Z_I_x_Y")
+        .space("Z_L")
+        .space("Y", loss=ld.losses.cross_entropy)
+        .map("CNN_x_Y", "N", "Z_I_x_Y", Encoder())
+        .map("LSTM", "Z_I_x_Y", "Z_L", First(nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6))))
+        .map("Label", "Z_I_x_Y", "Y", lambda xy: xy[1])
+        .map("Prediction", "Z_L", "Y", nn.Linear(6, 5))
+        .relate("CNN_x_Y·LSTM·Prediction", "CNN_x_Y·Label")
+    )
 
 
 one_edge = ld.Diagram().space("A").space("B").map("enc", "A", "B", None)
@@ -462,7 +495,11 @@ def test_freeze_and_unfreeze_every_match():
     matches = hom.freeze(d, one_edge, "enc", **module_edge)
     assert [m("enc") for m in matches] == ["CNN_x_Y", "LSTM", "Prediction"]
     assert {name: m.trainable for name, m in d.maps.items()} == {
-        "CNN_x_Y": False, "LSTM": False, "Label": True, "Prediction": False}
+        "CNN_x_Y": False,
+        "LSTM": False,
+        "Label": True,
+        "Prediction": False,
+    }
     hom.unfreeze(d, one_edge, "enc", initial={"enc": "LSTM"})
     assert [name for name, m in d.maps.items() if m.trainable] == ["LSTM", "Label"]
 
@@ -471,8 +508,14 @@ def test_actions_on_a_pattern_with_no_match_raise_and_change_nothing():
     d = nic()
     before = {name: (m.fn, m.trainable, m.training) for name, m in d.maps.items()}
     nothing = {"where": {"enc": hom.is_module(nn.LSTM)}}
-    for act, arg in [(hom.freeze, "enc"), (hom.unfreeze, "enc"), (hom.set_eval, "enc"), (hom.set_train, "enc"),
-                     (hom.swap, {"enc": nn.Identity()}), (hom.swap_each, {"enc": lambda m: nn.Identity()})]:
+    for act, arg in [
+        (hom.freeze, "enc"),
+        (hom.unfreeze, "enc"),
+        (hom.set_eval, "enc"),
+        (hom.set_train, "enc"),
+        (hom.swap, {"enc": nn.Identity()}),
+        (hom.swap_each, {"enc": lambda m: nn.Identity()}),
+    ]:
         with pytest.raises(NoHomomorphismError, match=rf"pattern edge 'enc'; nothing to {act.__name__}"):
             act(d, one_edge, arg, **nothing)
     for act in (hom.assign_data, hom.assign_data_each):
@@ -484,7 +527,9 @@ def test_actions_on_a_pattern_with_no_match_raise_and_change_nothing():
 
 def test_actions_check_the_pattern_names_they_are_given():
     d = nic()
-    with pytest.raises(UnknownNameError, match=r"freeze names 'decoder', which is no edge of the pattern \(edges: enc\)"):
+    with pytest.raises(
+        UnknownNameError, match=r"freeze names 'decoder', which is no edge of the pattern \(edges: enc\)"
+    ):
         hom.freeze(d, one_edge, "decoder")
     with pytest.raises(UnknownNameError, match=r"assign_data names 'enc', which is no vertex of the pattern"):
         hom.assign_data(d, one_edge, {"enc": [0]})
@@ -522,7 +567,15 @@ def test_swap_each_builds_one_model_per_image():
 
 
 def test_swap_each_calls_the_factory_once_per_distinct_image():
-    d = ld.Diagram().space("X").space("Y").space("Z").map("p", "X", "Y", None).map("q", "Y", "Z", None).map("r", "Y", "Z", None)
+    d = (
+        ld.Diagram()
+        .space("X")
+        .space("Y")
+        .space("Z")
+        .map("p", "X", "Y", None)
+        .map("q", "Y", "Z", None)
+        .map("r", "Y", "Z", None)
+    )
     both = ld.Diagram().space("A").space("B").space("C").map("f", "A", "B", None).map("g", "B", "C", None)
     calls = []
     matches = hom.swap_each(d, both, {"f": lambda m: calls.append(m("f")) or nn.Identity()})
@@ -530,8 +583,16 @@ def test_swap_each_calls_the_factory_once_per_distinct_image():
 
 
 def test_assign_data_to_every_match():
-    d = (ld.Diagram().space("N1").space("N2").space("Y", loss=ld.losses.mse).space("Z")
-         .map("f", "N1", "Y", abs).map("g", "N2", "Y", abs).map("h", "N1", "Z", abs))
+    d = (
+        ld.Diagram()
+        .space("N1")
+        .space("N2")
+        .space("Y", loss=ld.losses.mse)
+        .space("Z")
+        .map("f", "N1", "Y", abs)
+        .map("g", "N2", "Y", abs)
+        .map("h", "N1", "Z", abs)
+    )
     source = ld.Diagram().space("S").space("T").map("k", "S", "T", None)
     batches = [torch.zeros(2)]
     matches = hom.assign_data(d, source, {"S": batches}, where={"T": hom.has_loss()})

@@ -120,9 +120,17 @@ LOSS_CASES = {
     "quadratic mean": (quadratic_error(), lambda z, y: F.mse_loss(z, y), ROWS),
     "quadratic sum": (quadratic_error(reduction="sum"), lambda z, y: F.mse_loss(z, y, reduction="sum"), ROWS),
     "cross-entropy indices": (softmax_cross_entropy(), F.cross_entropy, torch.tensor([0, 3, 1, 2, 2, 0])),
-    "cross-entropy one-hot": (softmax_cross_entropy(), F.cross_entropy, F.one_hot(torch.tensor([0, 3, 1, 2, 2, 0]), 4).float()),
+    "cross-entropy one-hot": (
+        softmax_cross_entropy(),
+        F.cross_entropy,
+        F.one_hot(torch.tensor([0, 3, 1, 2, 2, 0]), 4).float(),
+    ),
     "cross-entropy probabilities": (softmax_cross_entropy(), F.cross_entropy, ROWS),
-    "cross-entropy sum": (softmax_cross_entropy(reduction="sum"), lambda z, y: F.cross_entropy(z, y, reduction="sum"), ROWS),
+    "cross-entropy sum": (
+        softmax_cross_entropy(reduction="sum"),
+        lambda z, y: F.cross_entropy(z, y, reduction="sum"),
+        ROWS,
+    ),
     "dot product": (dot_product(), lambda z, y: (z * y).sum(), ROWS),
 }
 
@@ -140,10 +148,29 @@ def test_loss_map_derivatives_match_autograd(case):
 
 
 def test_layers_backward_match_an_nn_module():
-    model = chain(conv2d(1, 3, 3, "c", padding=1), relu(), max_pool(2), conv2d(3, 2, 3, "c2", padding=1), tanh(),
-                  avg_pool(2), flatten(), dense(8, 5, "d", activation=sigmoid()), softmax())
-    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(3, 2, 3, padding=1),
-                        nn.Tanh(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8, 5), nn.Sigmoid(), nn.Softmax(-1))
+    model = chain(
+        conv2d(1, 3, 3, "c", padding=1),
+        relu(),
+        max_pool(2),
+        conv2d(3, 2, 3, "c2", padding=1),
+        tanh(),
+        avg_pool(2),
+        flatten(),
+        dense(8, 5, "d", activation=sigmoid()),
+        softmax(),
+    )
+    net = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(3, 2, 3, padding=1),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8, 5),
+        nn.Sigmoid(),
+        nn.Softmax(-1),
+    )
     with torch.no_grad():
         for i, key in ((0, "c"), (3, "c2"), (7, "d")):
             net[i].weight.copy_(model.params[key]["weight"])
@@ -180,7 +207,9 @@ def digits_model():
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16
     y = torch.tensor(digits.target)
-    model = chain(conv2d(1, 4, 3, "conv", padding=1), relu(), max_pool(2), flatten(), dense(64, 10, "out", activation=None))
+    model = chain(
+        conv2d(1, 4, 3, "conv", padding=1), relu(), max_pool(2), flatten(), dense(64, 10, "out", activation=None)
+    )
     result = train(supervised(model, softmax_cross_entropy(), adam(lr=0.01)), minibatches(x, y, 64, 0), epochs=2)
     torch.set_num_threads(n)
     return model.with_params(result.params), x, y
@@ -189,7 +218,7 @@ def digits_model():
 def test_deep_dreaming_raises_the_target_class_score(digits_model):
     model, x, y = digits_model
     assert (model(x).argmax(1) == y).float().mean() > 0.8
-    start = x[y == 1][:1]                                  # an image of a 1, dreamt towards a 7
+    start = x[y == 1][:1]  # an image of a 1, dreamt towards a 7
     dreamt = dream(model, start, 7, adam(lr=0.05).clipped(1.0), steps=60)
     assert dreamt.scores[-1] > dreamt.scores[0] + 1.0
     assert model(dreamt.image)[0, 7] > model(start)[0, 7] + 1.0
@@ -213,8 +242,17 @@ def test_wgan_generator_moves_towards_the_data_and_the_critic_stays_clipped():
     critic = dense(2, 32, "c1") >> dense(32, 1, "c2", activation=None)
     z = torch.randn(512, 2, generator=g)
     before = (generator(z).mean(0) - data.mean(0)).norm()
-    result = wgan(generator, critic, data, noise_dim=2, generator_optimiser=adam(lr=5e-3, betas=(0.5, 0.9)),
-                  critic_optimiser=rmsprop(lr=5e-3), clip=0.1, n_critic=5, steps=100)
+    result = wgan(
+        generator,
+        critic,
+        data,
+        noise_dim=2,
+        generator_optimiser=adam(lr=5e-3, betas=(0.5, 0.9)),
+        critic_optimiser=rmsprop(lr=5e-3),
+        clip=0.1,
+        n_critic=5,
+        steps=100,
+    )
     after = (generator(z, result.generator).mean(0) - data.mean(0)).norm()
     assert before > 2.0
     assert after < 0.25 * before
@@ -231,14 +269,22 @@ def two_term_diagram(seed=0):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(32, 3, generator=g)
-    data = [(x[i:i + 8], (x[i:i + 8, 0] > 0).long()) for i in range(0, 32, 8)]
+    data = [(x[i : i + 8], (x[i : i + 8, 0] > 0).long()) for i in range(0, 32, 8)]
     shared, head, frozen = nn.Linear(3, 4), nn.Linear(4, 2), nn.Linear(3, 4)
-    d = (ld.Diagram().space("N", data=data).space("X").space("H", loss=ld.losses.mse)
-         .space("Y", loss=ld.losses.cross_entropy)
-         .map("x", "N", "X", lambda b: b[0]).map("y", "N", "Y", lambda b: b[1])
-         .map("enc", "X", "H", shared).map("teacher", "X", "H", frozen, trainable=False)
-         .map("head", "H", "Y", head)
-         .relate("x·enc·head", "y").relate("x·enc", "x·teacher", weight=0.5))
+    d = (
+        ld.Diagram()
+        .space("N", data=data)
+        .space("X")
+        .space("H", loss=ld.losses.mse)
+        .space("Y", loss=ld.losses.cross_entropy)
+        .map("x", "N", "X", lambda b: b[0])
+        .map("y", "N", "Y", lambda b: b[1])
+        .map("enc", "X", "H", shared)
+        .map("teacher", "X", "H", frozen, trainable=False)
+        .map("head", "H", "Y", head)
+        .relate("x·enc·head", "y")
+        .relate("x·enc", "x·teacher", weight=0.5)
+    )
     return d, data
 
 

@@ -58,16 +58,22 @@ CASES = {
     "sgd": (lambda ps: torch.optim.SGD(ps, lr=0.1), gradient_descent(lr=0.1)),
     "sgd default lr": (lambda ps: torch.optim.SGD(ps), sgd()),
     "momentum": (lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9), momentum(lr=0.05, momentum=0.9)),
-    "momentum dampening": (lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.8, dampening=0.3),
-                           momentum(lr=0.05, momentum=0.8, dampening=0.3)),
+    "momentum dampening": (
+        lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.8, dampening=0.3),
+        momentum(lr=0.05, momentum=0.8, dampening=0.3),
+    ),
     "nesterov": (lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True), nesterov(lr=0.05, momentum=0.9)),
     "sgd weight decay 0": (lambda ps: torch.optim.SGD(ps, lr=0.1, weight_decay=0), sgd(lr=0.1, weight_decay=0)),
     "adagrad": (lambda ps: torch.optim.Adagrad(ps), adagrad()),
-    "adagrad non-default": (lambda ps: torch.optim.Adagrad(ps, lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1),
-                            adagrad(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1)),
+    "adagrad non-default": (
+        lambda ps: torch.optim.Adagrad(ps, lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1),
+        adagrad(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1),
+    ),
     "adam": (lambda ps: torch.optim.Adam(ps), adam()),
-    "adam non-default": (lambda ps: torch.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0),
-                         adam(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0)),
+    "adam non-default": (
+        lambda ps: torch.optim.Adam(ps, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0),
+        adam(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0),
+    ),
     "adam amsgrad": (lambda ps: torch.optim.Adam(ps, lr=0.01, amsgrad=True), adam(lr=0.01, amsgrad=True)),
     "rmsprop": (lambda ps: torch.optim.RMSprop(ps, lr=1e-3), rmsprop(lr=1e-3)),
 }
@@ -123,8 +129,13 @@ def test_lens_optimizer_matches_torch_adam_step_by_step():
 
 def diagram(model, data):
     return (
-        ld.Diagram().space("N", data=data).space("X").space("Y", loss=ld.losses.cross_entropy)
-        .map("x", "N", "X", lambda b: b[0]).map("y", "N", "Y", lambda b: b[1]).map("f", "X", "Y", model)
+        ld.Diagram()
+        .space("N", data=data)
+        .space("X")
+        .space("Y", loss=ld.losses.cross_entropy)
+        .map("x", "N", "X", lambda b: b[0])
+        .map("y", "N", "Y", lambda b: b[1])
+        .map("f", "X", "Y", model)
         .relate("x·f", "y")
     )
 

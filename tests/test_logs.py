@@ -190,9 +190,13 @@ def test_csv_append_refuses_a_foreign_header(tmp_path: Path) -> None:
 def test_append_keeps_only_the_records_a_checkpoint_had_logged(tmp_path: Path) -> None:
     """keep=n: the first n records survive, each with all of its rows; n past the end keeps all."""
     records = _records()[:4]  # steps 1, 2, 3 (two values each), then step 3's eval (two values)
-    records[1]["values"]["a\nname, \"quoted\""] = records[1]["values"].pop(SOFT)  # a CSV row of two lines
-    for keep, steps in ((0, []), (2, ["1", "1", "2", "2"]), (3, ["1", "1", "2", "2", "3", "3"]),
-                        (9, ["1", "1", "2", "2", "3", "3", "3", "3"])):
+    records[1]["values"]['a\nname, "quoted"'] = records[1]["values"].pop(SOFT)  # a CSV row of two lines
+    for keep, steps in (
+        (0, []),
+        (2, ["1", "1", "2", "2"]),
+        (3, ["1", "1", "2", "2", "3", "3"]),
+        (9, ["1", "1", "2", "2", "3", "3", "3", "3"]),
+    ):
         csv_path, jsonl_path = tmp_path / f"{keep}.csv", tmp_path / f"{keep}.jsonl"
         for cls, path in ((CSVLogger, csv_path), (JSONLinesLogger, jsonl_path)):
             with cls(path) as logger:
@@ -489,8 +493,9 @@ def test_plot_fits_a_legend_of_many_terms(tmp_path: Path) -> None:
     """72 glued squares' terms: the legend wraps into columns and the figure grows to hold it,
     so constrained layout applies (its warning is an error under the test settings)."""
     names = ["total"] + [f"x_{i}·m·h_{i} ≤ y_{i}" for i in range(72)]
-    records = [make_record(0, 0, step, "train", {n: 1.0 + step + i for i, n in enumerate(names)})
-               for step in range(1, 4)]
+    records = [
+        make_record(0, 0, step, "train", {n: 1.0 + step + i for i, n in enumerate(names)}) for step in range(1, 4)
+    ]
     figure = History(records).figure()
     legend = figure.axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == names

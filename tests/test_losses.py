@@ -120,8 +120,9 @@ def test_kl_div_module_instance_is_temperature_one() -> None:
     g = _gen(5)
     s, t = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
     assert _close(losses.kl_div(s, t), tutorial_kd(s, t, 1.0))
-    assert _close(losses.kl_div(s, t), F.kl_div(s.log_softmax(-1), t.log_softmax(-1),
-                                               reduction="batchmean", log_target=True))
+    assert _close(
+        losses.kl_div(s, t), F.kl_div(s.log_softmax(-1), t.log_softmax(-1), reduction="batchmean", log_target=True)
+    )
     # temperature changes the value (the T**2 and the softening both matter)
     assert not _close(KLDivergence(temperature=3.0)(s, t), losses.kl_div(s, t), atol=1e-3)
 
@@ -158,9 +159,7 @@ def test_cosine_matches_cosine_embedding_loss(seed: int, shape: tuple[int, ...])
         reference = torch.nn.CosineEmbeddingLoss()(a, b, torch.tensor(1.0))
     else:
         batch = shape[0]
-        reference = torch.nn.CosineEmbeddingLoss()(
-            a.reshape(batch, -1), b.reshape(batch, -1), torch.ones(batch)
-        )
+        reference = torch.nn.CosineEmbeddingLoss()(a.reshape(batch, -1), b.reshape(batch, -1), torch.ones(batch))
     assert _close(got, reference)
 
 
@@ -243,8 +242,9 @@ def test_metrics_are_non_negative(ab: tuple[torch.Tensor, torch.Tensor]) -> None
 
 
 def test_symmetry_flags() -> None:
-    flags = {name: getattr(losses, name).symmetric for name in losses.__all__
-             if isinstance(getattr(losses, name), Loss)}
+    flags = {
+        name: getattr(losses, name).symmetric for name in losses.__all__ if isinstance(getattr(losses, name), Loss)
+    }
     assert flags == {
         "mse": True,
         "l1": True,
@@ -295,8 +295,17 @@ def _grad_case(name: str) -> tuple[Loss, torch.Tensor, torch.Tensor]:
 
 @pytest.mark.parametrize(
     "name",
-    ["mse", "l1", "cosine", "cross_entropy", "cross_entropy_indices", "kl_div", "kl_div_T3",
-     "binary_cross_entropy", "binary_cross_entropy_with_logits"],
+    [
+        "mse",
+        "l1",
+        "cosine",
+        "cross_entropy",
+        "cross_entropy_indices",
+        "kl_div",
+        "kl_div_T3",
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+    ],
 )
 def test_gradients_flow_to_the_prediction(name: str) -> None:
     d, prediction, target = _grad_case(name)
@@ -410,8 +419,12 @@ def test_as_loss_none() -> None:
 
 @pytest.mark.parametrize(
     ("bad", "shown"),
-    [(3, "got 3 (int)"), ("cosine", "got 'cosine' (str); did you mean learning_diagrams.losses.cosine?"),
-     ("huber", "got 'huber' (str)"), ([1, 2], "got [1, 2] (list)")],
+    [
+        (3, "got 3 (int)"),
+        ("cosine", "got 'cosine' (str); did you mean learning_diagrams.losses.cosine?"),
+        ("huber", "got 'huber' (str)"),
+        ([1, 2], "got [1, 2] (list)"),
+    ],
 )
 def test_as_loss_rejects_non_callables(bad: object, shown: str) -> None:
     with pytest.raises(TypeMismatchError) as info:
@@ -429,8 +442,18 @@ def test_as_loss_rejects_a_class() -> None:
 
 def test_all_is_complete() -> None:
     assert sorted(losses.__all__) == sorted(
-        ["Loss", "KLDivergence", "as_loss", "mse", "l1", "cross_entropy", "kl_div", "cosine",
-         "binary_cross_entropy", "binary_cross_entropy_with_logits"]
+        [
+            "Loss",
+            "KLDivergence",
+            "as_loss",
+            "mse",
+            "l1",
+            "cross_entropy",
+            "kl_div",
+            "cosine",
+            "binary_cross_entropy",
+            "binary_cross_entropy_with_logits",
+        ]
     )
     for name in losses.__all__:
         assert hasattr(losses, name), name

@@ -77,6 +77,9 @@ def test_explosion_names_the_count_and_the_busiest_entry():
     for i, (s, t) in enumerate(zip("ABCDE", "BCDEF")):
         for j in range(4):
             g.add_edge(f"e{i}_{j}", s, t)  # 4**5 = 1024 paths from A to F
-    with pytest.raises(PathExplosionError, match=r"found 794 paths, more than max_paths=500, by length 4; most of them \(256\) from A to E"):
+    with pytest.raises(
+        PathExplosionError,
+        match=r"found 794 paths, more than max_paths=500, by length 4; most of them \(256\) from A to E",
+    ):
         enumerate_paths(g, max_paths=500)
     assert len(enumerate_paths(g, max_paths=2000)["A", "F"]) == 4**5

@@ -120,9 +120,7 @@ def test_listing_1_in_ascii_has_the_same_structure(env):
 def test_unicode_and_ascii_mix_freely(data):
     env = {"train_ds": [0], "v_model": abs, "lstm": abs, "predict": abs}
     pieces = re.split("([⇒→·≤])", LISTING_1)
-    mixed = "".join(
-        data.draw(st.sampled_from([p, ASCII[p]])) if p in ASCII else p for p in pieces
-    )
+    mixed = "".join(data.draw(st.sampled_from([p, ASCII[p]])) if p in ASCII else p for p in pieces)
     assert structure(parse(mixed, env)) == structure(parse(LISTING_1, env))
 
 
@@ -209,7 +207,7 @@ def test_set_elements_are_classified_as_loss_or_type():
         ("x → x[-1]", [1, 2, 3], 3),
         ("x → (x[1:3], x[:2], x[1:], x[:], x[-2:])", "abcde", ("bc", "ab", "bcde", "abcde", "de")),
         ("x → x['k']['j']", {"k": {"j": 5}}, 5),
-        ('x → ("it\'s", \'say "hi"\', \'\')', None, ("it's", 'say "hi"', "")),
+        ("x → (\"it's\", 'say \"hi\"', '')", None, ("it's", 'say "hi"', "")),
         ("x → (1, -2, 3.5, -0.25, 1e3, 2.5E-1)", None, (1, -2, 3.5, -0.25, 1000.0, 0.25)),
         ("x → (x,)", 1, (1,)),
         ("x → ()", 1, ()),
@@ -324,12 +322,8 @@ leaf_values = st.one_of(
     st.text(alphabet="abc", max_size=4),
     st.just(ORACLE_ENV["data"]),
 )
-values = st.recursive(
-    leaf_values, lambda kids: st.lists(kids, max_size=4) | st.lists(kids, max_size=4).map(tuple)
-)
-shapes = st.recursive(
-    st.just("leaf"), lambda kids: st.lists(kids, min_size=1, max_size=3).map(tuple), max_leaves=5
-)
+values = st.recursive(leaf_values, lambda kids: st.lists(kids, max_size=4) | st.lists(kids, max_size=4).map(tuple))
+shapes = st.recursive(st.just("leaf"), lambda kids: st.lists(kids, min_size=1, max_size=3).map(tuple), max_leaves=5)
 
 
 def name_leaves(shape, names):
@@ -380,9 +374,9 @@ def expressions(names):
     )
 
     def extend(kids):
-        calls = st.tuples(
-            kids.filter(lambda k: k[1] in callables), st.lists(kids, max_size=3)
-        ).map(lambda t: (f"{t[0][0]}({', '.join(a for a, _ in t[1])})", "call"))
+        calls = st.tuples(kids.filter(lambda k: k[1] in callables), st.lists(kids, max_size=3)).map(
+            lambda t: (f"{t[0][0]}({', '.join(a for a, _ in t[1])})", "call")
+        )
         indexes = st.tuples(kids.filter(lambda k: k[1] in callables), keys).map(
             lambda t: (f"{t[0][0]}[{t[1]}]", "index")
         )
@@ -431,9 +425,7 @@ def test_a_missing_arrow_is_a_syntax_error_at_its_line_and_column():
         parse(text, {"xs": [0]})
     e = info.value
     assert (e.line, e.column, e.text) == (3, 3, "Y {Tensor, mse}")
-    assert e.message == (
-        "unexpected '{'; expected '⇒' (a vertex), ':' (an edge) or '≤' (a relation) after 'Y'"
-    )
+    assert e.message == ("unexpected '{'; expected '⇒' (a vertex), ':' (an edge) or '≤' (a relation) after 'Y'")
     assert str(e).endswith("Y {Tensor, mse}\n      ^")
     assert isinstance(e, SyntaxError) and e.lineno == 3
 
@@ -470,9 +462,7 @@ def test_a_lambda_cut_short_points_at_the_end_of_the_text():
     with pytest.raises(DiagramSyntaxError) as info:
         Lambda.parse("x → f(")
     assert (info.value.line, info.value.column) == (1, 7)
-    assert info.value.message == (
-        "unexpected end of text; expected a name, a string, a number, '(' or ')' after '('"
-    )
+    assert info.value.message == ("unexpected end of text; expected a name, a string, a number, '(' or ')' after '('")
 
 
 @pytest.mark.parametrize(
@@ -510,10 +500,13 @@ def test_a_set_holds_at_most_one_loss_and_one_type(text, column, message):
 
 def test_wrong_arity_at_call_time_names_the_pattern_and_the_value():
     f = Lambda.parse("(x, (y, z)) → z")
-    with pytest.raises(MapError, match=re.escape(
-        "Lambda((x, (y, z)) → z) cannot match the pattern (y, z) against a tuple of 3 items; "
-        "it needs a tuple or list of 2 items"
-    )):
+    with pytest.raises(
+        MapError,
+        match=re.escape(
+            "Lambda((x, (y, z)) → z) cannot match the pattern (y, z) against a tuple of 3 items; "
+            "it needs a tuple or list of 2 items"
+        ),
+    ):
         f((1, (2, 3, 4)))
     with pytest.raises(MapError, match=r"pattern \(x, \(y, z\)\) against a Tensor of shape \(2, 2\)"):
         f(torch.zeros(2, 2))

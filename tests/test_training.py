@@ -24,9 +24,14 @@ def dataset(n, seed, classes=3):
 def classifier(model, data, loss=ld.losses.cross_entropy):
     return (
         ld.Diagram()
-        .space("N", data=data).space("X").space("L").space("Y", loss=loss)
-        .map("x", "N", "X", lambda b: b[0]).map("y", "N", "Y", lambda b: b[1])
-        .map("model", "X", "L", model).map("hard", "L", "Y", nn.Identity())
+        .space("N", data=data)
+        .space("X")
+        .space("L")
+        .space("Y", loss=loss)
+        .map("x", "N", "X", lambda b: b[0])
+        .map("y", "N", "Y", lambda b: b[1])
+        .map("model", "X", "L", model)
+        .map("hard", "L", "Y", nn.Identity())
         .relate("x·model·hard", "y")
     )
 
@@ -34,11 +39,17 @@ def classifier(model, data, loss=ld.losses.cross_entropy):
 def distillation(teacher, student, data):
     return (
         ld.Diagram()
-        .space("N", data=data).space("X").space("L")
-        .space("Y", loss=ld.losses.cross_entropy).space("G", loss=ld.losses.KLDivergence(temperature=2.0))
-        .map("x", "N", "X", lambda b: b[0]).map("y", "N", "Y", lambda b: b[1])
-        .map("teacher", "X", "L", teacher, trainable=False).map("student", "X", "L", student)
-        .map("hard", "L", "Y", nn.Identity()).map("soft", "L", "G", nn.Identity())
+        .space("N", data=data)
+        .space("X")
+        .space("L")
+        .space("Y", loss=ld.losses.cross_entropy)
+        .space("G", loss=ld.losses.KLDivergence(temperature=2.0))
+        .map("x", "N", "X", lambda b: b[0])
+        .map("y", "N", "Y", lambda b: b[1])
+        .map("teacher", "X", "L", teacher, trainable=False)
+        .map("student", "X", "L", student)
+        .map("hard", "L", "Y", nn.Identity())
+        .map("soft", "L", "G", nn.Identity())
         .relate("x·student·hard", "y", weight=0.75)
         .relate("x·student·soft", "x·teacher·soft", weight=0.25)
     )
@@ -115,8 +126,13 @@ def test_a_resumed_run_logs_each_step_once(tmp_path):
         for stage in stages:
             stage.diagram.maps["x"].fn = images
         folder = tmp_path / name
-        return ld.fit(stages, log_dir=folder / "logs", checkpoint_dir=folder / "ckpt",
-                      resume=folder / "ckpt" if resume else None, **options)
+        return ld.fit(
+            stages,
+            log_dir=folder / "logs",
+            checkpoint_dir=folder / "ckpt",
+            resume=folder / "ckpt" if resume else None,
+            **options,
+        )
 
     whole = run("whole")
     with pytest.raises(Crash):
@@ -238,8 +254,13 @@ def test_schedulers_clipping_and_precision():
     seen = []
     model.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
     history = ld.fit(
-        classifier(model, data), epochs=2, precision="bf16", clip_grad_norm=0.5,
-        scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.1), scheduler_interval="step", **QUIET,
+        classifier(model, data),
+        epochs=2,
+        precision="bf16",
+        clip_grad_norm=0.5,
+        scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.1),
+        scheduler_interval="step",
+        **QUIET,
     )
     assert len(history.records) == 4 and seen == [torch.bfloat16] * 4
     with pytest.raises(ValueError, match="precision '8' is not one of"):
@@ -250,8 +271,9 @@ def test_schedulers_clipping_and_precision():
 @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
 def test_torch_compile_of_the_compiled_loss_trains():
     model = mlp(6, dropout=0.0)
-    history = ld.fit(classifier(model, DataLoader(dataset(16, 5), batch_size=8)), epochs=3, lr=0.05,
-                     compile="eager", **QUIET)
+    history = ld.fit(
+        classifier(model, DataLoader(dataset(16, 5), batch_size=8)), epochs=3, lr=0.05, compile="eager", **QUIET
+    )
     assert history.last("total") < history.records[0]["values"]["total"]
 
 
@@ -279,7 +301,10 @@ def _ddp_worker(rank, world, init_file, out_file, policy):
         d = two_heads(backbone, heads, n, m)
         ld.fit(d, epochs=2, optimizer=torch.optim.SGD, lr=0.1, strategy="ddp", policy=policy, **QUIET)
         if rank == 0:
-            torch.save([p.detach() for p in backbone.parameters()] + [p.detach() for h in heads for p in h.parameters()], out_file)
+            torch.save(
+                [p.detach() for p in backbone.parameters()] + [p.detach() for h in heads for p in h.parameters()],
+                out_file,
+            )
     finally:
         dist.destroy_process_group()
 
@@ -291,8 +316,9 @@ def test_two_process_ddp_ends_with_the_single_process_parameters(tmp_path, polic
     mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "ddp.pt"), policy), nprocs=2, join=True)
     backbone, heads = backbone_and_heads()
     n, m = DataLoader(dataset(16, 0), batch_size=8), DataLoader(dataset(4, 1), batch_size=4)
-    history = ld.fit(two_heads(backbone, heads, n, m), epochs=2, optimizer=torch.optim.SGD, lr=0.1,
-                     policy=policy, **QUIET)
+    history = ld.fit(
+        two_heads(backbone, heads, n, m), epochs=2, optimizer=torch.optim.SGD, lr=0.1, policy=policy, **QUIET
+    )
     idle = [len(r["values"]) for r in history.records] == [3, 2, 3, 2]
     assert idle == (policy == "max_size")
     single = [p.detach() for p in backbone.parameters()] + [p.detach() for h in heads for p in h.parameters()]

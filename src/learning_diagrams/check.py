@@ -77,7 +77,9 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
             module.eval()
         with torch.no_grad():
             for source in diagram.indexing:
-                batch = batches[source] if source in batches else next(draw_batches(diagram.spaces[source].data, source))
+                batch = (
+                    batches[source] if source in batches else next(draw_batches(diagram.spaces[source].data, source))
+                )
                 values[source] = {(): batch}
                 for path in sorted(diagram.paths([source]), key=len):  # prefixes first
                     x = _run(diagram, path, values[source])

@@ -82,16 +82,18 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Learning diagrams from the command line: list a diagram's compiled pairs, "
-        "draw it, or train it.",
+        description="Learning diagrams from the command line: list a diagram's compiled pairs, draw it, or train it.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    env_help = ("the models and data the file names: MODULE:ATTR, where ATTR is a mapping or a "
-                "function returning one (optional: the structure is read without them)")
+    env_help = (
+        "the models and data the file names: MODULE:ATTR, where ATTR is a mapping or a "
+        "function returning one (optional: the structure is read without them)"
+    )
 
     pairs = commands.add_parser(
-        "pairs", help="print the compiled parallel pairs of a diagram file",
+        "pairs",
+        help="print the compiled parallel pairs of a diagram file",
         description="Print the pairs of parallel paths that compile to loss terms, one per line "
         "with their vertex and weight. Exit status 1, with the reason, if the diagram does not compile.",
     )
@@ -100,22 +102,32 @@ def _parser() -> argparse.ArgumentParser:
     pairs.set_defaults(run=_pairs)
 
     draw = commands.add_parser(
-        "draw", help="draw a diagram file (SVG, PNG, PDF or DOT)",
+        "draw",
+        help="draw a diagram file (SVG, PNG, PDF or DOT)",
         description="Draw a diagram, its compiled pairs coloured pair by pair. The format follows "
         "OUT's suffix (.svg, .png, .pdf, .dot); .dot needs no Graphviz, the others need its dot program.",
     )
     draw.add_argument("file", metavar="FILE", help="a diagram file")
-    draw.add_argument("-o", "--output", metavar="OUT",
-                      help="the file to write, or - for SVG on stdout (default: FILE with the suffix .svg)")
+    draw.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="the file to write, or - for SVG on stdout (default: FILE with the suffix .svg)",
+    )
     draw.add_argument("--format", help="the output format, overriding OUT's suffix (svg, png, pdf, dot, ...)")
-    draw.add_argument("--no-pairs", dest="pairs", action="store_false",
-                      help="draw the structure only, without colouring the compiled pairs")
+    draw.add_argument(
+        "--no-pairs",
+        dest="pairs",
+        action="store_false",
+        help="draw the structure only, without colouring the compiled pairs",
+    )
     draw.add_argument("--title", help="a caption for the drawing")
     draw.add_argument("--env", metavar="MODULE:ATTR", help=env_help)
     draw.set_defaults(run=_draw)
 
     train = commands.add_parser(
-        "train", help="train a diagram as a config file says",
+        "train",
+        help="train a diagram as a config file says",
         description="Train the diagram a config file names with ld.fit, then print the history's "
         "summary. The config (YAML or JSON) has the keys diagram (a diagram file), env (MODULE:ATTR, "
         "a function returning the models and data) and train (options of ld.fit: epochs, lr, policy, "
@@ -215,8 +227,11 @@ def _load(file: str, env_spec: str | None) -> Any:
     diagram = load(file, env=_StandIns(), weights=False)
     for space in diagram.spaces.values():
         if space.loss is not None and isinstance(space.loss.fn, Unbound):
-            print(f"note: the loss {space.loss.name!r} of vertex {space.name!r} comes from an env, so it is "
-                  f"read as asymmetric; pass --env MODULE:ATTR to use it", file=sys.stderr)
+            print(
+                f"note: the loss {space.loss.name!r} of vertex {space.name!r} comes from an env, so it is "
+                f"read as asymmetric; pass --env MODULE:ATTR to use it",
+                file=sys.stderr,
+            )
     return diagram
 
 
@@ -224,8 +239,10 @@ def _pairs(args: argparse.Namespace) -> int:
     diagram = _load(args.file, args.env)
     pairs = diagram.parallel_pairs()
     if not pairs:
-        raise ConfigError(f"{args.file}: no pair of parallel paths compiles (from a vertex with data to a "
-                          f"vertex with a loss); the diagram has nothing to train")
+        raise ConfigError(
+            f"{args.file}: no pair of parallel paths compiles (from a vertex with data to a "
+            f"vertex with a loss); the diagram has nothing to train"
+        )
     for pair in pairs:
         print(pair)
     return 0
@@ -244,8 +261,10 @@ def _draw(args: argparse.Namespace) -> int:
     if args.output == "-":
         fmt = (args.format or "svg").lower()
         if fmt not in ("svg", "dot", "gv"):
-            raise ConfigError(f"-o - writes text to stdout, so the format must be svg or dot, not {fmt!r}; "
-                              f"give a file name to write {fmt}")
+            raise ConfigError(
+                f"-o - writes text to stdout, so the format must be svg or dot, not {fmt!r}; "
+                f"give a file name to write {fmt}"
+            )
         sys.stdout.write(draw(diagram, format=fmt, pairs=args.pairs, title=args.title))
         return 0
     output = args.output or str(Path(args.file).with_suffix(".svg"))
@@ -292,7 +311,9 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         try:
             import yaml
         except ImportError as err:  # pragma: no cover - PyYAML is installed with the package
-            raise ConfigError(f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write the config as JSON") from err
+            raise ConfigError(
+                f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write the config as JSON"
+            ) from err
         try:
             config = yaml.safe_load(text)
         except yaml.YAMLError as err:
@@ -301,19 +322,24 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
         try:
             config = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ConfigError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}; "
-                              f"a YAML config needs the suffix .yaml") from err
+            raise ConfigError(
+                f"{path} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}; "
+                f"a YAML config needs the suffix .yaml"
+            ) from err
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a config is a mapping with the keys {', '.join(CONFIG_KEYS)}")
     unknown = [k for k in config if k not in CONFIG_KEYS]
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; a config has the keys "
-                          f"{', '.join(CONFIG_KEYS)}")
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(map(repr, unknown))}; a config has the keys {', '.join(CONFIG_KEYS)}"
+        )
     if not isinstance(config.get("diagram"), str):
         raise ConfigError(f"{path}: 'diagram' must name the diagram file, e.g. diagram: distillation.yaml")
     if not isinstance(config.get("env"), str):
-        raise ConfigError(f"{path}: 'env' must name the function (or mapping) that gives the models and data "
-                          f"the diagram names, as MODULE:ATTR, e.g. env: my_project.setup:make_env")
+        raise ConfigError(
+            f"{path}: 'env' must name the function (or mapping) that gives the models and data "
+            f"the diagram names, as MODULE:ATTR, e.g. env: my_project.setup:make_env"
+        )
     if config.get("train") is not None and not isinstance(config["train"], dict):
         raise ConfigError(f"{path}: 'train' must be a mapping of ld.fit options, e.g. train: {{epochs: 10}}")
     return config
@@ -325,24 +351,27 @@ def _train_options(train: Mapping[str, Any], path: Path) -> dict[str, Any]:
     known = [f.name for f in dataclasses.fields(Trainer)]
     unknown = [k for k in train if k not in known]
     if unknown:
-        raise ConfigError(f"{path}: unknown train option(s) {', '.join(map(repr, unknown))}; ld.fit takes "
-                          f"{', '.join(known)}")
+        raise ConfigError(
+            f"{path}: unknown train option(s) {', '.join(map(repr, unknown))}; ld.fit takes {', '.join(known)}"
+        )
     return dict(train)
 
 
-def _resolve_options(options: dict[str, Any], env: Mapping[str, Any] | None, base: Path,
-                     path: Path) -> dict[str, Any]:
+def _resolve_options(options: dict[str, Any], env: Mapping[str, Any] | None, base: Path, path: Path) -> dict[str, Any]:
     """Config values that stand for objects: optimiser names, env names, paths."""
     if isinstance(options.get("optimizer"), str):
         options["optimizer"] = _optimizer(options["optimizer"], path)
     if isinstance(options.get("optimizers"), dict):
-        options["optimizers"] = {k: _optimizer(v, path) if isinstance(v, str) else v
-                                 for k, v in options["optimizers"].items()}
+        options["optimizers"] = {
+            k: _optimizer(v, path) if isinstance(v, str) else v for k, v in options["optimizers"].items()
+        }
     if isinstance(options.get("scheduler"), str):
         options["scheduler"] = _import(options["scheduler"], "train.scheduler", base)
     if isinstance(options.get("eval_data"), dict):
-        options["eval_data"] = {vertex: _from_env(value, env, f"train.eval_data.{vertex}", path)
-                                for vertex, value in options["eval_data"].items()}
+        options["eval_data"] = {
+            vertex: _from_env(value, env, f"train.eval_data.{vertex}", path)
+            for vertex, value in options["eval_data"].items()
+        }
     for option in PATH_OPTIONS:
         value = options.get(option)
         if isinstance(value, str):
@@ -358,8 +387,10 @@ def _optimizer(name: str, path: Path) -> Any:
     short = name.removeprefix("torch.optim.")
     cls = getattr(torch.optim, short, None)
     if not isinstance(cls, type) or not issubclass(cls, torch.optim.Optimizer):
-        raise ConfigError(f"{path}: train.optimizer {name!r} is not a torch.optim optimiser; use e.g. Adam, "
-                          f"AdamW, SGD, or MODULE:ATTR for your own")
+        raise ConfigError(
+            f"{path}: train.optimizer {name!r} is not a torch.optim optimiser; use e.g. Adam, "
+            f"AdamW, SGD, or MODULE:ATTR for your own"
+        )
     return cls
 
 
@@ -399,8 +430,10 @@ def _import(spec: str, what: str, base: str | os.PathLike | None) -> Any:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
             if err.name and (module_name == err.name or module_name.startswith(err.name + ".")):
-                raise ConfigError(f"{what} {spec!r}: no module named {err.name!r} (looked in the working "
-                                  f"directory{', ' + str(base) if base else ''} and sys.path)") from err
+                raise ConfigError(
+                    f"{what} {spec!r}: no module named {err.name!r} (looked in the working "
+                    f"directory{', ' + str(base) if base else ''} and sys.path)"
+                ) from err
             raise
     obj = module
     for part in attr.split("."):

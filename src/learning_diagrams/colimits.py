@@ -378,7 +378,9 @@ def _check_arrow(k: int, arrow: Arrow, diagrams: tuple[Diagram, ...]) -> Arrow:
     try:
         i, j, f = arrow
     except (TypeError, ValueError):
-        raise ShapeError(f"arrow {k} is {arrow!r}; give arrows as (i, j, f) with f: diagrams[i] → diagrams[j]") from None
+        raise ShapeError(
+            f"arrow {k} is {arrow!r}; give arrows as (i, j, f) with f: diagrams[i] → diagrams[j]"
+        ) from None
     n = len(diagrams)
     for end in (i, j):
         if not isinstance(end, int) or not 0 <= end < n:
@@ -423,8 +425,7 @@ def _show(what: str, obj: Any) -> str:
     return repr(obj)
 
 
-def _agree(kind: str, what: str, diagrams: tuple[Diagram, ...], values: Iterable[tuple[_Part, Any]],
-           same: Any) -> Any:
+def _agree(kind: str, what: str, diagrams: tuple[Diagram, ...], values: Iterable[tuple[_Part, Any]], same: Any) -> Any:
     """The one value set among ``values`` (``None`` if none), or raise ConflictError."""
     first: tuple[_Part, Any] | None = None
     for part, value in values:
@@ -445,12 +446,15 @@ def _agree(kind: str, what: str, diagrams: tuple[Diagram, ...], values: Iterable
 
 def _agree_space(members: list[_Part], diagrams: tuple[Diagram, ...]) -> tuple[Any, Any, Any]:
     spaces = [(p, diagrams[p[0]].spaces[p[1]]) for p in members]
-    data = _agree("vertex", "data", diagrams, ((p, s.data) for p, s in spaces if s.data is not None),
-                  lambda a, b: a is b)
-    loss = _agree("vertex", "losses", diagrams, ((p, s.loss) for p, s in spaces if s.loss is not None),
-                  lambda a, b: a == b)
-    type_ = _agree("vertex", "types", diagrams, ((p, s.type) for p, s in spaces if s.type not in (None, Any)),
-                   lambda a, b: a == b)
+    data = _agree(
+        "vertex", "data", diagrams, ((p, s.data) for p, s in spaces if s.data is not None), lambda a, b: a is b
+    )
+    loss = _agree(
+        "vertex", "losses", diagrams, ((p, s.loss) for p, s in spaces if s.loss is not None), lambda a, b: a == b
+    )
+    type_ = _agree(
+        "vertex", "types", diagrams, ((p, s.type) for p, s in spaces if s.type not in (None, Any)), lambda a, b: a == b
+    )
     if type_ is None and any(s.type is Any for _, s in spaces):
         type_ = Any
     return data, loss, type_
@@ -461,10 +465,10 @@ def _agree_map(members: list[_Part], diagrams: tuple[Diagram, ...]) -> tuple[Any
     with_fn = [(p, m) for p, m in maps if m.fn is not None]
     fn = _agree("edge", "functions", diagrams, ((p, m.fn) for p, m in with_fn), lambda a, b: a is b)
     flags_from = with_fn or maps[:1]
-    trainable = _agree("edge", "trainable flags", diagrams, ((p, m.trainable) for p, m in flags_from),
-                       lambda a, b: a == b)
-    training = _agree("edge", "training flags", diagrams, ((p, m.training) for p, m in flags_from),
-                      lambda a, b: a == b)
+    trainable = _agree(
+        "edge", "trainable flags", diagrams, ((p, m.trainable) for p, m in flags_from), lambda a, b: a == b
+    )
+    training = _agree("edge", "training flags", diagrams, ((p, m.training) for p, m in flags_from), lambda a, b: a == b)
     return fn, trainable, training
 
 

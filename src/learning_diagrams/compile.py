@@ -149,8 +149,9 @@ class CompiledLoss(nn.Module):
             for key, p in m.fn.named_parameters():
                 other, other_key = by_param.setdefault(id(p), (m, key))
                 if other.trainable != m.trainable:
-                    (trainable, t_key), (frozen, f_key) = sorted(((m, key), (other, other_key)),
-                                                                 key=lambda e: not e[0].trainable)
+                    (trainable, t_key), (frozen, f_key) = sorted(
+                        ((m, key), (other, other_key)), key=lambda e: not e[0].trainable
+                    )
                     raise ConflictError(
                         f"trainable edge {trainable.name!r} and frozen edge {frozen.name!r} share a parameter "
                         f"({t_key!r} of the one, {f_key!r} of the other); freeze or unfreeze both, "
@@ -205,8 +206,12 @@ class CompiledLoss(nn.Module):
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
         """The trainable maps' parameters (frozen maps' are left out)."""
         # Computed at each call, not kept: ids do not survive a copy or a pickle (ddp_spawn).
-        frozen = {id(p) for m in self._maps.values() if not m.trainable and isinstance(m.fn, nn.Module)
-                  for p in m.fn.parameters()}
+        frozen = {
+            id(p)
+            for m in self._maps.values()
+            if not m.trainable and isinstance(m.fn, nn.Module)
+            for p in m.fn.parameters()
+        }
         for name, p in super().named_parameters(prefix, recurse, remove_duplicate):
             if id(p) not in frozen:
                 yield name, p
@@ -232,7 +237,9 @@ class CompiledLoss(nn.Module):
         return next(self._draws[source])
 
     def forward(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> Losses:
-        terms = {pair.name: pair.term(first, second) for pair, first, second in self.outputs({**(batches or {}), **named})}
+        terms = {
+            pair.name: pair.term(first, second) for pair, first, second in self.outputs({**(batches or {}), **named})
+        }
         if not terms:
             raise NoBatchError(f"no source vertex has a batch in this call (sources: {', '.join(self.sources)})")
         first, *rest = terms.values()

@@ -200,8 +200,7 @@ class Diagram:
         """
         if fn is not None and not callable(fn):
             raise TypeMismatchError(
-                f"edge {name!r} ({src} → {tgt}) needs a torch.nn.Module or a callable, "
-                f"got a {type(fn).__name__}"
+                f"edge {name!r} ({src} → {tgt}) needs a torch.nn.Module or a callable, got a {type(fn).__name__}"
             )
         self.graph.add_edge(name, src, tgt)
         self.maps[name] = Map(name, src, tgt, fn, trainable, training)

@@ -75,8 +75,16 @@ __all__ = [
 
 #: The colours of compiled pairs, in the order of ``d.parallel_pairs()`` (cycled past ten).
 PALETTE: tuple[str, ...] = (
-    "red", "blue", "forestgreen", "darkorange", "deeppink",
-    "cyan4", "gold3", "saddlebrown", "slateblue", "olivedrab",
+    "red",
+    "blue",
+    "forestgreen",
+    "darkorange",
+    "deeppink",
+    "cyan4",
+    "gold3",
+    "saddlebrown",
+    "slateblue",
+    "olivedrab",
 )
 #: Label colour of an edge that lies on the paths of two or more pairs (the paper's violet).
 SHARED = "darkviolet"
@@ -92,6 +100,7 @@ INSTALL_HINT = (
     "the graphviz Python package does not include it. Writing a .dot file "
     "(draw(d, 'diagram.dot')) needs no dot program"
 )
+
 
 class GraphvizError(DiagramError, RuntimeError):
     """Graphviz could not render a drawing."""
@@ -139,8 +148,9 @@ def to_graphviz(diagram: Diagram, *, pairs: bool = True, title: str | None = Non
         g.node(space.name, **_vertex_attrs(space))
     for m in diagram.maps.values():
         g.edge(m.src, m.tgt, **_edge_attrs(m, on_edge.get(m.name, [])))
-    legend = _legend(diagram, compiled, colours, failure, pairs=pairs, title=title,
-                     shared=any(len(c) > 1 for c in on_edge.values()))
+    legend = _legend(
+        diagram, compiled, colours, failure, pairs=pairs, title=title, shared=any(len(c) > 1 for c in on_edge.values())
+    )
     if legend:
         g.graph_attr["label"] = legend
     return g
@@ -224,8 +234,16 @@ def _show_type(annotation: Any) -> str:
     return str(annotation)
 
 
-def _legend(diagram: Diagram, compiled: list[Pair], colours: list[str], failure: DiagramError | None,
-            *, pairs: bool, title: str | None, shared: bool) -> str | None:
+def _legend(
+    diagram: Diagram,
+    compiled: list[Pair],
+    colours: list[str],
+    failure: DiagramError | None,
+    *,
+    pairs: bool,
+    title: str | None,
+    shared: bool,
+) -> str | None:
     """The graph's HTML-like label: title, one row per pair in its colour, or why there is none."""
     rows = []
     if title:
@@ -257,8 +275,10 @@ def _legend(diagram: Diagram, compiled: list[Pair], colours: list[str], failure:
     if shared:
         keys.append("violet label: on several pairs")
     if keys and rows:
-        rows.append(f'<TR><TD COLSPAN="4" ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="gray40">'
-                    f'{_html(", ".join(keys))}</FONT></TD></TR>')
+        rows.append(
+            f'<TR><TD COLSPAN="4" ALIGN="LEFT"><FONT POINT-SIZE="10" COLOR="gray40">'
+            f"{_html(', '.join(keys))}</FONT></TD></TR>"
+        )
     if not rows:
         return None
     return f'<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">{"".join(rows)}</TABLE>>'
@@ -273,8 +293,14 @@ def _html(text: str) -> str:
 # Rendering
 
 
-def draw(diagram: Diagram, path: str | os.PathLike | None = None, *, format: str | None = None,
-         pairs: bool = True, title: str | None = None) -> Any:
+def draw(
+    diagram: Diagram,
+    path: str | os.PathLike | None = None,
+    *,
+    format: str | None = None,
+    pairs: bool = True,
+    title: str | None = None,
+) -> Any:
     """Draw the diagram: SVG text, or a file written atomically.
 
     Parameters
@@ -339,7 +365,9 @@ def _check_format(fmt: str, where: str) -> str:
 
 def _render(graph: graphviz.Digraph, fmt: str) -> bytes:
     if shutil.which("dot") is None:
-        raise GraphvizNotFoundError(f"Graphviz's dot program is not on PATH, so the diagram cannot be drawn as {fmt}; {INSTALL_HINT}")
+        raise GraphvizNotFoundError(
+            f"Graphviz's dot program is not on PATH, so the diagram cannot be drawn as {fmt}; {INSTALL_HINT}"
+        )
     try:
         return graph.pipe(format=fmt, quiet=True)
     except graphviz.ExecutableNotFound as err:

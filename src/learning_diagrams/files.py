@@ -655,7 +655,6 @@ def _write_atomically(writes: list[tuple[FilePath, bytes]]) -> None:
         fsync_dir(folder)
 
 
-
 # --- loading --------------------------------------------------------------------------------
 
 

@@ -73,9 +73,7 @@ class Path:
         learning_diagrams.errors.NotComposableError: f does not compose with g: B != C
         """
         if self.target != other.source:
-            raise NotComposableError(
-                f"{self} does not compose with {other}: {self.target} != {other.source}"
-            )
+            raise NotComposableError(f"{self} does not compose with {other}: {self.target} != {other.source}")
         return Path(self.source, other.target, self.edges + other.edges)
 
     __rshift__ = then
@@ -201,9 +199,7 @@ class Graph:
             self._require_vertex(identity, f"identity path id({identity})")
             return Path.id(identity)
         if not edges:
-            raise UnknownNameError(
-                "an empty list of edges does not say which vertex's identity it is: write 'id(X)'"
-            )
+            raise UnknownNameError("an empty list of edges does not say which vertex's identity it is: write 'id(X)'")
         text = "·".join(map(str, edges))
         for e in edges:
             if e not in self._ends:

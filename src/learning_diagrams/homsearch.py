@@ -421,7 +421,11 @@ class _Search:
             vertices = [self._vertex_candidates(v) for v in range(len(self.PV))]
             allowed = [set(c) for c in vertices]
             edges = [
-                [x for x in self._edge_candidates(e) if self.ds[x] in allowed[self.ps[e]] and self.dt[x] in allowed[self.pt[e]]]
+                [
+                    x
+                    for x in self._edge_candidates(e)
+                    if self.ds[x] in allowed[self.ps[e]] and self.dt[x] in allowed[self.pt[e]]
+                ]
                 for e in range(len(self.PE))
             ]
             self._base = vertices, edges
@@ -510,7 +514,9 @@ class _Search:
         """The candidates of every unassigned part given the current assignment, or None on a dead end."""
         base_v, base_e = self.base()
         fv, fe, ds, dt = self.fv, self.fe, self.ds, self.dt
-        free_v = {v: [w for w in base_v[v] if not (self.monic_v and w in self.used_v)] for v in range(len(fv)) if fv[v] < 0}
+        free_v = {
+            v: [w for w in base_v[v] if not (self.monic_v and w in self.used_v)] for v in range(len(fv)) if fv[v] < 0
+        }
         free_sets = {v: set(c) for v, c in free_v.items()}
         edom: dict[int, list[int]] = {}
         for e in range(len(fe)):
@@ -518,7 +524,8 @@ class _Search:
                 continue
             s, t = self.ps[e], self.pt[e]
             found = [
-                x for x in base_e[e]
+                x
+                for x in base_e[e]
                 if not (self.monic_e and x in self.used_e)
                 and (ds[x] == fv[s] if fv[s] >= 0 else ds[x] in free_sets[s])
                 and (dt[x] == fv[t] if fv[t] >= 0 else dt[x] in free_sets[t])
@@ -789,7 +796,9 @@ def set_train(diagram: Diagram, pattern: Diagram, edges: str | Iterable[str], **
     return _set_mode(diagram, pattern, edges, options, True)
 
 
-def _set_mode(diagram: Diagram, pattern: Diagram, edges: Any, options: Mapping[str, Any], mode: bool) -> list[DiagramMorphism]:
+def _set_mode(
+    diagram: Diagram, pattern: Diagram, edges: Any, options: Mapping[str, Any], mode: bool
+) -> list[DiagramMorphism]:
     action = "set_train" if mode else "set_eval"
     parts = _pattern_parts(pattern, edges, "edge", action)
     found = _matches(diagram, pattern, options, action)
@@ -833,8 +842,9 @@ def swap(diagram: Diagram, pattern: Diagram, new: Mapping[str, Any], **options: 
     return found
 
 
-def swap_each(diagram: Diagram, pattern: Diagram, factories: Mapping[str, Callable[[DiagramMorphism], Any]],
-              **options: Any) -> list[DiagramMorphism]:
+def swap_each(
+    diagram: Diagram, pattern: Diagram, factories: Mapping[str, Callable[[DiagramMorphism], Any]], **options: Any
+) -> list[DiagramMorphism]:
     """Like :func:`swap`, but each image gets its own function: ``factory(match)``.
 
     ``factories = {pattern edge: factory}``. The factory is called once per
@@ -851,7 +861,9 @@ def swap_each(diagram: Diagram, pattern: Diagram, factories: Mapping[str, Callab
     """
     for p, factory in factories.items():
         if not callable(factory):
-            raise TypeMismatchError(f"swap_each needs a factory (a function of the match) for edge {p!r}, got a {type(factory).__name__}")
+            raise TypeMismatchError(
+                f"swap_each needs a factory (a function of the match) for edge {p!r}, got a {type(factory).__name__}"
+            )
     parts = _pattern_parts(pattern, list(factories), "edge", "swap_each")
     found = _matches(diagram, pattern, options, "swap_each")
     made: dict[str, Any] = {}
@@ -894,12 +906,15 @@ def assign_data(diagram: Diagram, pattern: Diagram, data: Mapping[str, Any], **o
     return found
 
 
-def assign_data_each(diagram: Diagram, pattern: Diagram, factories: Mapping[str, Callable[[DiagramMorphism], Any]],
-                     **options: Any) -> list[DiagramMorphism]:
+def assign_data_each(
+    diagram: Diagram, pattern: Diagram, factories: Mapping[str, Callable[[DiagramMorphism], Any]], **options: Any
+) -> list[DiagramMorphism]:
     """Like :func:`assign_data`, with ``factory(match)`` called once per distinct image vertex."""
     for p, factory in factories.items():
         if not callable(factory):
-            raise TypeMismatchError(f"assign_data_each needs a factory (a function of the match) for vertex {p!r}, got a {type(factory).__name__}")
+            raise TypeMismatchError(
+                f"assign_data_each needs a factory (a function of the match) for vertex {p!r}, got a {type(factory).__name__}"
+            )
     parts = _pattern_parts(pattern, list(factories), "vertex", "assign_data_each")
     found = _matches(diagram, pattern, options, "assign_data_each")
     made: dict[str, Any] = {}

@@ -142,21 +142,15 @@ class Loss:
         name: str | None = None,
     ) -> None:
         if not callable(fn):
-            raise TypeMismatchError(
-                f"Loss needs a callable fn(prediction, target), got {fn!r} "
-                f"({type(fn).__name__})"
-            )
+            raise TypeMismatchError(f"Loss needs a callable fn(prediction, target), got {fn!r} ({type(fn).__name__})")
         if not isinstance(symmetric, bool):
             raise TypeMismatchError(
-                f"Loss(symmetric=...) must be True or False, got {symmetric!r} "
-                f"({type(symmetric).__name__})"
+                f"Loss(symmetric=...) must be True or False, got {symmetric!r} ({type(symmetric).__name__})"
             )
         if name is None:
             name = _name_of(fn)
         elif not isinstance(name, str):
-            raise TypeMismatchError(
-                f"Loss(name=...) must be a str, got {name!r} ({type(name).__name__})"
-            )
+            raise TypeMismatchError(f"Loss(name=...) must be a str, got {name!r} ({type(name).__name__})")
         object.__setattr__(self, "fn", fn)
         object.__setattr__(self, "symmetric", symmetric)
         object.__setattr__(self, "name", name)
@@ -249,8 +243,7 @@ def as_loss(obj: Loss | Callable[[Tensor, Tensor], Tensor] | None) -> Loss | Non
     expected = "a loss must be a Loss, a callable fn(prediction, target) or None"
     if isinstance(obj, type):
         raise TypeMismatchError(
-            f"{expected}, got the class {obj.__qualname__}; pass an instance, "
-            f"e.g. {obj.__qualname__}()"
+            f"{expected}, got the class {obj.__qualname__}; pass an instance, e.g. {obj.__qualname__}()"
         )
     if callable(obj):
         return Loss(obj, symmetric=False)
@@ -293,8 +286,7 @@ def _rows(x: Tensor) -> Tensor:
 def _cosine(prediction: Tensor, target: Tensor) -> Tensor:
     if prediction.shape != target.shape:
         raise ValueError(
-            f"cosine compares tensors of the same shape, got {tuple(prediction.shape)} "
-            f"and {tuple(target.shape)}"
+            f"cosine compares tensors of the same shape, got {tuple(prediction.shape)} and {tuple(target.shape)}"
         )
     return (1 - F.cosine_similarity(_rows(prediction), _rows(target), dim=-1)).mean()
 
@@ -302,8 +294,7 @@ def _cosine(prediction: Tensor, target: Tensor) -> Tensor:
 def _kl_div(prediction: Tensor, target: Tensor, *, temperature: float) -> Tensor:
     if prediction.shape != target.shape:
         raise ValueError(
-            f"kl_div compares logits of the same shape, got {tuple(prediction.shape)} "
-            f"and {tuple(target.shape)}"
+            f"kl_div compares logits of the same shape, got {tuple(prediction.shape)} and {tuple(target.shape)}"
         )
     log_p_s = F.log_softmax(prediction / temperature, dim=-1)
     log_p_t = F.log_softmax(target / temperature, dim=-1)
@@ -356,14 +347,11 @@ class KLDivergence(Loss):
     def __init__(self, temperature: float = 1.0) -> None:
         if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
             raise TypeMismatchError(
-                f"KLDivergence(temperature=...) must be a number, got {temperature!r} "
-                f"({type(temperature).__name__})"
+                f"KLDivergence(temperature=...) must be a number, got {temperature!r} ({type(temperature).__name__})"
             )
         temperature = float(temperature)
         if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(
-                f"KLDivergence(temperature=...) must be positive and finite, got {temperature}"
-            )
+            raise ValueError(f"KLDivergence(temperature=...) must be positive and finite, got {temperature}")
         super().__init__(
             functools.partial(_kl_div, temperature=temperature),
             symmetric=False,

@@ -133,11 +133,17 @@ class DiagramMorphism:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DiagramMorphism):
             return NotImplemented
-        return (self.dom is other.dom and self.codom is other.codom
-                and dict(self.vertices) == dict(other.vertices) and dict(self.edges) == dict(other.edges))
+        return (
+            self.dom is other.dom
+            and self.codom is other.codom
+            and dict(self.vertices) == dict(other.vertices)
+            and dict(self.edges) == dict(other.edges)
+        )
 
     def __hash__(self) -> int:
-        return hash((id(self.dom), id(self.codom), tuple(sorted(self.vertices.items())), tuple(sorted(self.edges.items()))))
+        return hash(
+            (id(self.dom), id(self.codom), tuple(sorted(self.vertices.items())), tuple(sorted(self.edges.items())))
+        )
 
     def __repr__(self) -> str:
         v = ", ".join(f"{a}↦{b}" for a, b in self.vertices.items())

@@ -102,9 +102,9 @@ class Preorder:
                 continue
             self._up[p].add(q)
             self._down[q].add(p)
-            work.extend((p, r) for r in self._up.get(q, ()))          # p ≤ q ≤ r
-            work.extend((o, q) for o in self._down.get(p, ()))        # o ≤ p ≤ q
-            for a, b, x in self._contexts.get(p, ()):                # a·p·b ≤ a·q·b
+            work.extend((p, r) for r in self._up.get(q, ()))  # p ≤ q ≤ r
+            work.extend((o, q) for o in self._down.get(p, ()))  # o ≤ p ≤ q
+            for a, b, x in self._contexts.get(p, ()):  # a·p·b ≤ a·q·b
                 y = Path(x.source, x.target, a + q.edges + b)
                 if y in self.universe:
                     work.append((x, y))

@@ -113,6 +113,7 @@ class PathMatrix:
 
     def sorted(self, order: Mapping[str, int]) -> PathMatrix:
         """The same sets, each ordered by length, then by ``order`` of edges lexicographically."""
+
         def key(p: Path) -> tuple:
             return (len(p), tuple(order[e] for e in p.edges))
 

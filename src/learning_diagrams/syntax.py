@@ -460,9 +460,7 @@ def _parse_tree(text: str, start: str) -> Tree:
         raise _syntax_error(text, start, e) from None
 
 
-def _syntax_error(
-    text: str, start: str, e: UnexpectedCharacters | UnexpectedToken
-) -> DiagramSyntaxError:
+def _syntax_error(text: str, start: str, e: UnexpectedCharacters | UnexpectedToken) -> DiagramSyntaxError:
     """A lark error in plain words: what was found, what was expected, after what."""
     lines = text.split("\n")
     line, column = e.line, e.column
@@ -576,9 +574,7 @@ class _Compiler:
             return [str(token) for token in tree.children]
         head, vertex = tree.children
         if head != "id":
-            raise self.syntax_error(
-                head, f"a path is edge names joined by '·', or id(X); not {head}({vertex})"
-            )
+            raise self.syntax_error(head, f"a path is edge names joined by '·', or id(X); not {head}({vertex})")
         return f"id({vertex})"
 
     def located(self, tree: Tree, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -587,9 +583,7 @@ class _Compiler:
         try:
             return method(*args, **kwargs)
         except DiagramSyntaxError as e:
-            raise DiagramSyntaxError(
-                e.message, text=self.line_text(line), line=line, column=column
-            ) from e
+            raise DiagramSyntaxError(e.message, text=self.line_text(line), line=line, column=column) from e
         except DiagramError as e:
             raise type(e)(f"line {line}, column {column}: {e}") from e
 
@@ -623,9 +617,7 @@ class _Compiler:
         try:
             return evaluate(expr, self.scope)
         except Exception as e:
-            raise self.syntax_error(
-                tree, f"could not evaluate {self.source(tree)!r}: {type(e).__name__}: {e}"
-            ) from e
+            raise self.syntax_error(tree, f"could not evaluate {self.source(tree)!r}: {type(e).__name__}: {e}") from e
 
     def check_names(self, expr: Expr, bound: set[str]) -> None:
         for name in free_names(expr):
@@ -635,9 +627,7 @@ class _Compiler:
     def lookup(self, name: str, line: int, column: int, bound: Iterable[str] = ()) -> Any:
         if name not in self.scope:
             known = self.scope.keys() | set(bound)
-            raise UnknownNameError(
-                f"line {line}, column {column}: {_unknown_name_message(name, known)}"
-            )
+            raise UnknownNameError(f"line {line}, column {column}: {_unknown_name_message(name, known)}")
         return self.scope[name]
 
     def expr(self, tree: Tree) -> Expr:

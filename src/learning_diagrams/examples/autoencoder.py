@@ -178,9 +178,11 @@ def regularised_by_hand(model: nn.Linear, batch: Batch, lam: float) -> torch.Ten
 # -- checks -------------------------------------------------------------------------------
 
 
-def compare_on_batch(compiled: ld.CompiledLoss, by_hand: Callable[[Batch], torch.Tensor],
-                     params: Sequence[nn.Parameter], batch: Batch) -> dict[str, float]:
+def compare_on_batch(
+    compiled: ld.CompiledLoss, by_hand: Callable[[Batch], torch.Tensor], params: Sequence[nn.Parameter], batch: Batch
+) -> dict[str, float]:
     """The compiled loss and ``by_hand`` on the same batch: values, and the largest gradient gap."""
+
     def value_and_grads(fn: Callable[[], torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
         for p in params:
             p.grad = None
@@ -202,9 +204,14 @@ def compare_on_batch(compiled: ld.CompiledLoss, by_hand: Callable[[Batch], torch
     }
 
 
-def train_by_hand(loss_fn: Callable[[Batch], torch.Tensor], optimiser: torch.optim.Optimizer,
-                  batches: list[Batch], epochs: int, device: torch.device,
-                  after_epoch: Callable[[], float] | None = None) -> tuple[list[float], list[float]]:
+def train_by_hand(
+    loss_fn: Callable[[Batch], torch.Tensor],
+    optimiser: torch.optim.Optimizer,
+    batches: list[Batch],
+    epochs: int,
+    device: torch.device,
+    after_epoch: Callable[[], float] | None = None,
+) -> tuple[list[float], list[float]]:
     """The loop ``ld.fit`` replaces: returns the loss at every step and ``after_epoch()`` per epoch."""
     curve, evaluations = [], []
     for _ in range(epochs):
@@ -234,14 +241,15 @@ def max_gap(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 def epoch_means(curve: Sequence[float], steps: int) -> list[float]:
-    return [sum(curve[i:i + steps]) / steps for i in range(0, len(curve), steps)]
+    return [sum(curve[i : i + steps]) / steps for i in range(0, len(curve), steps)]
 
 
 # -- the two runs ---------------------------------------------------------------------------
 
 
-def run_autoencoder(args: argparse.Namespace, train: Batch, test: Batch, device: torch.device,
-                    draw: Path | None) -> dict[str, Any]:
+def run_autoencoder(
+    args: argparse.Namespace, train: Batch, test: Batch, device: torch.device, draw: Path | None
+) -> dict[str, Any]:
     hidden, code = (128, 16) if args.full else (32, 8)
     torch.manual_seed(args.seed)
     enc, dec = encoder(hidden, code), decoder(hidden, code)
@@ -256,11 +264,14 @@ def run_autoencoder(args: argparse.Namespace, train: Batch, test: Batch, device:
     if draw is not None:
         print(f"  drawn to {d.draw(draw / 'autoencoder.svg')}")
 
-    probe = compare_on_batch(d.compile(), lambda b: autoencoder_by_hand(enc, dec, b),
-                             [*enc.parameters(), *dec.parameters()], batches[0])
-    print(f"  on one batch: diagram {probe['diagram']:.8f}, F.mse_loss(dec(enc(x)), x) "
-          f"{probe['hand']:.8f}; |Δ loss| = {probe['loss_diff']:.1e}, "
-          f"max |Δ gradient| = {probe['grad_diff']:.1e}")
+    probe = compare_on_batch(
+        d.compile(), lambda b: autoencoder_by_hand(enc, dec, b), [*enc.parameters(), *dec.parameters()], batches[0]
+    )
+    print(
+        f"  on one batch: diagram {probe['diagram']:.8f}, F.mse_loss(dec(enc(x)), x) "
+        f"{probe['hand']:.8f}; |Δ loss| = {probe['loss_diff']:.1e}, "
+        f"max |Δ gradient| = {probe['grad_diff']:.1e}"
+    )
 
     test_batch = (test[0].to(device), test[1].to(device))
 
@@ -270,22 +281,42 @@ def run_autoencoder(args: argparse.Namespace, train: Batch, test: Batch, device:
 
     enc.to(device), dec.to(device), hand_enc.to(device), hand_dec.to(device)
     before = test_mse(enc, dec)
-    history = ld.fit(d, epochs=args.epochs, lr=args.ae_lr, seed=args.seed, device=str(device),
-                     log_dir=False, progress=not args.quiet, eval_data={"N": [test]})
+    history = ld.fit(
+        d,
+        epochs=args.epochs,
+        lr=args.ae_lr,
+        seed=args.seed,
+        device=str(device),
+        log_dir=False,
+        progress=not args.quiet,
+        eval_data={"N": [test]},
+    )
     optimiser = torch.optim.Adam([*hand_enc.parameters(), *hand_dec.parameters()], lr=args.ae_lr)
-    hand_curve, hand_test = train_by_hand(lambda b: autoencoder_by_hand(hand_enc, hand_dec, b), optimiser,
-                                          batches, args.epochs, device, lambda: test_mse(hand_enc, hand_dec))
+    hand_curve, hand_test = train_by_hand(
+        lambda b: autoencoder_by_hand(hand_enc, hand_dec, b),
+        optimiser,
+        batches,
+        args.epochs,
+        device,
+        lambda: test_mse(hand_enc, hand_dec),
+    )
     curve, diagram_test = train_curve(history), eval_values(history, "total")
     steps = len(batches)
     diagram_epochs, hand_epochs = epoch_means(curve, steps), epoch_means(hand_curve, steps)
 
-    print(f"\nReconstruction mse, {len(train[0])} training / {len(test[0])} test images, "
-          f"batch {args.batch_size}, Adam lr {args.ae_lr:g} (test mse before training: {before:.5f})")
-    print(f"  {'epoch':>5}  {'train, diagram':>14}  {'train, by hand':>14}  {'test, diagram':>13}  {'test, by hand':>13}")
+    print(
+        f"\nReconstruction mse, {len(train[0])} training / {len(test[0])} test images, "
+        f"batch {args.batch_size}, Adam lr {args.ae_lr:g} (test mse before training: {before:.5f})"
+    )
+    print(
+        f"  {'epoch':>5}  {'train, diagram':>14}  {'train, by hand':>14}  {'test, diagram':>13}  {'test, by hand':>13}"
+    )
     shown = sorted({0, 1, 4, 9, 19, 49, 99, args.epochs - 1} & set(range(args.epochs)))
     for e in shown:
-        print(f"  {e + 1:>5}  {diagram_epochs[e]:>14.6f}  {hand_epochs[e]:>14.6f}  "
-              f"{diagram_test[e]:>13.6f}  {hand_test[e]:>13.6f}")
+        print(
+            f"  {e + 1:>5}  {diagram_epochs[e]:>14.6f}  {hand_epochs[e]:>14.6f}  "
+            f"{diagram_test[e]:>13.6f}  {hand_test[e]:>13.6f}"
+        )
     gap = max_gap(curve, hand_curve)
     print(f"  {len(curve)} steps; largest gap between the two curves, step by step: {gap:.1e}")
 
@@ -308,8 +339,9 @@ def run_autoencoder(args: argparse.Namespace, train: Batch, test: Batch, device:
     }
 
 
-def run_norm(args: argparse.Namespace, train: Batch, test: Batch, device: torch.device,
-             draw: Path | None) -> dict[str, Any]:
+def run_norm(
+    args: argparse.Namespace, train: Batch, test: Batch, device: torch.device, draw: Path | None
+) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     initial = nn.Linear(64, 10)
     batches = make_batches(train, args.batch_size, args.seed)
@@ -324,10 +356,16 @@ def run_norm(args: argparse.Namespace, train: Batch, test: Batch, device: torch.
         print(f"  {pair}")
     if draw is not None:
         print(f"  drawn to {d.draw(draw / 'autoencoder-norm.svg')}")
-    probe = compare_on_batch(d.compile(), lambda b: regularised_by_hand(probe_model, b, probe_lam),
-                             list(probe_model.parameters()), batches[0])
-    print(f"  on one batch: diagram {probe['diagram']:.8f}, cross_entropy + λ‖W‖² {probe['hand']:.8f}; "
-          f"|Δ loss| = {probe['loss_diff']:.1e}, max |Δ gradient| = {probe['grad_diff']:.1e}")
+    probe = compare_on_batch(
+        d.compile(),
+        lambda b: regularised_by_hand(probe_model, b, probe_lam),
+        list(probe_model.parameters()),
+        batches[0],
+    )
+    print(
+        f"  on one batch: diagram {probe['diagram']:.8f}, cross_entropy + λ‖W‖² {probe['hand']:.8f}; "
+        f"|Δ loss| = {probe['loss_diff']:.1e}, max |Δ gradient| = {probe['grad_diff']:.1e}"
+    )
 
     @torch.no_grad()
     def accuracy(model: nn.Module) -> float:
@@ -336,14 +374,27 @@ def run_norm(args: argparse.Namespace, train: Batch, test: Batch, device: torch.
     runs: dict[float, dict[str, float]] = {}
     for lam in args.lambdas:
         model, hand, decayed = (copy.deepcopy(initial).to(device) for _ in range(3))
-        history = ld.fit(regularised(model, batches, lam), epochs=args.epochs, optimizer=torch.optim.SGD,
-                         lr=args.norm_lr, seed=args.seed, device=str(device), log_dir=False, progress=not args.quiet)
-        hand_curve, _ = train_by_hand(lambda b, m=hand, lam=lam: regularised_by_hand(m, b, lam),
-                                      torch.optim.SGD(hand.parameters(), lr=args.norm_lr),
-                                      batches, args.epochs, device)
+        history = ld.fit(
+            regularised(model, batches, lam),
+            epochs=args.epochs,
+            optimizer=torch.optim.SGD,
+            lr=args.norm_lr,
+            seed=args.seed,
+            device=str(device),
+            log_dir=False,
+            progress=not args.quiet,
+        )
+        hand_curve, _ = train_by_hand(
+            lambda b, m=hand, lam=lam: regularised_by_hand(m, b, lam),
+            torch.optim.SGD(hand.parameters(), lr=args.norm_lr),
+            batches,
+            args.epochs,
+            device,
+        )
         # torch's own weight decay: SGD adds weight_decay · W to the gradient, the gradient of λ‖W‖² when 2λ.
-        sgd = torch.optim.SGD([{"params": [decayed.weight], "weight_decay": 2 * lam},
-                               {"params": [decayed.bias]}], lr=args.norm_lr)
+        sgd = torch.optim.SGD(
+            [{"params": [decayed.weight], "weight_decay": 2 * lam}, {"params": [decayed.bias]}], lr=args.norm_lr
+        )
         train_by_hand(lambda b, m=decayed: F.cross_entropy(m(b[0]), b[1]), sgd, batches, args.epochs, device)
         curve = train_curve(history)
         runs[lam] = {
@@ -354,20 +405,27 @@ def run_norm(args: argparse.Namespace, train: Batch, test: Batch, device: torch.
             "accuracy_hand": accuracy(hand),
             "accuracy_weight_decay": accuracy(decayed),
             "curve_gap": max_gap(curve, hand_curve),
-            "weight_decay_gap": max((a - b).abs().max().item()
-                                    for a, b in zip(model.parameters(), decayed.parameters())),
+            "weight_decay_gap": max(
+                (a - b).abs().max().item() for a, b in zip(model.parameters(), decayed.parameters())
+            ),
             "steps": len(curve),
             "final_loss": curve[-1],
         }
 
-    print(f"\n‖W‖² and test accuracy after {args.epochs} epochs of SGD (lr {args.norm_lr:g}, batch {args.batch_size}); "
-          f"three forms of the penalty from the same initial weights")
-    print(f"  {'λ':>6}  {'‖W‖² diagram':>12}  {'by hand':>9}  {'SGD wd=2λ':>9}  {'acc % diagram':>13}  "
-          f"{'by hand':>7}  {'SGD wd=2λ':>9}  {'curve gap':>9}  {'|ΔW| vs wd':>10}")
+    print(
+        f"\n‖W‖² and test accuracy after {args.epochs} epochs of SGD (lr {args.norm_lr:g}, batch {args.batch_size}); "
+        f"three forms of the penalty from the same initial weights"
+    )
+    print(
+        f"  {'λ':>6}  {'‖W‖² diagram':>12}  {'by hand':>9}  {'SGD wd=2λ':>9}  {'acc % diagram':>13}  "
+        f"{'by hand':>7}  {'SGD wd=2λ':>9}  {'curve gap':>9}  {'|ΔW| vs wd':>10}"
+    )
     for lam, r in runs.items():
-        print(f"  {lam:>6g}  {r['norm_diagram']:>12.4f}  {r['norm_hand']:>9.4f}  {r['norm_weight_decay']:>9.4f}  "
-              f"{r['accuracy_diagram']:>13.2f}  {r['accuracy_hand']:>7.2f}  {r['accuracy_weight_decay']:>9.2f}  "
-              f"{r['curve_gap']:>9.1e}  {r['weight_decay_gap']:>10.1e}")
+        print(
+            f"  {lam:>6g}  {r['norm_diagram']:>12.4f}  {r['norm_hand']:>9.4f}  {r['norm_weight_decay']:>9.4f}  "
+            f"{r['accuracy_diagram']:>13.2f}  {r['accuracy_hand']:>7.2f}  {r['accuracy_weight_decay']:>9.2f}  "
+            f"{r['curve_gap']:>9.1e}  {r['weight_decay_gap']:>10.1e}"
+        )
     return {
         "pairs": [p.name for p in pairs],
         "lambda": probe_lam,
@@ -402,21 +460,33 @@ def reconstructions(enc: nn.Module, dec: nn.Module, test: Batch, path: Path, n: 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs of every run (default 20; 100 with --full)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of every run (default 20; 100 with --full)")
     parser.add_argument("--full", action="store_true", help="a wider autoencoder (64-128-16), trained longer")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--seed", type=int, default=0, help="seed of the models, the split and the batches")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--ae-lr", type=float, default=1e-2, help="Adam's learning rate for the autoencoder")
     parser.add_argument("--norm-lr", type=float, default=0.5, help="SGD's learning rate for the classifier")
-    parser.add_argument("--lambdas", type=lambda s: [float(v) for v in s.split(",")], default=[0.0, 1e-3, 1e-2],
-                        help="penalty weights, comma separated (default 0,0.001,0.01)")
-    parser.add_argument("--draw", type=Path, default=None, metavar="DIR",
-                        help="draw both diagrams (SVG) and the reconstructions (PNG) into DIR")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads during the run (default 1: these models are too small to gain "
-                             "from more, and lose much when the cores are shared); 0 keeps torch's setting")
+    parser.add_argument(
+        "--lambdas",
+        type=lambda s: [float(v) for v in s.split(",")],
+        default=[0.0, 1e-3, 1e-2],
+        help="penalty weights, comma separated (default 0,0.001,0.01)",
+    )
+    parser.add_argument(
+        "--draw",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="draw both diagrams (SVG) and the reconstructions (PNG) into DIR",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads during the run (default 1: these models are too small to gain "
+        "from more, and lose much when the cores are shared); 0 keeps torch's setting",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.epochs is None:

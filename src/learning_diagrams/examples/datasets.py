@@ -56,7 +56,16 @@ FASHION_MNIST_FILES = {
 
 #: Fashion-MNIST's class names, by label.
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 
 # idx type codes (the third byte of the magic number) and the NumPy types they stand for.
@@ -85,16 +94,20 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path} is not an idx file: it starts with {raw[:4].hex() or 'nothing'}, "
-                         f"expected 0000 then a type code and a number of dimensions")
+        raise ValueError(
+            f"{path} is not an idx file: it starts with {raw[:4].hex() or 'nothing'}, "
+            f"expected 0000 then a type code and a number of dimensions"
+        )
     ndim = raw[3]
     offset = 4 + 4 * ndim
     shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - offset != expected:
-        raise ValueError(f"{path}: the header gives shape {shape} ({expected} bytes of data), "
-                         f"but {len(raw) - offset} bytes follow it")
+        raise ValueError(
+            f"{path}: the header gives shape {shape} ({expected} bytes of data), "
+            f"but {len(raw) - offset} bytes follow it"
+        )
     # A copy: frombuffer over bytes is read-only, and torch warns on read-only arrays.
     return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
 
@@ -118,8 +131,9 @@ def _missing_message(root: Path, missing: list[str]) -> str:
     )
 
 
-def fashion_mnist(root: str | os.PathLike = FASHION_MNIST_ROOT, *, limit: int | None = None,
-                  test_limit: int | None = None) -> tuple[TensorDataset, TensorDataset]:
+def fashion_mnist(
+    root: str | os.PathLike = FASHION_MNIST_ROOT, *, limit: int | None = None, test_limit: int | None = None
+) -> tuple[TensorDataset, TensorDataset]:
     """Fashion-MNIST's training and test sets, read from the original idx files in ``root``.
 
     Parameters
@@ -157,8 +171,9 @@ def fashion_mnist(root: str | os.PathLike = FASHION_MNIST_ROOT, *, limit: int | 
         images = read_idx(found[(split, "images")])  # type: ignore[arg-type]
         labels = read_idx(found[(split, "labels")])  # type: ignore[arg-type]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"{root}: {split} images of shape {images.shape} do not go with "
-                             f"labels of shape {labels.shape}")
+            raise ValueError(
+                f"{root}: {split} images of shape {images.shape} do not go with labels of shape {labels.shape}"
+            )
         images, labels = images[:keep], labels[:keep]
         x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
         y = torch.from_numpy(labels.astype(np.int64))
@@ -166,8 +181,9 @@ def fashion_mnist(root: str | os.PathLike = FASHION_MNIST_ROOT, *, limit: int | 
     return splits[0], splits[1]
 
 
-def digits(*, size: int = 8, pad: int = 0, seed: int = 0, limit: int | None = None,
-           test_limit: int | None = None) -> tuple[TensorDataset, TensorDataset]:
+def digits(
+    *, size: int = 8, pad: int = 0, seed: int = 0, limit: int | None = None, test_limit: int | None = None
+) -> tuple[TensorDataset, TensorDataset]:
     """scikit-learn's 1,797 8×8 digits in ``[0, 1]``, split 80/20 by class (1,437 / 360).
 
     Parameters

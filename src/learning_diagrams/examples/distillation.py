@@ -65,9 +65,20 @@ import learning_diagrams as ld
 from learning_diagrams.examples import datasets, machine
 
 __all__ = [
-    "DeepNN", "LightNN", "Regressor", "classifier", "distillation", "cosine_distillation",
-    "regressor_distillation", "variant_diagram", "tutorial_kl", "tutorial_cosine", "EpochBatches", "VARIANTS",
-    "LOSSES", "main",
+    "DeepNN",
+    "LightNN",
+    "Regressor",
+    "classifier",
+    "distillation",
+    "cosine_distillation",
+    "regressor_distillation",
+    "variant_diagram",
+    "tutorial_kl",
+    "tutorial_cosine",
+    "EpochBatches",
+    "VARIANTS",
+    "LOSSES",
+    "main",
 ]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -98,8 +109,11 @@ def tutorial_kl(temperature: float = TEMPERATURE) -> ld.Loss:
     the teacher's probabilities as ``exp(log_softmax)`` and guards ``0·log 0``:
     the two differ by rounding (about 1e-7).
     """
-    return ld.Loss(functools.partial(_tutorial_kl, temperature=temperature), symmetric=False,
-                   name=f"tutorial_kl(T={temperature:g})")
+    return ld.Loss(
+        functools.partial(_tutorial_kl, temperature=temperature),
+        symmetric=False,
+        name=f"tutorial_kl(T={temperature:g})",
+    )
 
 
 def _tutorial_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -124,10 +138,16 @@ class DeepNN(nn.Module):
     def __init__(self, num_classes: int = 10, side: int = 8):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 128, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(128, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 128, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(128, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(32 * (side // 4) ** 2, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, num_classes)
@@ -143,8 +163,12 @@ class LightNN(nn.Module):
     def __init__(self, num_classes: int = 10, side: int = 8):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(16 * (side // 4) ** 2, 256), nn.ReLU(), nn.Dropout(0.1), nn.Linear(256, num_classes)
@@ -196,9 +220,15 @@ def classifier(model: nn.Module, data: Any) -> ld.Diagram:
     )
 
 
-def distillation(teacher: nn.Module, student: nn.Module, data: Any, temperature: float = TEMPERATURE,
-                 soft_weight: float = SOFT_WEIGHT, label_weight: float = LABEL_WEIGHT,
-                 soft_loss: ld.Loss | None = None) -> ld.Diagram:
+def distillation(
+    teacher: nn.Module,
+    student: nn.Module,
+    data: Any,
+    temperature: float = TEMPERATURE,
+    soft_weight: float = SOFT_WEIGHT,
+    label_weight: float = LABEL_WEIGHT,
+    soft_loss: ld.Loss | None = None,
+) -> ld.Diagram:
     """The paper's Figure 1 (variant ``kd``): one pair at the labels Y, one at the soft targets G.
 
     Logits have their own space ``L``, mapped to ``Y`` and ``G`` by identities:
@@ -240,8 +270,14 @@ def _student_half(d: ld.Diagram, student: nn.Module, data: Any, label_weight: fl
     )
 
 
-def cosine_distillation(teacher: nn.Module, student: nn.Module, data: Any, hidden_weight: float = SOFT_WEIGHT,
-                        label_weight: float = LABEL_WEIGHT, hidden_loss: ld.Loss | None = None) -> ld.Diagram:
+def cosine_distillation(
+    teacher: nn.Module,
+    student: nn.Module,
+    data: Any,
+    hidden_weight: float = SOFT_WEIGHT,
+    label_weight: float = LABEL_WEIGHT,
+    hidden_loss: ld.Loss | None = None,
+) -> ld.Diagram:
     """Variant ``cosine``: hidden representations compared at ``(H, cosine)``.
 
     ``student_features: X → S`` and ``teacher_features: X → T`` (frozen) give the
@@ -261,8 +297,14 @@ def cosine_distillation(teacher: nn.Module, student: nn.Module, data: Any, hidde
     )
 
 
-def regressor_distillation(teacher: nn.Module, student: nn.Module, regressor: nn.Module, data: Any,
-                           feature_weight: float = SOFT_WEIGHT, label_weight: float = LABEL_WEIGHT) -> ld.Diagram:
+def regressor_distillation(
+    teacher: nn.Module,
+    student: nn.Module,
+    regressor: nn.Module,
+    data: Any,
+    feature_weight: float = SOFT_WEIGHT,
+    label_weight: float = LABEL_WEIGHT,
+) -> ld.Diagram:
     """Variant ``regressor``: the trainable edge ``regressor: S → M`` and the frozen teacher's features ``X → M``, at ``(M, mse)``."""
     d = _student_half(ld.Diagram(), student, data, label_weight)
     return (
@@ -273,8 +315,14 @@ def regressor_distillation(teacher: nn.Module, student: nn.Module, regressor: nn
     )
 
 
-def variant_diagram(variant: str, teacher: nn.Module, student: nn.Module, regressor: nn.Module | None,
-                    data: Any, losses: str = "library") -> ld.Diagram:
+def variant_diagram(
+    variant: str,
+    teacher: nn.Module,
+    student: nn.Module,
+    regressor: nn.Module | None,
+    data: Any,
+    losses: str = "library",
+) -> ld.Diagram:
     """The diagram of ``variant`` (one of :data:`VARIANTS`) with the tutorial's weights.
 
     ``losses="library"`` gives ``G`` and ``H`` the library's ``KLDivergence`` and
@@ -330,7 +378,7 @@ class EpochBatches:
 def held_out(data: TensorDataset, batch_size: int = 256) -> list[Batch]:
     """The test set in batches of ``batch_size``, in order."""
     x, y = data.tensors
-    return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(y), batch_size)]
+    return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size)]
 
 
 # -- the tutorial, written out: models that return two outputs, the loss of one batch, the loops --------
@@ -387,9 +435,15 @@ def tutorial_ce_loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tenso
     return nn.CrossEntropyLoss()(model(inputs), labels)
 
 
-def tutorial_kd_loss(teacher: nn.Module, student: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
-                     T: float = TEMPERATURE, soft_target_loss_weight: float = SOFT_WEIGHT,
-                     ce_loss_weight: float = LABEL_WEIGHT) -> torch.Tensor:
+def tutorial_kd_loss(
+    teacher: nn.Module,
+    student: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    T: float = TEMPERATURE,
+    soft_target_loss_weight: float = SOFT_WEIGHT,
+    ce_loss_weight: float = LABEL_WEIGHT,
+) -> torch.Tensor:
     """The loss of one batch in the tutorial's ``train_knowledge_distillation``."""
     with torch.no_grad():
         teacher_logits = teacher(inputs)
@@ -402,20 +456,35 @@ def tutorial_kd_loss(teacher: nn.Module, student: nn.Module, inputs: torch.Tenso
     return soft_target_loss_weight * soft_targets_loss + ce_loss_weight * label_loss
 
 
-def tutorial_cosine_loss(teacher: nn.Module, student: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
-                         hidden_rep_loss_weight: float = SOFT_WEIGHT, ce_loss_weight: float = LABEL_WEIGHT) -> torch.Tensor:
+def tutorial_cosine_loss(
+    teacher: nn.Module,
+    student: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    hidden_rep_loss_weight: float = SOFT_WEIGHT,
+    ce_loss_weight: float = LABEL_WEIGHT,
+) -> torch.Tensor:
     """The loss of one batch in the tutorial's ``train_cosine_loss`` (models returning two outputs)."""
     with torch.no_grad():
         _, teacher_hidden_representation = teacher(inputs)
     student_logits, student_hidden_representation = student(inputs)
-    hidden_rep_loss = nn.CosineEmbeddingLoss()(student_hidden_representation, teacher_hidden_representation,
-                                               target=torch.ones(inputs.size(0), device=inputs.device))
+    hidden_rep_loss = nn.CosineEmbeddingLoss()(
+        student_hidden_representation,
+        teacher_hidden_representation,
+        target=torch.ones(inputs.size(0), device=inputs.device),
+    )
     label_loss = nn.CrossEntropyLoss()(student_logits, labels)
     return hidden_rep_loss_weight * hidden_rep_loss + ce_loss_weight * label_loss
 
 
-def tutorial_mse_loss(teacher: nn.Module, student: nn.Module, inputs: torch.Tensor, labels: torch.Tensor,
-                      feature_map_weight: float = SOFT_WEIGHT, ce_loss_weight: float = LABEL_WEIGHT) -> torch.Tensor:
+def tutorial_mse_loss(
+    teacher: nn.Module,
+    student: nn.Module,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    feature_map_weight: float = SOFT_WEIGHT,
+    ce_loss_weight: float = LABEL_WEIGHT,
+) -> torch.Tensor:
     """The loss of one batch in the tutorial's ``train_mse_loss`` (models returning two outputs)."""
     with torch.no_grad():
         _, teacher_feature_map = teacher(inputs)
@@ -425,9 +494,16 @@ def tutorial_mse_loss(teacher: nn.Module, student: nn.Module, inputs: torch.Tens
     return feature_map_weight * hidden_rep_loss + ce_loss_weight * label_loss
 
 
-def tutorial_loop(step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], student: nn.Module,
-                  teacher: nn.Module | None, batches: EpochBatches, epochs: int, learning_rate: float,
-                  device: torch.device, seed: int) -> list[float]:
+def tutorial_loop(
+    step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    student: nn.Module,
+    teacher: nn.Module | None,
+    batches: EpochBatches,
+    epochs: int,
+    learning_rate: float,
+    device: torch.device,
+    seed: int,
+) -> list[float]:
     """The tutorial's training loop (all four share it); returns the loss at every step.
 
     One addition to the tutorial: ``torch.manual_seed(seed)`` first, as
@@ -454,25 +530,52 @@ def tutorial_loop(step_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
 
 def train(model, batches, epochs, learning_rate, device, seed):
     """The tutorial's ``train``: cross-entropy alone (the teacher, and the student alone)."""
-    return tutorial_loop(lambda x, y: tutorial_ce_loss(model, x, y), model, None, batches, epochs,
-                         learning_rate, device, seed)
+    return tutorial_loop(
+        lambda x, y: tutorial_ce_loss(model, x, y), model, None, batches, epochs, learning_rate, device, seed
+    )
 
 
-def train_knowledge_distillation(teacher, student, batches, epochs, learning_rate, T, soft_target_loss_weight,
-                                 ce_loss_weight, device, seed):
-    return tutorial_loop(lambda x, y: tutorial_kd_loss(teacher, student, x, y, T, soft_target_loss_weight, ce_loss_weight),
-                         student, teacher, batches, epochs, learning_rate, device, seed)
+def train_knowledge_distillation(
+    teacher, student, batches, epochs, learning_rate, T, soft_target_loss_weight, ce_loss_weight, device, seed
+):
+    return tutorial_loop(
+        lambda x, y: tutorial_kd_loss(teacher, student, x, y, T, soft_target_loss_weight, ce_loss_weight),
+        student,
+        teacher,
+        batches,
+        epochs,
+        learning_rate,
+        device,
+        seed,
+    )
 
 
-def train_cosine_loss(teacher, student, batches, epochs, learning_rate, hidden_rep_loss_weight, ce_loss_weight,
-                      device, seed):
-    return tutorial_loop(lambda x, y: tutorial_cosine_loss(teacher, student, x, y, hidden_rep_loss_weight, ce_loss_weight),
-                         student, teacher, batches, epochs, learning_rate, device, seed)
+def train_cosine_loss(
+    teacher, student, batches, epochs, learning_rate, hidden_rep_loss_weight, ce_loss_weight, device, seed
+):
+    return tutorial_loop(
+        lambda x, y: tutorial_cosine_loss(teacher, student, x, y, hidden_rep_loss_weight, ce_loss_weight),
+        student,
+        teacher,
+        batches,
+        epochs,
+        learning_rate,
+        device,
+        seed,
+    )
 
 
 def train_mse_loss(teacher, student, batches, epochs, learning_rate, feature_map_weight, ce_loss_weight, device, seed):
-    return tutorial_loop(lambda x, y: tutorial_mse_loss(teacher, student, x, y, feature_map_weight, ce_loss_weight),
-                         student, teacher, batches, epochs, learning_rate, device, seed)
+    return tutorial_loop(
+        lambda x, y: tutorial_mse_loss(teacher, student, x, y, feature_map_weight, ce_loss_weight),
+        student,
+        teacher,
+        batches,
+        epochs,
+        learning_rate,
+        device,
+        seed,
+    )
 
 
 @torch.no_grad()
@@ -492,11 +595,15 @@ def accuracy_by_hand(model: nn.Module, batches: Sequence[Batch], device: torch.d
     return 100 * correct / total
 
 
-def hand_models(variant: str, teacher: nn.Module, student: nn.Module, regressor: nn.Module | None,
-                side: int) -> tuple[nn.Module, nn.Module]:
+def hand_models(
+    variant: str, teacher: nn.Module, student: nn.Module, regressor: nn.Module | None, side: int
+) -> tuple[nn.Module, nn.Module]:
     """The tutorial's models of ``variant``, new objects loaded from ``teacher``, ``student`` (and ``regressor``) by state dict."""
-    classes = {"kd": (DeepNN, LightNN), "cosine": (ModifiedDeepNNCosine, ModifiedLightNNCosine),
-               "regressor": (ModifiedDeepNNRegressor, ModifiedLightNNRegressor)}[variant]
+    classes = {
+        "kd": (DeepNN, LightNN),
+        "cosine": (ModifiedDeepNNCosine, ModifiedLightNNCosine),
+        "regressor": (ModifiedDeepNNRegressor, ModifiedLightNNRegressor),
+    }[variant]
     device = next(student.parameters()).device
     t, s = (cls(side=side).to(device) for cls in classes)
     t.load_state_dict(teacher.state_dict())
@@ -507,17 +614,27 @@ def hand_models(variant: str, teacher: nn.Module, student: nn.Module, regressor:
     return t, s
 
 
-def hand_step_loss(variant: str, teacher: nn.Module, student: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def hand_step_loss(
+    variant: str, teacher: nn.Module, student: nn.Module
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     fn = {"kd": tutorial_kd_loss, "cosine": tutorial_cosine_loss, "regressor": tutorial_mse_loss}[variant]
     return lambda x, y: fn(teacher, student, x, y)
 
 
-def train_hand(variant: str, teacher: nn.Module, student: nn.Module, batches: EpochBatches, epochs: int,
-               device: torch.device, seed: int) -> list[float]:
+def train_hand(
+    variant: str,
+    teacher: nn.Module,
+    student: nn.Module,
+    batches: EpochBatches,
+    epochs: int,
+    device: torch.device,
+    seed: int,
+) -> list[float]:
     """The tutorial's loop of ``variant`` with its protocol's weights."""
     if variant == "kd":
-        return train_knowledge_distillation(teacher, student, batches, epochs, LR, TEMPERATURE, SOFT_WEIGHT,
-                                            LABEL_WEIGHT, device, seed)
+        return train_knowledge_distillation(
+            teacher, student, batches, epochs, LR, TEMPERATURE, SOFT_WEIGHT, LABEL_WEIGHT, device, seed
+        )
     if variant == "cosine":
         return train_cosine_loss(teacher, student, batches, epochs, LR, SOFT_WEIGHT, LABEL_WEIGHT, device, seed)
     return train_mse_loss(teacher, student, batches, epochs, LR, SOFT_WEIGHT, LABEL_WEIGHT, device, seed)
@@ -528,8 +645,16 @@ def train_hand(variant: str, teacher: nn.Module, student: nn.Module, batches: Ep
 
 def fit_curve(d: ld.Diagram, epochs: int, seed: int, device: torch.device, quiet: bool) -> list[float]:
     """``ld.fit`` the diagram with the tutorial's optimiser; the total loss at every step."""
-    history = ld.fit(d, epochs=epochs, optimizer=torch.optim.Adam, lr=LR, seed=seed, device=str(device),
-                     log_dir=False, progress=not quiet)
+    history = ld.fit(
+        d,
+        epochs=epochs,
+        optimizer=torch.optim.Adam,
+        lr=LR,
+        seed=seed,
+        device=str(device),
+        log_dir=False,
+        progress=not quiet,
+    )
     return [r["values"]["total"] for r in history.records if r["split"] == "train"]
 
 
@@ -546,8 +671,14 @@ def max_gap(a: Sequence[float], b: Sequence[float]) -> float:
     return max((abs(u - v) for u, v in zip(a, b)), default=0.0)
 
 
-def run_seed(seed: int, args: argparse.Namespace, train_set: TensorDataset, test_set: list[Batch], side: int,
-             device: torch.device) -> dict[str, Any]:
+def run_seed(
+    seed: int,
+    args: argparse.Namespace,
+    train_set: TensorDataset,
+    test_set: list[Batch],
+    side: int,
+    device: torch.device,
+) -> dict[str, Any]:
     """Teacher, student alone and one distilled student per variant, by diagram (and by hand)."""
     torch.manual_seed(seed)
     teacher = DeepNN(side=side)
@@ -569,20 +700,35 @@ def run_seed(seed: int, args: argparse.Namespace, train_set: TensorDataset, test
             out["hand"][name] = accuracy_by_hand(hand_model, test_set, device)
             out["gap"][name] = max_gap(curve, hand_curve)
 
-    one("teacher", classifier(teacher, batches()), teacher,
-        (lambda: (train(hand["teacher"], batches(), args.epochs, LR, device, seed), hand["teacher"])) if args.hand else None)
+    one(
+        "teacher",
+        classifier(teacher, batches()),
+        teacher,
+        (lambda: (train(hand["teacher"], batches(), args.epochs, LR, device, seed), hand["teacher"]))
+        if args.hand
+        else None,
+    )
     alone = copy.deepcopy(initial_student).to(device)
     hand_alone = copy.deepcopy(initial_student).to(device)
-    one("student", classifier(alone, batches()), alone,
-        (lambda: (train(hand_alone, batches(), args.epochs, LR, device, seed), hand_alone)) if args.hand else None)
+    one(
+        "student",
+        classifier(alone, batches()),
+        alone,
+        (lambda: (train(hand_alone, batches(), args.epochs, LR, device, seed), hand_alone)) if args.hand else None,
+    )
     for variant in args.variants:
         s = copy.deepcopy(initial_student).to(device)
         r = copy.deepcopy(initial_regressor).to(device) if variant == "regressor" else None
         d = variant_diagram(variant, teacher, s, r, batches(), args.losses)
 
         def by_hand(variant=variant):
-            t, hs = hand_models(variant, hand["teacher"], copy.deepcopy(initial_student).to(device),
-                                copy.deepcopy(initial_regressor).to(device), side)
+            t, hs = hand_models(
+                variant,
+                hand["teacher"],
+                copy.deepcopy(initial_student).to(device),
+                copy.deepcopy(initial_regressor).to(device),
+                side,
+            )
             return train_hand(variant, t, hs, batches(), args.epochs, device, seed), hs
 
         one(variant, d, s, by_hand if args.hand else None)
@@ -596,8 +742,13 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {std:.2f}"
 
 
-ROW_NAMES = {"teacher": "teacher", "student": "student alone", "kd": "distilled, kd",
-             "cosine": "distilled, cosine", "regressor": "distilled, regressor"}
+ROW_NAMES = {
+    "teacher": "teacher",
+    "student": "student alone",
+    "kd": "distilled, kd",
+    "cosine": "distilled, cosine",
+    "regressor": "distilled, regressor",
+}
 
 
 def load(args: argparse.Namespace) -> tuple[TensorDataset, TensorDataset, int]:
@@ -614,11 +765,13 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
     train_set, test_data, side = load(args)
     test_set = held_out(test_data)
     names = ["teacher", "student", *args.variants]
-    print(f"Distillation on {args.dataset} ({len(train_set)} training / {len(test_data)} test images, "
-          f"{side}×{side}), {args.epochs} epochs, batch {args.batch_size}, Adam lr {LR:g}, T = {TEMPERATURE:g}, "
-          f"weights {SOFT_WEIGHT:g} (teacher) / {LABEL_WEIGHT:g} (labels); seeds {', '.join(map(str, args.seeds))}; "
-          f"variants {', '.join(args.variants)}; losses at G and H: {args.losses}'s; "
-          f"hand-written loops: {'yes' if args.hand else 'no'}")
+    print(
+        f"Distillation on {args.dataset} ({len(train_set)} training / {len(test_data)} test images, "
+        f"{side}×{side}), {args.epochs} epochs, batch {args.batch_size}, Adam lr {LR:g}, T = {TEMPERATURE:g}, "
+        f"weights {SOFT_WEIGHT:g} (teacher) / {LABEL_WEIGHT:g} (labels); seeds {', '.join(map(str, args.seeds))}; "
+        f"variants {', '.join(args.variants)}; losses at G and H: {args.losses}'s; "
+        f"hand-written loops: {'yes' if args.hand else 'no'}"
+    )
     for variant in args.variants:
         d = variant_diagram(variant, DeepNN(side=side), LightNN(side=side), Regressor(), [], args.losses)
         print(f"  {variant}: " + "; ".join(str(p) for p in d.parallel_pairs()))
@@ -631,13 +784,18 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
         row = ", ".join(f"{n} {run['diagram'][n]:.2f}" + (f"/{run['hand'][n]:.2f}" if args.hand else "") for n in names)
         print(f"  seed {seed} ({time.perf_counter() - t0:.0f} s): {row}")
 
-    accuracy = {side_: {n: [r[side_][n] for r in runs] for n in names}
-                for side_ in ("diagram", "hand") if side_ == "diagram" or args.hand}
+    accuracy = {
+        side_: {n: [r[side_][n] for r in runs] for n in names}
+        for side_ in ("diagram", "hand")
+        if side_ == "diagram" or args.hand
+    }
     print(f"\nTest accuracy (%), mean ± std over {len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}")
     print(f"  {'model':<22} {'diagram':>14}" + (f" {'hand-written':>14}" if args.hand else ""))
     for n in names:
-        print(f"  {ROW_NAMES[n]:<22} {mean_std(accuracy['diagram'][n]):>14}"
-              + (f" {mean_std(accuracy['hand'][n]):>14}" if args.hand else ""))
+        print(
+            f"  {ROW_NAMES[n]:<22} {mean_std(accuracy['diagram'][n]):>14}"
+            + (f" {mean_std(accuracy['hand'][n]):>14}" if args.hand else "")
+        )
     gaps = {n: max(r["gap"][n] for r in runs) for n in names} if args.hand else {}
     if args.hand:
         steps = runs[0]["steps"]["teacher"]
@@ -645,8 +803,15 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
         print("  " + ", ".join(f"{n} {gaps[n]:.1e}" for n in names))
     seconds = time.perf_counter() - start
     print(f"\nDone in {seconds:.1f} s on {machine.describe(device)}.")
-    return {"accuracy": accuracy, "curve_gap": gaps, "steps": runs[0]["steps"], "seeds": list(args.seeds),
-            "variants": list(args.variants), "losses": args.losses, "seconds": seconds}
+    return {
+        "accuracy": accuracy,
+        "curve_gap": gaps,
+        "steps": runs[0]["steps"],
+        "seeds": list(args.seeds),
+        "variants": list(args.variants),
+        "losses": args.losses,
+        "seconds": seconds,
+    }
 
 
 # -- the demo ------------------------------------------------------------------------------------
@@ -675,8 +840,10 @@ def demo(args: argparse.Namespace) -> dict[str, float]:
     print("\nOne batch through every path (diagram.check):")
     print("  " + str(shown.check({"N": first})).replace("\n", "\n  "))
 
-    print(f"\nTraining on digits ({len(train_set)} train / {len(test_set)} test images, "
-          f"{args.epochs} epochs a stage), logging to {args.log_dir}:")
+    print(
+        f"\nTraining on digits ({len(train_set)} train / {len(test_set)} test images, "
+        f"{args.epochs} epochs a stage), logging to {args.log_dir}:"
+    )
     train_loader, test_loader = loader(train_set, args.seed), DataLoader(test_set, batch_size=512)
     history = ld.fit(
         [
@@ -684,8 +851,14 @@ def demo(args: argparse.Namespace) -> dict[str, float]:
             ld.Stage(classifier(student, train_loader), name="student"),
             ld.Stage(shown, name="distilled"),
         ],
-        epochs=args.epochs, lr=LR, seed=args.seed, log_dir=args.log_dir, progress=not args.quiet,
-        eval_data={"N": test_loader}, metrics={"Y": "accuracy"}, device=args.device,
+        epochs=args.epochs,
+        lr=LR,
+        seed=args.seed,
+        log_dir=args.log_dir,
+        progress=not args.quiet,
+        eval_data={"N": test_loader},
+        metrics={"Y": "accuracy"},
+        device=args.device,
     )
     print(history.summary())
 
@@ -707,8 +880,9 @@ def draw(folder: Path, losses: str = "library") -> list[Path]:
     """Draw every variant's diagram: ``distillation.svg`` (kd), ``distillation-cosine.svg``, ``distillation-regressor.svg``."""
     folder.mkdir(parents=True, exist_ok=True)
     names = {"kd": "distillation.svg", "cosine": "distillation-cosine.svg", "regressor": "distillation-regressor.svg"}
-    return [Path(variant_diagram(v, DeepNN(), LightNN(), Regressor(), [], losses).draw(folder / names[v]))
-            for v in VARIANTS]
+    return [
+        Path(variant_diagram(v, DeepNN(), LightNN(), Regressor(), [], losses).draw(folder / names[v])) for v in VARIANTS
+    ]
 
 
 def _list(kind: Callable[[str], Any]) -> Callable[[str], list]:
@@ -717,34 +891,55 @@ def _list(kind: Callable[[str], Any]) -> Callable[[str], list]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs of every run (default: 20 for the demo, 10 for the comparison run)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs of every run (default: 20 for the demo, 10 for the comparison run)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="seed of the demo's models and batch order")
     parser.add_argument("--log-dir", default="runs/distillation", help="where the demo's logs and losses.png go")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads during the run (default 1; 0 keeps torch's setting)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads during the run (default 1; 0 keeps torch's setting)"
+    )
     parser.add_argument("--draw", type=Path, default=None, metavar="DIR", help="draw every variant's diagram into DIR")
     group = parser.add_argument_group("the comparison run (any of these starts it)")
-    group.add_argument("--full", action="store_true",
-                       help="the tutorial's whole protocol: Fashion-MNIST, 10 epochs, seeds 0,1,2, every variant, --hand")
-    group.add_argument("--variants", type=_list(str), default=None, help="comma separated, of kd,cosine,regressor (default all)")
+    group.add_argument(
+        "--full",
+        action="store_true",
+        help="the tutorial's whole protocol: Fashion-MNIST, 10 epochs, seeds 0,1,2, every variant, --hand",
+    )
+    group.add_argument(
+        "--variants", type=_list(str), default=None, help="comma separated, of kd,cosine,regressor (default all)"
+    )
     group.add_argument("--seeds", type=_list(int), default=None, help="comma separated (default 0,1,2)")
-    group.add_argument("--dataset", choices=("digits", "fashion"), default=None, help="default digits (fashion with --full)")
+    group.add_argument(
+        "--dataset", choices=("digits", "fashion"), default=None, help="default digits (fashion with --full)"
+    )
     group.add_argument("--hand", action="store_true", help="run the tutorial's hand-written loops beside the diagrams")
-    group.add_argument("--losses", choices=LOSSES, default="tutorial",
-                       help="the losses of G and H: the tutorial's formulas (default; the curves then agree "
-                            "exactly) or the library's KLDivergence and cosine (equal up to rounding); "
-                            "--draw draws these too")
+    group.add_argument(
+        "--losses",
+        choices=LOSSES,
+        default="tutorial",
+        help="the losses of G and H: the tutorial's formulas (default; the curves then agree "
+        "exactly) or the library's KLDivergence and cosine (equal up to rounding); "
+        "--draw draws these too",
+    )
     group.add_argument("--limit", type=int, default=None, help="keep only the first LIMIT training images")
     group.add_argument("--test-limit", type=int, default=None, help="keep only the first TEST_LIMIT test images")
     group.add_argument("--batch-size", type=int, default=BATCH_SIZE)
-    group.add_argument("--fashion-root", default=datasets.FASHION_MNIST_ROOT, help="folder of Fashion-MNIST's idx files")
+    group.add_argument(
+        "--fashion-root", default=datasets.FASHION_MNIST_ROOT, help="folder of Fashion-MNIST's idx files"
+    )
     args = parser.parse_args(argv)
 
-    comparison = args.full or args.hand or any(
-        v is not None for v in (args.variants, args.seeds, args.dataset, args.limit, args.test_limit))
+    comparison = (
+        args.full
+        or args.hand
+        or any(v is not None for v in (args.variants, args.seeds, args.dataset, args.limit, args.test_limit))
+    )
     if args.full:
         args.dataset = args.dataset or "fashion"
         args.hand = True

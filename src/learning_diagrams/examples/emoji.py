@@ -135,8 +135,14 @@ class Captioned:
     def subset(self, index: Sequence[int]) -> Captioned:
         """The images at ``index``, in that order (the class names stay the same)."""
         index = list(index)
-        return Captioned(self.images[index], [self.captions[i] for i in index], [self.keys[i] for i in index],
-                         self.labels[index], self.class_names, self.name)
+        return Captioned(
+            self.images[index],
+            [self.captions[i] for i in index],
+            [self.keys[i] for i in index],
+            self.labels[index],
+            self.class_names,
+            self.name,
+        )
 
 
 def split(data: Captioned, test_fraction: float = 0.2, salt: str = "split-v1") -> tuple[Captioned, Captioned]:
@@ -154,8 +160,9 @@ def split(data: Captioned, test_fraction: float = 0.2, salt: str = "split-v1") -
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     cut = int(test_fraction * 2**32)
-    in_test = [int.from_bytes(hashlib.blake2b(f"{salt}:{k}".encode(), digest_size=4).digest(), "big") < cut
-               for k in data.keys]
+    in_test = [
+        int.from_bytes(hashlib.blake2b(f"{salt}:{k}".encode(), digest_size=4).digest(), "big") < cut for k in data.keys
+    ]
     train = [i for i, t in enumerate(in_test) if not t]
     test = [i for i, t in enumerate(in_test) if t]
     return data.subset(train), data.subset(test)
@@ -266,8 +273,13 @@ def emoji_characters(font: str | os.PathLike = EMOJI_FONT) -> list[tuple[str, st
     for c in sorted(cmap):
         ch = chr(c)
         name = unicodedata.name(ch, None)
-        if (name is None or c < 0x80 or 0x1F1E6 <= c <= 0x1F1FF or 0x1F3FB <= c <= 0x1F3FF
-                or unicodedata.category(ch)[0] in "CMZ"):
+        if (
+            name is None
+            or c < 0x80
+            or 0x1F1E6 <= c <= 0x1F1FF
+            or 0x1F3FB <= c <= 0x1F3FF
+            or unicodedata.category(ch)[0] in "CMZ"
+        ):
             continue
         out.append((ch, name.lower()))
     return out
@@ -283,8 +295,12 @@ def _render_emoji(chars: Sequence[str], font: Path, size: int) -> np.ndarray:
         left, top, right, bottom = face.getbbox(ch)
         side = max(right - left, bottom - top)
         canvas = Image.new("RGBA", (side, side), (255, 255, 255, 0))
-        ImageDraw.Draw(canvas).text(((side - (right - left)) // 2 - left, (side - (bottom - top)) // 2 - top),
-                                    ch, font=face, embedded_color=True)
+        ImageDraw.Draw(canvas).text(
+            ((side - (right - left)) // 2 - left, (side - (bottom - top)) // 2 - top),
+            ch,
+            font=face,
+            embedded_color=True,
+        )
         white = Image.new("RGBA", canvas.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, canvas).convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
         out[i] = np.asarray(image)
@@ -307,7 +323,9 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def emoji(size: int = 64, *, font: str | os.PathLike = EMOJI_FONT, cache: str | os.PathLike | bool | None = None) -> Captioned:
+def emoji(
+    size: int = 64, *, font: str | os.PathLike = EMOJI_FONT, cache: str | os.PathLike | bool | None = None
+) -> Captioned:
     """Every emoji of the colour font with its Unicode name as caption (see the module documentation).
 
     Parameters
@@ -366,8 +384,12 @@ def _emoji_from_arrays(images: np.ndarray, chars: list[str]) -> Captioned:
 _INKS = ((20, 20, 20), (180, 30, 30), (30, 110, 40), (30, 60, 170), (120, 40, 140), (160, 90, 10))
 
 
-def glyphs(chars: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
-           variants: int = 5, size: int = 64, seed: int = 0) -> Captioned:
+def glyphs(
+    chars: str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+    variants: int = 5,
+    size: int = 64,
+    seed: int = 0,
+) -> Captioned:
     """Each character of ``chars`` drawn ``variants`` times with Pillow's built-in font; captions are Unicode names.
 
     Each variant has its own ink colour, light background, glyph size (45–70% of the

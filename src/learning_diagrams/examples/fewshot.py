@@ -144,17 +144,26 @@ def load_classes(name: str = "glyphs", *, seed: int = 0) -> ClassSet:
         versions = glyphs.font_package_versions()
         notes = [f"{len(data.font_names)} font files from " + ", ".join(f"{p} {v}" for p, v in versions.items())]
         if any(v not in ("?", glyphs.PINNED_VERSIONS[p]) for p, v in versions.items()):
-            notes.append("note: not the pinned font versions (" + ", ".join(
-                f"{p} {v}" for p, v in glyphs.PINNED_VERSIONS.items()) + "); the images, and so the numbers, "
-                "may differ from docs/examples/fewshot.md")
+            notes.append(
+                "note: not the pinned font versions ("
+                + ", ".join(f"{p} {v}" for p, v in glyphs.PINNED_VERSIONS.items())
+                + "); the images, and so the numbers, "
+                "may differ from docs/examples/fewshot.md"
+            )
         return ClassSet("glyphs", images, labels, list(data.classes), splits, notes)
     if name == "digits":
         train, test = datasets.digits(size=20, pad=4, seed=seed)
         images = torch.cat([train.tensors[0], test.tensors[0]])
         labels = torch.cat([train.tensors[1], test.tensors[1]])
         names = [str(d) for d in range(10)]
-        return ClassSet("digits", images, labels, names, glyphs.split_classes(names, (0.5, 0.0, 0.5)),
-                        ["scikit-learn's 8×8 digits, scaled to 20×20 and centred in 28×28"])
+        return ClassSet(
+            "digits",
+            images,
+            labels,
+            names,
+            glyphs.split_classes(names, (0.5, 0.0, 0.5)),
+            ["scikit-learn's 8×8 digits, scaled to 20×20 and centred in 28×28"],
+        )
     raise ValueError(f"--data {name!r}: known class sets are glyphs, digits")
 
 
@@ -183,9 +192,14 @@ class _ResBlock(nn.Module):
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.1),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.1),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.LeakyReLU(0.1),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
         )
         self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
         self.out = nn.Sequential(nn.LeakyReLU(0.1), nn.MaxPool2d(2))
@@ -200,8 +214,9 @@ class ResNet12(nn.Module):
     def __init__(self, channels: Sequence[int] = (64, 160, 320, 640), in_channels: int = 1):
         super().__init__()
         widths = [in_channels, *channels]
-        self.net = nn.Sequential(*(_ResBlock(a, b) for a, b in zip(widths, widths[1:])),
-                                 nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.net = nn.Sequential(
+            *(_ResBlock(a, b) for a, b in zip(widths, widths[1:])), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
         self.features = channels[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -291,7 +306,10 @@ def square(key: str, backbone: nn.Module | None, head: nn.Module | None, data=No
     k = key
     return (
         ld.Diagram()
-        .space(f"N_{k}", data=data).space("X").space("F").space(f"Y_{k}", loss=ld.losses.cross_entropy)
+        .space(f"N_{k}", data=data)
+        .space("X")
+        .space("F")
+        .space(f"Y_{k}", loss=ld.losses.cross_entropy)
         .map(f"x_{k}", f"N_{k}", "X", images)
         .map(f"y_{k}", f"N_{k}", f"Y_{k}", labels)
         .map("m", "X", "F", backbone)
@@ -322,8 +340,9 @@ class Episode:
         return len(self.classes)
 
 
-def sample_episodes(classes: ClassSet, split: str, count: int, *, ways: int = 5, shots: int = 1,
-                    queries: int = 15, seed: int = 0) -> list[Episode]:
+def sample_episodes(
+    classes: ClassSet, split: str, count: int, *, ways: int = 5, shots: int = 1, queries: int = 15, seed: int = 0
+) -> list[Episode]:
     """``count`` episodes from ``split``'s classes, each drawn from its own seed ``(seed, shots, index)``.
 
     Episode ``i`` picks ``ways`` classes of the split (labels ``0..ways-1`` in the
@@ -338,9 +357,11 @@ def sample_episodes(classes: ClassSet, split: str, count: int, *, ways: int = 5,
     by_class = classes.indices(split)
     usable = [c for c, idx in by_class.items() if len(idx) >= shots + queries]
     if len(usable) < ways:
-        raise ValueError(f"split {split!r} of {classes.name} has {len(usable)} classes with at least "
-                         f"{shots + queries} images; a {ways}-way {shots}-shot episode with {queries} queries "
-                         f"per class needs {ways}")
+        raise ValueError(
+            f"split {split!r} of {classes.name} has {len(usable)} classes with at least "
+            f"{shots + queries} images; a {ways}-way {shots}-shot episode with {queries} queries "
+            f"per class needs {ways}"
+        )
     episodes = []
     for index in range(count):
         rng = random.Random(f"fewshot/{seed}/{shots}/{index}")
@@ -358,8 +379,9 @@ def sample_episodes(classes: ClassSet, split: str, count: int, *, ways: int = 5,
     return episodes
 
 
-def glue_episodes(episodes: Sequence[Episode], backbone: nn.Module, features: int,
-                  device: torch.device | str = "cpu") -> ld.Colimit:
+def glue_episodes(
+    episodes: Sequence[Episode], backbone: nn.Module, features: int, device: torch.device | str = "cpu"
+) -> ld.Colimit:
     """One square per episode (its support set, a new head), glued along ``X --m--> F``; ``m`` frozen.
 
     Each square's data ``N_e`` is the support set, one full batch (on ``device``).
@@ -374,8 +396,10 @@ def glue_episodes(episodes: Sequence[Episode], backbone: nn.Module, features: in
     >>> [pair.name for pair in colim.apex.parallel_pairs()]
     ['x_0·m·h_0 ≤ y_0', 'x_1·m·h_1 ≤ y_1', 'x_2·m·h_2 ≤ y_2']
     """
-    squares = [square(str(e.index), backbone, few_shot_head(features, e.ways), tuple(t.to(device) for t in e.support))
-               for e in episodes]  # on the device already, so each step draws the very same tensors
+    squares = [
+        square(str(e.index), backbone, few_shot_head(features, e.ways), tuple(t.to(device) for t in e.support))
+        for e in episodes
+    ]  # on the device already, so each step draws the very same tensors
     colim = ld.glue(*squares, along=backbone_diagram())
     ld.homsearch.freeze(colim.apex, backbone_diagram(backbone), "m")
     return colim
@@ -384,8 +408,18 @@ def glue_episodes(episodes: Sequence[Episode], backbone: nn.Module, features: in
 # -- training ----------------------------------------------------------------------------------
 
 
-def pretrain(classes: ClassSet, backbone: nn.Module, *, epochs: int, batch_size: int = 64, lr: float = 1e-3,
-             seed: int = 0, device: str = "auto", progress: bool = True, log_dir=False) -> ld.Diagram:
+def pretrain(
+    classes: ClassSet,
+    backbone: nn.Module,
+    *,
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    log_dir=False,
+) -> ld.Diagram:
     """Train ``backbone`` as one classifier over the meta-train classes: a single square, ``ld.fit``.
 
     Returns the square (its head ``h_train`` is a linear layer to every meta-train class).
@@ -399,9 +433,20 @@ def pretrain(classes: ClassSet, backbone: nn.Module, *, epochs: int, batch_size:
     return d
 
 
-def meta_train(classes: ClassSet, backbone: nn.Module, *, epochs: int, rounds: int = 4, ways: int = 5,
-               batch_size: int = 20, lr: float = 1e-3, seed: int = 0, device: str = "auto", progress: bool = True,
-               log_dir=False) -> ld.Colimit:
+def meta_train(
+    classes: ClassSet,
+    backbone: nn.Module,
+    *,
+    epochs: int,
+    rounds: int = 4,
+    ways: int = 5,
+    batch_size: int = 20,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    log_dir=False,
+) -> ld.Colimit:
     """Train ``backbone`` on many glued ``ways``-class tasks at once: the paper's meta-training.
 
     Each of ``rounds`` seeded shuffles of the meta-train classes is cut into tasks of
@@ -416,7 +461,7 @@ def meta_train(classes: ClassSet, backbone: nn.Module, *, epochs: int, rounds: i
     tasks: list[list[int]] = []
     for _ in range(rounds):
         order = rng.sample(train, len(train))
-        tasks += [order[i:i + ways] for i in range(0, len(order) - ways + 1, ways)]
+        tasks += [order[i : i + ways] for i in range(0, len(order) - ways + 1, ways)]
     if not tasks:
         raise ValueError(f"{len(train)} meta-train classes do not make one {ways}-class task")
     torch.manual_seed(seed)
@@ -427,8 +472,18 @@ def meta_train(classes: ClassSet, backbone: nn.Module, *, epochs: int, rounds: i
         loader = DataLoader(TensorDataset(classes.images[idx], y), batch_size=batch_size, shuffle=True)
         squares.append(square(f"t{t}", backbone, nn.Linear(backbone.features, ways), loader))
     colim = ld.glue(*squares, along=backbone_diagram())
-    ld.fit(colim.apex, epochs=epochs, lr=lr, seed=seed, device=device, progress=progress, log_dir=log_dir,
-           log_every=10, policy="max_size_cycle", plot=False)  # a plot of 72 terms says nothing: the logs do
+    ld.fit(
+        colim.apex,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        device=device,
+        progress=progress,
+        log_dir=log_dir,
+        log_every=10,
+        policy="max_size_cycle",
+        plot=False,
+    )  # a plot of 72 terms says nothing: the logs do
     return colim
 
 
@@ -436,16 +491,28 @@ def _adam_with_l2(lr: float, weight_decay: float):
     """An optimiser factory: Adam, the L2 penalty on each head's weights only (not biases), like sklearn's."""
 
     def make(groups):
-        split = [{"params": [p], "weight_decay": weight_decay if p.dim() > 1 else 0.0}
-                 for group in groups for p in group["params"]]
+        split = [
+            {"params": [p], "weight_decay": weight_decay if p.dim() > 1 else 0.0}
+            for group in groups
+            for p in group["params"]
+        ]
         return torch.optim.Adam(split, lr=lr)
 
     return make
 
 
-def fit_heads(episodes: Sequence[Episode], backbone: nn.Module, *, glue: int = 50, steps: int = 100,
-              lr: float = 0.1, C: float = 1.0, seed: int = 0, device: str = "auto",
-              on_colimit: Callable[[ld.Colimit], None] | None = None) -> list[float]:
+def fit_heads(
+    episodes: Sequence[Episode],
+    backbone: nn.Module,
+    *,
+    glue: int = 50,
+    steps: int = 100,
+    lr: float = 0.1,
+    C: float = 1.0,
+    seed: int = 0,
+    device: str = "auto",
+    on_colimit: Callable[[ld.Colimit], None] | None = None,
+) -> list[float]:
     """Query accuracy (%) of each episode's head, fitted in glued diagrams of ``glue`` episodes.
 
     For each chunk: :func:`glue_episodes` (the backbone frozen, its features of each
@@ -458,13 +525,23 @@ def fit_heads(episodes: Sequence[Episode], backbone: nn.Module, *, glue: int = 5
     dev = machine.device(device)
     accuracies: list[float] = []
     for start in range(0, len(episodes), glue):
-        chunk = episodes[start:start + glue]
+        chunk = episodes[start : start + glue]
         colim = glue_episodes(chunk, memo, backbone.features, device=dev)
         d = colim.apex
         shots = len(chunk[0].support[1])
-        ld.fit(d, epochs=1, policy="steps", steps_per_epoch=steps, seed=seed, device=device, progress=False,
-               log_dir=False, optimizer=_adam_with_l2(lr, 1.0 / (C * shots)),
-               scheduler=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, steps), scheduler_interval="step")
+        ld.fit(
+            d,
+            epochs=1,
+            policy="steps",
+            steps_per_epoch=steps,
+            seed=seed,
+            device=device,
+            progress=False,
+            log_dir=False,
+            optimizer=_adam_with_l2(lr, 1.0 / (C * shots)),
+            scheduler=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, steps),
+            scheduler_interval="step",
+        )
         queries = {leg(f"N_{e.index}"): e.query for leg, e in zip(colim.legs, chunk)}
         metrics = {leg(f"Y_{e.index}"): "accuracy" for leg, e in zip(colim.legs, chunk)}
         values = ld.Trainer(device=device, progress=False).evaluate(d, queries, metrics)
@@ -479,12 +556,13 @@ def fit_heads(episodes: Sequence[Episode], backbone: nn.Module, *, glue: int = 5
 def _features(backbone: nn.Module, x: torch.Tensor, device: torch.device) -> np.ndarray:
     """L2-normalised features of ``x`` by ``backbone`` in eval mode, 512 images at a time."""
     backbone.eval().to(device)
-    out = torch.cat([backbone(x[i:i + 512].to(device)) for i in range(0, len(x), 512)])
+    out = torch.cat([backbone(x[i : i + 512].to(device)) for i in range(0, len(x), 512)])
     return F.normalize(out, dim=-1).cpu().double().numpy()
 
 
-def rfs(episodes: Sequence[Episode], backbone: nn.Module, images: torch.Tensor, *, C: float = 1.0,
-        device: str = "auto") -> list[float]:
+def rfs(
+    episodes: Sequence[Episode], backbone: nn.Module, images: torch.Tensor, *, C: float = 1.0, device: str = "auto"
+) -> list[float]:
     """Query accuracy (%) of the RFS protocol on each episode.
 
     The backbone (in eval mode) embeds every image the episodes use, once
@@ -532,13 +610,19 @@ def _cell(values: Sequence[float]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     """Run the comparison; returns the class set, episodes, per-episode accuracies and a glued diagram."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", choices=("glyphs", "digits"),
-                        help="class set (default glyphs, or digits without the fonts)")
-    parser.add_argument("--backbone", choices=tuple(BACKBONES), default="small",
-                        help="small (Conv-4, default) or resnet12 (RFS's; 38 times the compute)")
+    parser.add_argument(
+        "--data", choices=("glyphs", "digits"), help="class set (default glyphs, or digits without the fonts)"
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=tuple(BACKBONES),
+        default="small",
+        help="small (Conv-4, default) or resnet12 (RFS's; 38 times the compute)",
+    )
     parser.add_argument("--width", type=int, default=64, help="channels of the small backbone (default 64)")
-    parser.add_argument("--full", action="store_true",
-                        help="600 episodes, 30 pretraining epochs, and the meta-training variant")
+    parser.add_argument(
+        "--full", action="store_true", help="600 episodes, 30 pretraining epochs, and the meta-training variant"
+    )
     parser.add_argument("--episodes", type=int, help="episodes per shot (default 100, 600 with --full)")
     parser.add_argument("--shots", default="1,5", help="comma-separated (default 1,5)")
     parser.add_argument("--ways", type=int, default=5)
@@ -584,23 +668,42 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
         classes = load_classes("digits", seed=args.seed)
 
     split_sizes = ", ".join(f"{len(v)} {k}" for k, v in classes.splits.items())
-    print(f"Class set {classes.name}: {len(classes.names)} classes ({split_sizes}), {len(classes.labels)} images "
-          f"{tuple(classes.images.shape[1:])}")
+    print(
+        f"Class set {classes.name}: {len(classes.names)} classes ({split_sizes}), {len(classes.labels)} images "
+        f"{tuple(classes.images.shape[1:])}"
+    )
     for note in classes.notes:
         print(f"  {note}")
-    print(f"Episodes: {episodes_n} per shot, {args.ways}-way {'/'.join(map(str, shots))}-shot, {args.queries} "
-          f"queries per class, from the {len(classes.splits[args.split])} {args.split} classes; seed {args.seed}.")
-    episodes = {k: sample_episodes(classes, args.split, episodes_n, ways=args.ways, shots=k, queries=args.queries,
-                                   seed=args.seed) for k in shots}
+    print(
+        f"Episodes: {episodes_n} per shot, {args.ways}-way {'/'.join(map(str, shots))}-shot, {args.queries} "
+        f"queries per class, from the {len(classes.splits[args.split])} {args.split} classes; seed {args.seed}."
+    )
+    episodes = {
+        k: sample_episodes(
+            classes, args.split, episodes_n, ways=args.ways, shots=k, queries=args.queries, seed=args.seed
+        )
+        for k in shots
+    }
 
     torch.manual_seed(args.seed)
     backbone = make_backbone(args.backbone, args.width)
     params = sum(p.numel() for p in backbone.parameters())
-    print(f"\nPretraining the {args.backbone} backbone ({params:,} parameters) as one classifier over the "
-          f"{len(classes.splits['train'])} meta-train classes: {pretrain_epochs} epochs, batch {args.batch_size}.")
+    print(
+        f"\nPretraining the {args.backbone} backbone ({params:,} parameters) as one classifier over the "
+        f"{len(classes.splits['train'])} meta-train classes: {pretrain_epochs} epochs, batch {args.batch_size}."
+    )
     log = lambda name: os.path.join(args.log_dir, name) if args.log_dir else False  # noqa: E731
-    square_d = pretrain(classes, backbone, epochs=pretrain_epochs, batch_size=args.batch_size, lr=args.lr,
-                        seed=args.seed, device=args.device, progress=not args.quiet, log_dir=log("pretrain"))
+    square_d = pretrain(
+        classes,
+        backbone,
+        epochs=pretrain_epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        progress=not args.quiet,
+        log_dir=log("pretrain"),
+    )
     print(f"The pretraining square: {square_d.graph}")
     print("Compiled pair:", *square_d.parallel_pairs())
     backbones = {"pretrained": backbone}
@@ -609,43 +712,75 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     if meta:
         torch.manual_seed(args.seed)
         meta_backbone = make_backbone(args.backbone, args.width)
-        print(f"\nMeta-training a new {args.backbone} backbone on glued {args.ways}-class tasks: "
-              f"{args.meta_rounds} cuts of the meta-train classes, {meta_epochs} epochs.")
-        meta_colim = meta_train(classes, meta_backbone, epochs=meta_epochs, rounds=args.meta_rounds,
-                                ways=args.ways, lr=args.lr, seed=args.seed, device=args.device,
-                                progress=not args.quiet, log_dir=log("meta-train"))
+        print(
+            f"\nMeta-training a new {args.backbone} backbone on glued {args.ways}-class tasks: "
+            f"{args.meta_rounds} cuts of the meta-train classes, {meta_epochs} epochs."
+        )
+        meta_colim = meta_train(
+            classes,
+            meta_backbone,
+            epochs=meta_epochs,
+            rounds=args.meta_rounds,
+            ways=args.ways,
+            lr=args.lr,
+            seed=args.seed,
+            device=args.device,
+            progress=not args.quiet,
+            log_dir=log("meta-train"),
+        )
         heads = [name for name in meta_colim.apex.maps if name.startswith("h_")]
-        print(f"The meta-training diagram: {len(heads)} task squares glued along m: X → F, "
-              f"{len(meta_colim.apex.parallel_pairs())} compiled pairs.")
+        print(
+            f"The meta-training diagram: {len(heads)} task squares glued along m: X → F, "
+            f"{len(meta_colim.apex.parallel_pairs())} compiled pairs."
+        )
         backbones["meta-trained"] = meta_backbone
 
     glued: list[ld.Colimit] = []
     if args.draw:
         first = episodes[shots[0]][:3]
         drawing = glue_episodes(first, FrozenFeatures(backbone), backbone.features)
-        print(f"\nDrawn to {drawing.apex.draw(args.draw, title=f'{len(first)} episodes glued along the frozen m: X → F')}")
+        print(
+            f"\nDrawn to {drawing.apex.draw(args.draw, title=f'{len(first)} episodes glued along the frozen m: X → F')}"
+        )
 
     accuracy: dict[tuple[str, str, int], list[float]] = {}
     for name, net in backbones.items():
         for k in shots:
-            print(f"\n{name} backbone, {k}-shot: fitting {episodes_n} heads in glued diagrams of {args.glue} "
-                  f"episodes ({args.head_steps} steps each), then RFS's logistic regression on the same episodes")
+            print(
+                f"\n{name} backbone, {k}-shot: fitting {episodes_n} heads in glued diagrams of {args.glue} "
+                f"episodes ({args.head_steps} steps each), then RFS's logistic regression on the same episodes"
+            )
             t0 = time.perf_counter()
             accuracy[(name, "glued heads", k)] = fit_heads(
-                episodes[k], net, glue=args.glue, steps=args.head_steps, lr=args.head_lr, C=args.C, seed=args.seed,
-                device=args.device, on_colimit=None if glued else glued.append)
+                episodes[k],
+                net,
+                glue=args.glue,
+                steps=args.head_steps,
+                lr=args.head_lr,
+                C=args.C,
+                seed=args.seed,
+                device=args.device,
+                on_colimit=None if glued else glued.append,
+            )
             t1 = time.perf_counter()
             accuracy[(name, "RFS", k)] = rfs(episodes[k], net, classes.images, C=args.C, device=args.device)
             t2 = time.perf_counter()
-            print(f"  glued heads {_cell(accuracy[(name, 'glued heads', k)])} ({t1 - t0:.1f} s), "
-                  f"RFS {_cell(accuracy[(name, 'RFS', k)])} ({t2 - t1:.1f} s)")
+            print(
+                f"  glued heads {_cell(accuracy[(name, 'glued heads', k)])} ({t1 - t0:.1f} s), "
+                f"RFS {_cell(accuracy[(name, 'RFS', k)])} ({t2 - t1:.1f} s)"
+            )
 
     colim = glued[0]
-    print(f"\nOne glued meta-test diagram: {len(colim.apex.spaces)} spaces, {len(colim.apex.maps)} maps; "
-          f"m frozen: {not colim.apex.maps['m'].trainable}; first pairs: "
-          + ", ".join(p.name for p in colim.apex.parallel_pairs()[:2]) + ", ...")
-    print(f"\nQuery accuracy (%), {args.ways}-way, mean ± 95% confidence interval (1.96·s/√n) over "
-          f"{episodes_n} {args.split} episodes; {classes.name}, {args.backbone} backbone")
+    print(
+        f"\nOne glued meta-test diagram: {len(colim.apex.spaces)} spaces, {len(colim.apex.maps)} maps; "
+        f"m frozen: {not colim.apex.maps['m'].trainable}; first pairs: "
+        + ", ".join(p.name for p in colim.apex.parallel_pairs()[:2])
+        + ", ..."
+    )
+    print(
+        f"\nQuery accuracy (%), {args.ways}-way, mean ± 95% confidence interval (1.96·s/√n) over "
+        f"{episodes_n} {args.split} episodes; {classes.name}, {args.backbone} backbone"
+    )
     header = "| backbone     | method                      | " + " | ".join(f"{k}-shot".rjust(13) for k in shots) + " |"
     print(header)
     print("| ------------ | --------------------------- | " + " | ".join("-" * 12 + ":" for _ in shots) + " |")
@@ -658,11 +793,19 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     for name in backbones:
         diffs = ", ".join(
             f"{k}-shot {_cell([a - b for a, b in zip(accuracy[(name, 'glued heads', k)], accuracy[(name, 'RFS', k)])])}"
-            for k in shots)
+            for k in shots
+        )
         print(f"  {name}: {diffs}")
     print(f"\nDone in {time.perf_counter() - start:.1f} s on {machine.describe(args.device)}.")
-    return {"classes": classes, "episodes": episodes, "accuracy": accuracy, "colimit": colim,
-            "pretrain": square_d, "meta_colimit": meta_colim, "backbones": backbones}
+    return {
+        "classes": classes,
+        "episodes": episodes,
+        "accuracy": accuracy,
+        "colimit": colim,
+        "pretrain": square_d,
+        "meta_colimit": meta_colim,
+        "backbones": backbones,
+    }
 
 
 if __name__ == "__main__":

@@ -93,10 +93,16 @@ __all__ = [
 
 _LATIN = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz"
 _DIGITS = "0123456789"
-_GREEK = ("".join(chr(c) for c in range(0x391, 0x3AA) if c != 0x3A2)   # Α..Ω (no reserved U+03A2)
-          + "".join(chr(c) for c in range(0x3B1, 0x3CA)))               # α..ω, final ς included
-_CYRILLIC = ("".join(chr(c) for c in range(0x410, 0x430)) + "Ё"         # А..Я, Ё
-             + "".join(chr(c) for c in range(0x430, 0x450)) + "ё")      # а..я, ё
+_GREEK = (
+    "".join(chr(c) for c in range(0x391, 0x3AA) if c != 0x3A2)  # Α..Ω (no reserved U+03A2)
+    + "".join(chr(c) for c in range(0x3B1, 0x3CA))
+)  # α..ω, final ς included
+_CYRILLIC = (
+    "".join(chr(c) for c in range(0x410, 0x430))
+    + "Ё"  # А..Я, Ё
+    + "".join(chr(c) for c in range(0x430, 0x450))
+    + "ё"
+)  # а..я, ё
 
 #: Every character rendered, in class order: Latin, digits, Greek, Cyrillic (177).
 CHARACTERS = _LATIN + _DIGITS + _GREEK + _CYRILLIC
@@ -109,9 +115,30 @@ CHARACTERS = _LATIN + _DIGITS + _GREEK + _CYRILLIC
 #: Cyrillic к (median 2.6), Latin n and Cyrillic п (2.8; alike in italics only), Latin K and
 #: Cyrillic К, Greek Φ and Cyrillic Ф (drawn differently in many fonts), Greek ν and Latin v.
 LOOKALIKES = (
-    "AΑА", "BΒВ", "CС", "EΕЕ", "HΗН", "IΙ", "KΚ", "MΜМ", "NΝ", "OΟО", "PΡР", "TΤТ", "XΧХ", "YΥ",
-    "ZΖ", "ΓГ", "ΠП",
-    "aа", "cс", "eе", "oοо", "pр", "xх", "yу",
+    "AΑА",
+    "BΒВ",
+    "CС",
+    "EΕЕ",
+    "HΗН",
+    "IΙ",
+    "KΚ",
+    "MΜМ",
+    "NΝ",
+    "OΟО",
+    "PΡР",
+    "TΤТ",
+    "XΧХ",
+    "YΥ",
+    "ZΖ",
+    "ΓГ",
+    "ΠП",
+    "aа",
+    "cс",
+    "eе",
+    "oοо",
+    "pр",
+    "xх",
+    "yу",
 )
 
 
@@ -133,8 +160,9 @@ def describe(name: str) -> str:
 # -- the split -----------------------------------------------------------------------
 
 
-def split_classes(names: Sequence[str], fractions: Sequence[float] = (0.64, 0.16, 0.20),
-                  salt: str = "learning-diagrams/fewshot") -> dict[str, list[int]]:
+def split_classes(
+    names: Sequence[str], fractions: Sequence[float] = (0.64, 0.16, 0.20), salt: str = "learning-diagrams/fewshot"
+) -> dict[str, list[int]]:
     """Meta-train / meta-val / meta-test class indices, the same on every machine.
 
     The classes are ordered by ``sha256(salt + name)`` (no random generator, so no
@@ -151,7 +179,7 @@ def split_classes(names: Sequence[str], fractions: Sequence[float] = (0.64, 0.16
     order = sorted(range(len(names)), key=lambda i: hashlib.sha256(f"{salt}/{names[i]}".encode()).hexdigest())
     n_train = round(fractions[0] * len(names))
     n_val = round(fractions[1] * len(names))
-    cuts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    cuts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
     return {name: sorted(part) for name, part in cuts.items()}
 
 
@@ -161,35 +189,57 @@ def split_classes(names: Sequence[str], fractions: Sequence[float] = (0.64, 0.16
 FONT_PACKAGES = ("fonts-dejavu-core", "fonts-liberation2", "fonts-freefont-ttf", "fonts-urw-base35")
 
 #: The versions the documented numbers were made with (Debian 12 "bookworm").
-PINNED_VERSIONS = {"fonts-dejavu-core": "2.37-6", "fonts-liberation2": "2.1.5-1",
-                   "fonts-freefont-ttf": "20120503-10", "fonts-urw-base35": "20200910-7"}
+PINNED_VERSIONS = {
+    "fonts-dejavu-core": "2.37-6",
+    "fonts-liberation2": "2.1.5-1",
+    "fonts-freefont-ttf": "20120503-10",
+    "fonts-urw-base35": "20200910-7",
+}
 
 #: The command that installs them.
 APT_COMMAND = "apt-get install " + " ".join(FONT_PACKAGES)
 
-_URW = [f"{family}-{style}.otf" for family, styles in (
-    ("C059", ("Roman", "Italic", "Bold", "BdIta")),
-    ("NimbusMonoPS", ("Regular", "Italic", "Bold", "BoldItalic")),
-    ("NimbusRoman", ("Regular", "Italic", "Bold", "BoldItalic")),
-    ("NimbusSans", ("Regular", "Italic", "Bold", "BoldItalic")),
-    ("NimbusSansNarrow", ("Regular", "Oblique", "Bold", "BoldOblique")),
-    ("P052", ("Roman", "Italic", "Bold", "BoldItalic")),
-    ("URWBookman", ("Light", "LightItalic", "Demi", "DemiItalic")),
-    ("URWGothic", ("Book", "BookOblique", "Demi", "DemiOblique")),
-) for style in styles] + ["Z003-MediumItalic.otf"]
+_URW = [
+    f"{family}-{style}.otf"
+    for family, styles in (
+        ("C059", ("Roman", "Italic", "Bold", "BdIta")),
+        ("NimbusMonoPS", ("Regular", "Italic", "Bold", "BoldItalic")),
+        ("NimbusRoman", ("Regular", "Italic", "Bold", "BoldItalic")),
+        ("NimbusSans", ("Regular", "Italic", "Bold", "BoldItalic")),
+        ("NimbusSansNarrow", ("Regular", "Oblique", "Bold", "BoldOblique")),
+        ("P052", ("Roman", "Italic", "Bold", "BoldItalic")),
+        ("URWBookman", ("Light", "LightItalic", "Demi", "DemiItalic")),
+        ("URWGothic", ("Book", "BookOblique", "Demi", "DemiOblique")),
+    )
+    for style in styles
+] + ["Z003-MediumItalic.otf"]
 
 #: The pinned font files, by package: (folder, file names). 63 files.
 FONT_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "fonts-dejavu-core": ("/usr/share/fonts/truetype/dejavu", tuple(
-        f"DejaVu{family}{style}.ttf" for family in ("Sans", "SansMono", "Serif") for style in ("", "-Bold"))),
-    "fonts-liberation2": ("/usr/share/fonts/truetype/liberation2", tuple(
-        f"Liberation{family}-{style}.ttf" for family in ("Sans", "Serif", "Mono")
-        for style in ("Regular", "Italic", "Bold", "BoldItalic"))),
-    "fonts-freefont-ttf": ("/usr/share/fonts/truetype/freefont", tuple(
-        f"Free{family}{style}.ttf" for family, styles in (
-            ("Sans", ("", "Oblique", "Bold", "BoldOblique")),
-            ("Serif", ("", "Italic", "Bold", "BoldItalic")),
-            ("Mono", ("", "Oblique", "Bold", "BoldOblique"))) for style in styles)),
+    "fonts-dejavu-core": (
+        "/usr/share/fonts/truetype/dejavu",
+        tuple(f"DejaVu{family}{style}.ttf" for family in ("Sans", "SansMono", "Serif") for style in ("", "-Bold")),
+    ),
+    "fonts-liberation2": (
+        "/usr/share/fonts/truetype/liberation2",
+        tuple(
+            f"Liberation{family}-{style}.ttf"
+            for family in ("Sans", "Serif", "Mono")
+            for style in ("Regular", "Italic", "Bold", "BoldItalic")
+        ),
+    ),
+    "fonts-freefont-ttf": (
+        "/usr/share/fonts/truetype/freefont",
+        tuple(
+            f"Free{family}{style}.ttf"
+            for family, styles in (
+                ("Sans", ("", "Oblique", "Bold", "BoldOblique")),
+                ("Serif", ("", "Italic", "Bold", "BoldItalic")),
+                ("Mono", ("", "Oblique", "Bold", "BoldOblique")),
+            )
+            for style in styles
+        ),
+    ),
     "fonts-urw-base35": ("/usr/share/fonts/opentype/urw-base35", tuple(_URW)),
 }
 
@@ -228,8 +278,12 @@ def font_package_versions() -> dict[str, str]:
     """The installed version of each font package, by ``dpkg-query`` ("?" where unknown)."""
     versions = dict.fromkeys(FONT_PACKAGES, "?")
     if shutil.which("dpkg-query"):
-        result = subprocess.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", *FONT_PACKAGES],
-                                capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Package} ${Version}\\n", *FONT_PACKAGES],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         for line in result.stdout.splitlines():
             package, _, version = line.partition(" ")
             if package in versions and version:
@@ -279,8 +333,10 @@ class GlyphSet:
         """``(images, labels)`` as torch tensors: ``float32 (n, 1, 28, 28)`` in ``[0, 1]``, ``int64 (n,)``."""
         import torch
 
-        return (torch.from_numpy(self.images.astype(np.float32) / 255.0).unsqueeze(1),
-                torch.from_numpy(self.labels.astype(np.int64)))
+        return (
+            torch.from_numpy(self.images.astype(np.float32) / 255.0).unsqueeze(1),
+            torch.from_numpy(self.labels.astype(np.int64)),
+        )
 
 
 def _covered(path: Path) -> set[int]:
@@ -350,8 +406,14 @@ def cache_dir() -> Path:
 
 def _key(paths: Sequence[Path], classes: Sequence[str]) -> str:
     digest = hashlib.sha256()
-    settings = {"version": _RENDER_VERSION, "scale": SCALE, "size": SIZE, "em": EM, "baseline": BASELINE,
-                "classes": list(classes)}
+    settings = {
+        "version": _RENDER_VERSION,
+        "scale": SCALE,
+        "size": SIZE,
+        "em": EM,
+        "baseline": BASELINE,
+        "classes": list(classes),
+    }
     digest.update(json.dumps(settings, ensure_ascii=False).encode())
     for path in paths:
         digest.update(path.name.encode() + b"\0")
@@ -359,8 +421,12 @@ def _key(paths: Sequence[Path], classes: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def glyphs(*, fonts: dict[str, tuple[str, Sequence[str]]] | None = None, cache: str | os.PathLike | None | bool = None,
-           refresh: bool = False) -> GlyphSet:
+def glyphs(
+    *,
+    fonts: dict[str, tuple[str, Sequence[str]]] | None = None,
+    cache: str | os.PathLike | None | bool = None,
+    refresh: bool = False,
+) -> GlyphSet:
     """The font-glyph data set: rendered once, then loaded from the cache.
 
     Parameters
@@ -384,13 +450,20 @@ def glyphs(*, fonts: dict[str, tuple[str, Sequence[str]]] | None = None, cache: 
     file = folder / f"glyphs-{_key(paths, classes)}.npz" if folder is not None else None
     if file is not None and file.is_file() and not refresh:
         with np.load(file, allow_pickle=False) as z:
-            return GlyphSet(z["images"], z["labels"], z["fonts"], [str(c) for c in z["classes"]],
-                            [str(f) for f in z["font_names"]])
+            return GlyphSet(
+                z["images"], z["labels"], z["fonts"], [str(c) for c in z["classes"]], [str(f) for f in z["font_names"]]
+            )
     data = render(paths, classes)
     if file is not None:
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, images=data.images, labels=data.labels, fonts=data.fonts,
-                            classes=np.asarray(data.classes), font_names=np.asarray(data.font_names))
+        np.savez_compressed(
+            buffer,
+            images=data.images,
+            labels=data.labels,
+            fonts=data.fonts,
+            classes=np.asarray(data.classes),
+            font_names=np.asarray(data.font_names),
+        )
         write_atomic(file, buffer.getvalue())
     return data
 
@@ -423,8 +496,10 @@ def main(argv: list[str] | None = None) -> GlyphSet:
     except FontsMissingError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     splits = split_classes(data.classes)
-    print(f"{len(data)} images of {len(data.classes)} classes in {len(data.font_names)} fonts "
-          f"({data.counts().min()} to {data.counts().max()} a class); cached in {cache_dir()}")
+    print(
+        f"{len(data)} images of {len(data.classes)} classes in {len(data.font_names)} fonts "
+        f"({data.counts().min()} to {data.counts().max()} a class); cached in {cache_dir()}"
+    )
     print("Font packages: " + ", ".join(f"{p} {v}" for p, v in font_package_versions().items()))
     for part, indices in splits.items():
         print(f"{part} ({len(indices)}): " + " ".join(data.classes[i] for i in indices))

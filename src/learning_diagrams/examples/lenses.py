@@ -59,8 +59,23 @@ from learning_diagrams.atomic import write_atomic
 from learning_diagrams.lenses import Para, adam, dream, parts, rmsprop, sgd, supervised, train, wgan
 
 __all__ = [
-    "IRIS_MODELS", "DIGITS_MODEL", "GENERATOR", "CRITIC", "iris", "digits", "epoch_batches", "build", "describe",
-    "compare", "run_iris", "run_digits", "run_dream", "run_gan", "mixture", "sliced_w1", "main",
+    "IRIS_MODELS",
+    "DIGITS_MODEL",
+    "GENERATOR",
+    "CRITIC",
+    "iris",
+    "digits",
+    "epoch_batches",
+    "build",
+    "describe",
+    "compare",
+    "run_iris",
+    "run_digits",
+    "run_dream",
+    "run_gan",
+    "mixture",
+    "sliced_w1",
+    "main",
 ]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -82,7 +97,10 @@ GENERATOR: list[tuple] = [("dense", 2, 32, "tanh"), ("dense", 32, 32, "tanh"), (
 CRITIC: list[tuple] = [("dense", 2, 64, "relu"), ("dense", 64, 64, "relu"), ("dense", 64, 1, None)]
 
 _TORCH_ACTIVATIONS: dict[str | None, Callable[[], nn.Module]] = {
-    "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh, None: nn.Identity,
+    "sigmoid": nn.Sigmoid,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    None: nn.Identity,
 }
 
 Pairs = list[tuple[str, str, nn.Parameter]]
@@ -204,8 +222,9 @@ def digits(seed: int = 0) -> tuple[Batch, Batch]:
     return tuple(train_set.tensors), tuple(test_set.tensors)  # type: ignore[return-value]
 
 
-def epoch_batches(data: Batch, batch_size: int, epochs: int, seed: int,
-                  target: Callable[[torch.Tensor], torch.Tensor] = lambda y: y) -> list[Batch]:
+def epoch_batches(
+    data: Batch, batch_size: int, epochs: int, seed: int, target: Callable[[torch.Tensor], torch.Tensor] = lambda y: y
+) -> list[Batch]:
     """``epochs`` passes over ``data``, reshuffled each pass, cut into batches ``(x, target(y))``.
 
     One list for both learners, so that they see the same batches in the same order.
@@ -248,8 +267,17 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return 100.0 * float((scores.argmax(1) == labels).float().mean())
 
 
-def compare(spec: Sequence[tuple], batches: list[Batch], test: Batch, *, loss: str, optimiser: str,
-            hyper: dict[str, Any], seed: int = 0, baseline_hyper: dict[str, Any] | None = None) -> dict[str, Any]:
+def compare(
+    spec: Sequence[tuple],
+    batches: list[Batch],
+    test: Batch,
+    *,
+    loss: str,
+    optimiser: str,
+    hyper: dict[str, Any],
+    seed: int = 0,
+    baseline_hyper: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train ``spec`` as a lens learner and as an ``nn.Module`` with ``torch.optim``, from the same weights.
 
     The lens learner is ``supervised(model, loss map, optimiser(**hyper))`` run by
@@ -306,11 +334,16 @@ def run_iris(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     train_set, test = iris(args.seed)
     batches = epoch_batches(train_set, args.iris_batch, args.iris_epochs, args.seed, one_hot)
     hyper = {"lr": args.iris_lr}
-    _say(args, f"\nIris: {len(train_set[1])} training / {len(test[1])} test flowers; mean squared error against "
-               f"one-hot labels, sgd(lr={args.iris_lr:g}), batches of {args.iris_batch}, {args.iris_epochs} epochs "
-               f"({len(batches)} steps)")
-    results = {name: compare(spec, batches, test, loss="mse", optimiser="sgd", hyper=hyper, seed=args.seed)
-               for name, spec in IRIS_MODELS.items()}
+    _say(
+        args,
+        f"\nIris: {len(train_set[1])} training / {len(test[1])} test flowers; mean squared error against "
+        f"one-hot labels, sgd(lr={args.iris_lr:g}), batches of {args.iris_batch}, {args.iris_epochs} epochs "
+        f"({len(batches)} steps)",
+    )
+    results = {
+        name: compare(spec, batches, test, loss="mse", optimiser="sgd", hyper=hyper, seed=args.seed)
+        for name, spec in IRIS_MODELS.items()
+    }
     _table(args, "test accuracy (%)", results)
     return results
 
@@ -320,8 +353,11 @@ def run_digits(args: argparse.Namespace, data: tuple[Batch, Batch]) -> dict[str,
     train_set, test = data
     batches = epoch_batches(train_set, 64, args.digits_epochs, args.seed)
     hyper = {"lr": 0.01}
-    _say(args, f"\nDigits: {len(train_set[1])} training / {len(test[1])} test 8×8 images; softmax cross-entropy, "
-               f"adam(lr=0.01), batches of 64, {args.digits_epochs} epochs ({len(batches)} steps)")
+    _say(
+        args,
+        f"\nDigits: {len(train_set[1])} training / {len(test[1])} test 8×8 images; softmax cross-entropy, "
+        f"adam(lr=0.01), batches of 64, {args.digits_epochs} epochs ({len(batches)} steps)",
+    )
     result = compare(DIGITS_MODEL, batches, test, loss="cross_entropy", optimiser="adam", hyper=hyper, seed=args.seed)
     _table(args, "test accuracy (%)", {"conv": result})
     return result
@@ -329,12 +365,18 @@ def run_digits(args: argparse.Namespace, data: tuple[Batch, Batch]) -> dict[str,
 
 def _table(args: argparse.Namespace, title: str, results: dict[str, dict[str, Any]]) -> None:
     width = max(len(r["model"]) for r in results.values())
-    _say(args, f"  {'model':<8} {'composite':<{width}}  {'lenses':>7} {'PyTorch':>8} {'diff':>6}  "
-               f"{'max |Δparam|':>12} {'max |Δloss|':>11}  {'lens s':>6} {'torch s':>7}")
+    _say(
+        args,
+        f"  {'model':<8} {'composite':<{width}}  {'lenses':>7} {'PyTorch':>8} {'diff':>6}  "
+        f"{'max |Δparam|':>12} {'max |Δloss|':>11}  {'lens s':>6} {'torch s':>7}",
+    )
     for name, r in results.items():
-        _say(args, f"  {name:<8} {r['model']:<{width}}  {r['lenses']:>7.2f} {r['torch']:>8.2f} {r['diff']:>+6.2f}  "
-                   f"{r['param_diff']:>12.2e} {r['loss_diff']:>11.2e}  {r['lens_seconds']:>6.1f} "
-                   f"{r['torch_seconds']:>7.1f}")
+        _say(
+            args,
+            f"  {name:<8} {r['model']:<{width}}  {r['lenses']:>7.2f} {r['torch']:>8.2f} {r['diff']:>+6.2f}  "
+            f"{r['param_diff']:>12.2e} {r['loss_diff']:>11.2e}  {r['lens_seconds']:>6.1f} "
+            f"{r['torch_seconds']:>7.1f}",
+        )
     _say(args, f"  ({title}; Δ: lenses minus PyTorch, over the trained parameters and over every step's loss)")
 
 
@@ -355,10 +397,15 @@ def run_dream(args: argparse.Namespace, trained: dict[str, Any], data: tuple[Bat
     g = torch.Generator().manual_seed(args.seed)
     noise = 0.1 * torch.randn(1, 1, 8, 8, generator=g)
     lr, clip, steps = 0.01, 1.0, args.dream_steps
-    _say(args, f"\nDeep dreaming: the digits model with its ports exchanged, adam(lr={lr:g}).clipped({clip:g}), "
-               f"{steps} steps; score = the class's logit (start → dreamed), p = its softmax probability")
-    _say(args, f"  {'class':>5}  {'from noise':>18} {'p':>5}  {'from digit':>12} {'score':>16} {'p':>5}  "
-               f"{'max |Δimage|':>12}")
+    _say(
+        args,
+        f"\nDeep dreaming: the digits model with its ports exchanged, adam(lr={lr:g}).clipped({clip:g}), "
+        f"{steps} steps; score = the class's logit (start → dreamed), p = its softmax probability",
+    )
+    _say(
+        args,
+        f"  {'class':>5}  {'from noise':>18} {'p':>5}  {'from digit':>12} {'score':>16} {'p':>5}  {'max |Δimage|':>12}",
+    )
     rows = []
     for target in range(10):
         start_class = (target + 5) % 10
@@ -390,12 +437,18 @@ def run_dream(args: argparse.Namespace, trained: dict[str, Any], data: tuple[Bat
             "image": dreamed.image,
         }
         rows.append(row)
-        _say(args, f"  {target:>5}  {row['before'][0]:>7.2f} → {row['after'][0]:>7.2f} {p[0]:>5.2f}  "
-                   f"{'a ' + str(start_class):>12} {row['before'][1]:>6.2f} → {row['after'][1]:>6.2f} {p[1]:>5.2f}  "
-                   f"{row['image_diff']:>12.2e}")
+        _say(
+            args,
+            f"  {target:>5}  {row['before'][0]:>7.2f} → {row['after'][0]:>7.2f} {p[0]:>5.2f}  "
+            f"{'a ' + str(start_class):>12} {row['before'][1]:>6.2f} → {row['after'][1]:>6.2f} {p[1]:>5.2f}  "
+            f"{row['image_diff']:>12.2e}",
+        )
     hits = sum(a == row["target"] for row in rows for a in row["argmax_after"])
-    _say(args, f"  The model's class is the target for {hits} of {2 * len(rows)} dreamed inputs; "
-               f"max |Δimage|: lenses minus torch.optim.Adam on the input")
+    _say(
+        args,
+        f"  The model's class is the target for {hits} of {2 * len(rows)} dreamed inputs; "
+        f"max |Δimage|: lenses minus torch.optim.Adam on the input",
+    )
     return {"rows": rows, "hits": hits, "steps": steps}
 
 
@@ -459,14 +512,18 @@ def run_gan(args: argparse.Namespace) -> dict[str, Any]:
     critic, c_net, c_pairs = build(CRITIC, args.seed + 1, "c_")
     settings = dict(noise_dim=2, clip=0.05, n_critic=5, steps=args.gan_steps, batch_size=64, seed=args.seed)
     g_hyper, c_hyper = {"lr": 2e-3, "betas": (0.5, 0.9)}, {"lr": 2e-3}
-    _say(args, f"\nWasserstein GAN on a mixture of {len(CENTRES)} Gaussians in R² ({len(data)} points): generator "
-               f"{describe(GENERATOR)}, adam(lr=2e-3, betas=(0.5, 0.9));\n  critic {describe(CRITIC)}, "
-               f"rmsprop(lr=2e-3).clipped({settings['clip']}), {settings['n_critic']} critic steps per generator "
-               f"step, {args.gan_steps} generator steps")
+    _say(
+        args,
+        f"\nWasserstein GAN on a mixture of {len(CENTRES)} Gaussians in R² ({len(data)} points): generator "
+        f"{describe(GENERATOR)}, adam(lr=2e-3, betas=(0.5, 0.9));\n  critic {describe(CRITIC)}, "
+        f"rmsprop(lr=2e-3).clipped({settings['clip']}), {settings['n_critic']} critic steps per generator "
+        f"step, {args.gan_steps} generator steps",
+    )
 
     start = time.perf_counter()
-    result = wgan(generator, critic, data, generator_optimiser=adam(**g_hyper),
-                  critic_optimiser=rmsprop(**c_hyper), **settings)
+    result = wgan(
+        generator, critic, data, generator_optimiser=adam(**g_hyper), critic_optimiser=rmsprop(**c_hyper), **settings
+    )
     lens_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -511,18 +568,35 @@ def run_gan(args: argparse.Namespace) -> dict[str, Any]:
     _say(args, f"  {'sliced W1 to the data, before':<34} {distance['before']:>8.3f} {distance['before']:>8.3f}")
     _say(args, f"  {'sliced W1 to the data, after':<34} {distance['lenses']:>8.3f} {distance['torch']:>8.3f}")
     _say(args, f"  {'seconds':<34} {lens_seconds:>8.1f} {torch_seconds:>8.1f}")
-    _say(args, f"  (sliced W1 between two samples of the data itself: {distance['floor']:.3f}; "
-               f"max |Δestimate| {out['estimate_diff']:.1e}, max |Δgenerator| {out['generator_diff']:.1e}, "
-               f"critic weights within ±{out['critic_max']:.3g})")
+    _say(
+        args,
+        f"  (sliced W1 between two samples of the data itself: {distance['floor']:.3f}; "
+        f"max |Δestimate| {out['estimate_diff']:.1e}, max |Δgenerator| {out['generator_diff']:.1e}, "
+        f"critic weights within ±{out['critic_max']:.3g})",
+    )
     return out
 
 
-def _torch_wgan(generator: nn.Module, critic: nn.Module, data: torch.Tensor, g_hyper: dict[str, Any],
-                c_hyper: dict[str, Any], *, noise_dim: int, clip: float, n_critic: int, steps: int,
-                batch_size: int, seed: int) -> list[float]:
+def _torch_wgan(
+    generator: nn.Module,
+    critic: nn.Module,
+    data: torch.Tensor,
+    g_hyper: dict[str, Any],
+    c_hyper: dict[str, Any],
+    *,
+    noise_dim: int,
+    clip: float,
+    n_critic: int,
+    steps: int,
+    batch_size: int,
+    seed: int,
+) -> list[float]:
     """:func:`~learning_diagrams.lenses.wgan`'s loop with autograd, ``torch.optim`` and a clamp; the estimates."""
     g = torch.Generator().manual_seed(seed)
-    g_opt, c_opt = torch.optim.Adam(generator.parameters(), **g_hyper), torch.optim.RMSprop(critic.parameters(), **c_hyper)
+    g_opt, c_opt = (
+        torch.optim.Adam(generator.parameters(), **g_hyper),
+        torch.optim.RMSprop(critic.parameters(), **c_hyper),
+    )
     n = batch_size
     estimates = []
     for _ in range(steps):
@@ -558,8 +632,9 @@ def gan_png(gan: dict[str, Any], path: Path) -> Path:
         fake = gan[key][:1000].numpy()
         ax.scatter(real[:, 0], real[:, 1], s=3, alpha=0.4, color="tab:blue", label="data")
         ax.scatter(fake[:, 0], fake[:, 1], s=3, alpha=0.4, color="tab:orange", label="generator")
-        ax.set_title(f"{title}: sliced W1 {gan['sliced_w1']['before' if key == 'before' else 'lenses']:.2f}",
-                     fontsize=10)
+        ax.set_title(
+            f"{title}: sliced W1 {gan['sliced_w1']['before' if key == 'before' else 'lenses']:.2f}", fontsize=10
+        )
         ax.set_xlim(-4, 4), ax.set_ylim(-4, 4), ax.set_aspect("equal")
         ax.legend(loc="upper center", fontsize=8, markerscale=3, ncol=2)
     ax = axes[2]
@@ -567,8 +642,14 @@ def gan_png(gan: dict[str, Any], path: Path) -> Path:
         values = torch.tensor(gan[key])
         width = max(1, min(25, len(values) // 10))
         smooth = values.unfold(0, width, 1).mean(1) if len(values) >= width else values
-        ax.plot(range(width - 1, width - 1 + len(smooth)), smooth.numpy(), color=color, label=label,
-                linestyle="-" if key == "estimates" else "--", linewidth=1.2)
+        ax.plot(
+            range(width - 1, width - 1 + len(smooth)),
+            smooth.numpy(),
+            color=color,
+            label=label,
+            linestyle="-" if key == "estimates" else "--",
+            linewidth=1.2,
+        )
     ax.set_xlabel("critic step"), ax.set_ylabel("mean C(real) − mean C(fake)")
     ax.set_title("the critic's Wasserstein estimate (moving mean)", fontsize=10)
     ax.legend(fontsize=8)
@@ -593,8 +674,11 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the four experiments, print their tables, write the two PNGs; return every number."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true",
-                        help="the paper's Iris settings (batches of 1, lr 0.01, 400 epochs) and longer runs")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="the paper's Iris settings (batches of 1, lr 0.01, 400 epochs) and longer runs",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights, splits, batches and noise")
     parser.add_argument("--out", type=Path, default=Path("."), help="folder for the PNGs (default: here)")
     parser.add_argument("--iris-epochs", type=int, help="default 200 (400 with --full)")
@@ -603,14 +687,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--digits-epochs", type=int, help="default 15 (40 with --full)")
     parser.add_argument("--dream-steps", type=int, help="default 40 (longer runs only sharpen adversarial patterns)")
     parser.add_argument("--gan-steps", type=int, help="generator steps, default 600 (2000 with --full)")
-    parser.add_argument("--only", default="iris,digits,dream,gan",
-                        help="comma-separated experiments to run (dream needs digits)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads during the run (default 1; restored after); 0 keeps torch's")
+    parser.add_argument(
+        "--only", default="iris,digits,dream,gan", help="comma-separated experiments to run (dream needs digits)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads during the run (default 1; restored after); 0 keeps torch's",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing")
     args = parser.parse_args(argv)
-    defaults = {"iris_epochs": (200, 400), "iris_batch": (10, 1), "iris_lr": (0.5, 0.01), "digits_epochs": (15, 40),
-                "dream_steps": (40, 40), "gan_steps": (600, 2000)}
+    defaults = {
+        "iris_epochs": (200, 400),
+        "iris_batch": (10, 1),
+        "iris_lr": (0.5, 0.01),
+        "digits_epochs": (15, 40),
+        "dream_steps": (40, 40),
+        "gan_steps": (600, 2000),
+    }
     for key, (quick, full) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, full if args.full else quick)

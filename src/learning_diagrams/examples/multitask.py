@@ -68,9 +68,15 @@ class Backbone(nn.Module):
     def __init__(self, features: int = 64):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(16 * 7 * 7, features), nn.ReLU(),
+            nn.Conv2d(1, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(16 * 7 * 7, features),
+            nn.ReLU(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,9 +160,16 @@ def _digits_shares(count: int, seed: int) -> list[TensorDataset]:
     return [TensorDataset(x[order[i::count]], y[order[i::count]]) for i in range(count)]
 
 
-def load_tasks(names: list[str], *, full: bool = False, fashion_train: int = 5000,
-               fashion_root: str = datasets.FASHION_MNIST_ROOT, digits_limit: int | None = None,
-               test_limit: int | None = None, seed: int = 0) -> list[Task]:
+def load_tasks(
+    names: list[str],
+    *,
+    full: bool = False,
+    fashion_train: int = 5000,
+    fashion_root: str = datasets.FASHION_MNIST_ROOT,
+    digits_limit: int | None = None,
+    test_limit: int | None = None,
+    seed: int = 0,
+) -> list[Task]:
     """The tasks of ``names``; raises :class:`~.datasets.DataMissingError` without Fashion-MNIST."""
     unknown = [n for n in names if n not in TASKS]
     if unknown or len(set(names)) != len(names) or len(names) < 1:
@@ -167,16 +180,18 @@ def load_tasks(names: list[str], *, full: bool = False, fashion_train: int = 500
     tasks = []
     for name in names:
         if name == "fashion":
-            train, test = datasets.fashion_mnist(fashion_root, limit=None if full else fashion_train,
-                                                 test_limit=test_limit)
+            train, test = datasets.fashion_mnist(
+                fashion_root, limit=None if full else fashion_train, test_limit=test_limit
+            )
         else:
             train = shares[digit_tasks.index(name)] if shares else datasets.digits(size=20, pad=4, seed=seed)[0]
             test = digits_test
             if digits_limit is not None:
                 train = TensorDataset(*(t[:digits_limit] for t in train.tensors))
             if name == "digits-rotated":
-                train, test = (TensorDataset(torch.rot90(s.tensors[0], 1, dims=(2, 3)), s.tensors[1])
-                               for s in (train, test))
+                train, test = (
+                    TensorDataset(torch.rot90(s.tensors[0], 1, dims=(2, 3)), s.tensors[1]) for s in (train, test)
+                )
         tasks.append(Task(name, train, test))
     return tasks
 
@@ -212,22 +227,33 @@ def _cell(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     """Run the comparison; returns the tasks, the last seed's glued Colimit and every accuracy."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", help=f"comma-separated, among {', '.join(TASKS)} (default: digits,fashion, "
-                                         f"or digits,digits-rotated without Fashion-MNIST)")
-    parser.add_argument("--full", action="store_true",
-                        help="all 60,000 Fashion-MNIST training images, 2 epochs, 3 seeds")
-    parser.add_argument("--epochs", type=int,
-                        help="epochs of every run, each as long as the largest task's pass "
-                             "(default 10, 2 with --full: 400 or 938 steps with digits,fashion)")
+    parser.add_argument(
+        "--tasks",
+        help=f"comma-separated, among {', '.join(TASKS)} (default: digits,fashion, "
+        f"or digits,digits-rotated without Fashion-MNIST)",
+    )
+    parser.add_argument(
+        "--full", action="store_true", help="all 60,000 Fashion-MNIST training images, 2 epochs, 3 seeds"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help="epochs of every run, each as long as the largest task's pass "
+        "(default 10, 2 with --full: 400 or 938 steps with digits,fashion)",
+    )
     parser.add_argument("--seeds", type=int, help="how many seeds (default 1, 3 with --full)")
     parser.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--batch-size", type=int, default=128, help="per task and step (default 128)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     parser.add_argument("--features", type=int, default=64, help="size of the backbone's output F (default 64)")
-    parser.add_argument("--fashion-train", type=int, default=5000,
-                        help="Fashion-MNIST training images without --full (default 5000)")
-    parser.add_argument("--fashion-root", default=datasets.FASHION_MNIST_ROOT,
-                        help="folder of the Fashion-MNIST idx files (default: the Debian package's)")
+    parser.add_argument(
+        "--fashion-train", type=int, default=5000, help="Fashion-MNIST training images without --full (default 5000)"
+    )
+    parser.add_argument(
+        "--fashion-root",
+        default=datasets.FASHION_MNIST_ROOT,
+        help="folder of the Fashion-MNIST idx files (default: the Debian package's)",
+    )
     parser.add_argument("--digits-limit", type=int, help="at most this many digits training images per task")
     parser.add_argument("--test-limit", type=int, help="at most this many test images per task")
     parser.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu, cuda, ...")
@@ -244,8 +270,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     seeds = [args.seed + k for k in range(args.seeds or (3 if args.full else 1))]
     epochs = args.epochs or (2 if args.full else 10)
-    load = dict(full=args.full, fashion_train=args.fashion_train, fashion_root=args.fashion_root,
-                digits_limit=args.digits_limit, test_limit=args.test_limit, seed=args.seed)
+    load = dict(
+        full=args.full,
+        fashion_train=args.fashion_train,
+        fashion_root=args.fashion_root,
+        digits_limit=args.digits_limit,
+        test_limit=args.test_limit,
+        seed=args.seed,
+    )
     if args.tasks:
         names = [n.strip() for n in args.tasks.split(",")]
         try:
@@ -262,10 +294,14 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     steps = max(math.ceil(len(t.train) / args.batch_size) for t in tasks)
     print("Tasks (one data set and one head each, one shared backbone):")
     for t in tasks:
-        print(f"  {t.name:<15} {len(t.train):>6} train / {len(t.test):>6} test images, "
-              f"{tuple(t.train.tensors[0].shape[1:])}, {t.classes} classes")
-    print(f"Each run: {epochs} epochs × {steps} steps of one batch of {args.batch_size} per task "
-          f"(glued: policy max_size_cycle; alone: the same {steps} steps an epoch on the task's own data).")
+        print(
+            f"  {t.name:<15} {len(t.train):>6} train / {len(t.test):>6} test images, "
+            f"{tuple(t.train.tensors[0].shape[1:])}, {t.classes} classes"
+        )
+    print(
+        f"Each run: {epochs} epochs × {steps} steps of one batch of {args.batch_size} per task "
+        f"(glued: policy max_size_cycle; alone: the same {steps} steps an epoch on the task's own data)."
+    )
 
     accuracy: dict[str, dict[str, list[float]]] = {t.name: {"alone": [], "glued": []} for t in tasks}
     colim = None
@@ -283,19 +319,30 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
             if args.draw:
                 print(f"Drawn to {d.draw(args.draw, title='multi-task: squares glued along m: X → F')}")
         print(f"\nSeed {seed}: training the glued diagram on {', '.join(t.name for t in tasks)} at once")
-        ld.fit(d, policy="max_size_cycle", seed=seed, log_dir=os.path.join(args.log_dir, f"seed{seed}", "glued"),
-               **common)
+        ld.fit(
+            d, policy="max_size_cycle", seed=seed, log_dir=os.path.join(args.log_dir, f"seed{seed}", "glued"), **common
+        )
         for task, value in _accuracies(d, tasks, args.device, args.batch_size).items():
             accuracy[task]["glued"].append(value)
         for t in tasks:
             backbone_t, heads_t = _models(tasks, seed, args.features)  # the glued run's initial weights
             alone = square(t, backbone_t, heads_t[t.name], _loader(t.train, args.batch_size))
             print(f"Seed {seed}: training {t.name} alone")
-            ld.fit(alone, policy="steps", steps_per_epoch=steps, seed=seed,
-                   log_dir=os.path.join(args.log_dir, f"seed{seed}", t.name), **common)
+            ld.fit(
+                alone,
+                policy="steps",
+                steps_per_epoch=steps,
+                seed=seed,
+                log_dir=os.path.join(args.log_dir, f"seed{seed}", t.name),
+                **common,
+            )
             accuracy[t.name]["alone"].append(_accuracies(alone, [t], args.device, args.batch_size)[t.name])
-        print("  " + ", ".join(f"{task}: alone {v['alone'][-1]:.2f}, glued {v['glued'][-1]:.2f}"
-                               for task, v in accuracy.items()))
+        print(
+            "  "
+            + ", ".join(
+                f"{task}: alone {v['alone'][-1]:.2f}, glued {v['glued'][-1]:.2f}" for task, v in accuracy.items()
+            )
+        )
 
     spread = "mean ± std (n-1) over seeds " if len(seeds) > 1 else "seed "
     print(f"\nTest accuracy (%) of each task's head, {spread}{', '.join(map(str, seeds))}")

@@ -298,13 +298,17 @@ class Circuit:
             if op not in _ARITY:
                 raise InvalidNameError(f"circuit {self.name}, gate {k}: no gate {op!r}; use one of {', '.join(_ARITY)}")
             if len(args) != _ARITY[op]:
-                raise NotComposableError(f"circuit {self.name}, gate {k}: {op} takes {_ARITY[op]} wires, not {len(args)}")
+                raise NotComposableError(
+                    f"circuit {self.name}, gate {k}: {op} takes {_ARITY[op]} wires, not {len(args)}"
+                )
             if any(not 0 <= a < self.n_in + k for a in args):
                 raise NotComposableError(
                     f"circuit {self.name}, gate {k} ({op} {args}): a gate reads wires 0..{self.n_in + k - 1} only"
                 )
         if any(not 0 <= o < self.n_wires for o in self.outputs):
-            raise NotComposableError(f"circuit {self.name}: outputs {self.outputs} name wires beyond 0..{self.n_wires - 1}")
+            raise NotComposableError(
+                f"circuit {self.name}: outputs {self.outputs} name wires beyond 0..{self.n_wires - 1}"
+            )
 
     @property
     def n_out(self) -> int:
@@ -375,20 +379,26 @@ class Circuit:
         """``⟨self, other⟩``: both on the same inputs, outputs side by side."""
         self._same_inputs(other, "pair")
         b = _Builder(self.n_in)
-        return b.build(b.inline(self, range(self.n_in)) + b.inline(other, range(self.n_in)), f"⟨{self.name}, {other.name}⟩")
+        return b.build(
+            b.inline(self, range(self.n_in)) + b.inline(other, range(self.n_in)), f"⟨{self.name}, {other.name}⟩"
+        )
 
     def plus(self, other: Circuit) -> Circuit:
         """``self ⊕ other``: the sum of two maps with the same inputs and outputs (XOR of the outputs)."""
         self._same_inputs(other, "add")
         if self.n_out != other.n_out:
-            raise NotComposableError(f"cannot add {self.name} ({self.n_out} outputs) and {other.name} ({other.n_out} outputs)")
+            raise NotComposableError(
+                f"cannot add {self.name} ({self.n_out} outputs) and {other.name} ({other.n_out} outputs)"
+            )
         b = _Builder(self.n_in)
         ys = zip(b.inline(self, range(self.n_in)), b.inline(other, range(self.n_in)))
         return b.build([b.xor(y, z) for y, z in ys], f"({self.name} ⊕ {other.name})")
 
     def _same_inputs(self, other: Circuit, what: str) -> None:
         if self.n_in != other.n_in:
-            raise NotComposableError(f"cannot {what} {self.name} ({self.n_in} inputs) and {other.name} ({other.n_in} inputs)")
+            raise NotComposableError(
+                f"cannot {what} {self.name} ({self.n_in} inputs) and {other.name} ({other.n_in} inputs)"
+            )
 
     def simplify(self) -> Circuit:
         """The same polynomials with shared subterms, folded constants and no dead gates."""
@@ -480,7 +490,9 @@ class Circuit:
         Changes are summed in ``uint8``; a sum that wraps around 256 keeps its parity.
         """
         if dy.dtype != torch.bool or dy.shape[-1:] != (self.n_out,):
-            raise TypeMismatchError(f"circuit {self.name}: the change at the output is a bool tensor (..., {self.n_out})")
+            raise TypeMismatchError(
+                f"circuit {self.name}: the change at the output is a bool tensor (..., {self.n_out})"
+            )
         batch = wires.shape[:-1]
         v = wires.reshape(batch.numel(), self.n_wires).to(torch.uint8)
         d = torch.zeros_like(v)
@@ -721,7 +733,9 @@ def accuracy(model: Para, x: torch.Tensor, y: torch.Tensor) -> float:
 # -- a real task: binarised digits ---------------------------------------------------------------
 
 
-def binary_digits(digit: int = 0, seed: int = 0) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+def binary_digits(
+    digit: int = 0, seed: int = 0
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """scikit-learn's 8×8 digits as 64 bits (``pixel > 7`` of 0..16), labelled "is it ``digit``".
 
     Split 80/20, stratified by digit, with ``seed`` (as

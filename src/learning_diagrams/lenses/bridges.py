@@ -138,8 +138,9 @@ def diagram_loss(compiled: CompiledLoss, name: str = "diagram") -> Para:
     return Para(Lens(fwd, bwd, name), params, name)
 
 
-def diagram_learner(compiled: CompiledLoss, optimiser: Optimiser, rate: Para | None = None, *,
-                    state_key: str = "state") -> Learner:
+def diagram_learner(
+    compiled: CompiledLoss, optimiser: Optimiser, rate: Para | None = None, *, state_key: str = "state"
+) -> Learner:
     """``optimiser(diagram_loss(compiled)) >> rate``: :func:`~.learner.train` it on batches (``None`` draws)."""
     return Learner(diagram_loss(compiled), None, optimiser, learning_rate(1.0) if rate is None else rate, state_key)
 

@@ -116,8 +116,9 @@ class Learner:
         """The starting parameters and state: ``{**model.params, state_key: state}``."""
         return {**self.model.params, self.state_key: self.open.params[self.state_key]}
 
-    def step(self, q: dict[str, Any], x: Any, y: Any = None, loss_params: dict[str, Any] | None = None
-             ) -> tuple[dict[str, Any], torch.Tensor]:
+    def step(
+        self, q: dict[str, Any], x: Any, y: Any = None, loss_params: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], torch.Tensor]:
         """One step from parameters and state ``q`` on input ``x`` and label ``y``: ``(new q, loss)``.
 
         ``loss_params`` override the loss map's fixed parameters. This runs the
@@ -141,8 +142,15 @@ class Learner:
             return self.model(x, params)
 
 
-def supervised(model: Para, loss_map: Para, optimiser: Optimiser, rate: Para | None = None, *,
-               state_key: str = "state", label_key: str | None = None) -> Learner:
+def supervised(
+    model: Para,
+    loss_map: Para,
+    optimiser: Optimiser,
+    rate: Para | None = None,
+    *,
+    state_key: str = "state",
+    label_key: str | None = None,
+) -> Learner:
     """The supervised learner ``optimiser(model) >> loss_map >> rate``.
 
     ``rate`` defaults to ``learning_rate(1.0)``: descent, with the step size the
@@ -151,8 +159,9 @@ def supervised(model: Para, loss_map: Para, optimiser: Optimiser, rate: Para | N
     return Learner(model, loss_map, optimiser, learning_rate(1.0) if rate is None else rate, state_key, label_key)
 
 
-def train(learner: Learner, batches: Iterable[Any], *, epochs: int = 1, start: Trained | dict[str, Any] | None = None
-          ) -> Trained:
+def train(
+    learner: Learner, batches: Iterable[Any], *, epochs: int = 1, start: Trained | dict[str, Any] | None = None
+) -> Trained:
     """Run ``learner`` over ``batches`` (``epochs`` times): forward, backward, update for each.
 
     Each batch is ``(x, y)`` when the learner has a label, else the input alone.
@@ -235,9 +244,20 @@ class WGAN(NamedTuple):
     estimates: list[float]
 
 
-def wgan(generator: Para, critic: Para, data: torch.Tensor, *, noise_dim: int, generator_optimiser: Optimiser,
-         critic_optimiser: Optimiser, clip: float = 0.01, n_critic: int = 5, steps: int = 200,
-         batch_size: int = 64, seed: int = 0) -> WGAN:
+def wgan(
+    generator: Para,
+    critic: Para,
+    data: torch.Tensor,
+    *,
+    noise_dim: int,
+    generator_optimiser: Optimiser,
+    critic_optimiser: Optimiser,
+    clip: float = 0.01,
+    n_critic: int = 5,
+    steps: int = 200,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> WGAN:
     """Train a Wasserstein GAN with weight clipping on samples ``data`` ``(M, d)``.
 
     Each step trains the critic ``n_critic`` times, then the generator once:
@@ -254,10 +274,17 @@ def wgan(generator: Para, critic: Para, data: torch.Tensor, *, noise_dim: int, g
     ``generator`` and ``critic`` need distinct parameter names. The critic maps ``(N, d)`` to ``(N, 1)``.
     """
     g = torch.Generator().manual_seed(seed)
-    critic_learner = Learner(critic, dot_product(), critic_optimiser.clipped(clip),
-                             learning_rate(1.0, maximise=True), "critic_state")
-    generator_learner = Learner(generator, critic >> dot_product(), generator_optimiser,
-                                learning_rate(1.0, maximise=True), "generator_state", label_key="label")
+    critic_learner = Learner(
+        critic, dot_product(), critic_optimiser.clipped(clip), learning_rate(1.0, maximise=True), "critic_state"
+    )
+    generator_learner = Learner(
+        generator,
+        critic >> dot_product(),
+        generator_optimiser,
+        learning_rate(1.0, maximise=True),
+        "generator_state",
+        label_key="label",
+    )
     qc, qg = critic_learner.initial, generator_learner.initial
     n = batch_size
     sign = torch.cat([torch.full((n, 1), 1.0 / n), torch.full((n, 1), -1.0 / n)])

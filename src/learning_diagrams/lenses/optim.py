@@ -85,7 +85,9 @@ __all__ = [
 
 Tree = Any
 LeafInit = Callable[[torch.Tensor, Mapping[str, Any]], dict[str, Any]]
-LeafStep = Callable[[torch.Tensor, dict[str, Any], torch.Tensor, Mapping[str, Any]], tuple[torch.Tensor, dict[str, Any]]]
+LeafStep = Callable[
+    [torch.Tensor, dict[str, Any], torch.Tensor, Mapping[str, Any]], tuple[torch.Tensor, dict[str, Any]]
+]
 
 
 def tree_map(fn: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
@@ -236,8 +238,9 @@ def _sgd_step(p, s, c, h):
     return p.add(c, alpha=h["lr"]), s
 
 
-def sgd(lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
-        weight_decay: float = 0.0) -> Optimiser:
+def sgd(
+    lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0
+) -> Optimiser:
     """Stochastic gradient descent with optional momentum, as ``torch.optim.SGD``.
 
     Backward, at each tensor (with ``c = p'``, ``μ`` the momentum, ``τ`` the dampening)::
@@ -284,14 +287,24 @@ def _adagrad_step(p, s, c, h):
     return p.addcdiv(c, std, value=clr), {"step": t, "sum": total}
 
 
-def adagrad(lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-            initial_accumulator_value: float = 0.0, eps: float = 1e-10) -> Optimiser:
+def adagrad(
+    lr: float = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+) -> Optimiser:
     """AdaGrad, as ``torch.optim.Adagrad``: ``G ← G + c²``, ``p ← p + lr_t · c / (√G + ε)``.
 
     ``G`` starts at ``initial_accumulator_value``; ``lr_t = lr / (1 + (t - 1) · lr_decay)``.
     """
-    hyper = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                 initial_accumulator_value=initial_accumulator_value, eps=eps)
+    hyper = dict(
+        lr=lr,
+        lr_decay=lr_decay,
+        weight_decay=weight_decay,
+        initial_accumulator_value=initial_accumulator_value,
+        eps=eps,
+    )
     return Optimiser("adagrad", hyper, _adagrad_init, _adagrad_step)
 
 
@@ -318,8 +331,13 @@ def _adam_step(p, s, c, h):
     return p.addcdiv(m, denom, value=step_size), new
 
 
-def adam(lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-         weight_decay: float = 0.0, amsgrad: bool = False) -> Optimiser:
+def adam(
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+) -> Optimiser:
     """Adam, as ``torch.optim.Adam``; the state holds the step counter ``t`` and both moments.
 
     ``m ← β₁ m + (1 - β₁) c``, ``v ← β₂ v + (1 - β₂) c²``, and
@@ -355,8 +373,14 @@ def _rmsprop_step(p, s, c, h):
     return p.addcdiv(c, avg, value=h["lr"]), new
 
 
-def rmsprop(lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-            momentum: float = 0.0, centered: bool = False) -> Optimiser:
+def rmsprop(
+    lr: float = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+) -> Optimiser:
     """RMSprop, as ``torch.optim.RMSprop``: ``v ← α v + (1 - α) c²``, ``p ← p + lr · c / (√v + ε)``."""
     hyper = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
     return Optimiser("rmsprop", hyper, _rmsprop_init, _rmsprop_step)

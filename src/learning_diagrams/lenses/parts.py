@@ -112,8 +112,7 @@ def bias(n: int, name: str, *, fan_in: int | None = None, seed: int | None = Non
     return para_derivative(lambda p, x: x + p[name]["bias"], {name: {"bias": b}}, name)
 
 
-def dense(n_in: int, n_out: int, name: str, activation: Para | str | None = "relu", *,
-          seed: int | None = None) -> Para:
+def dense(n_in: int, n_out: int, name: str, activation: Para | str | None = "relu", *, seed: int | None = None) -> Para:
     """A dense layer: :func:`linear` ``>>`` :func:`bias` ``>>`` ``activation``.
 
     ``activation`` is a parameterless part, one of the names ``"relu"``, ``"sigmoid"``,
@@ -124,19 +123,26 @@ def dense(n_in: int, n_out: int, name: str, activation: Para | str | None = "rel
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; use one of {sorted(_ACTIVATIONS)}, a Para, or None")
         activation = _ACTIVATIONS[activation]()
-    parts = linear(n_in, n_out, name + ".linear", seed=seed) >> bias(n_out, name + ".bias", fan_in=n_in, seed=None if seed is None else seed + 1)
+    parts = linear(n_in, n_out, name + ".linear", seed=seed) >> bias(
+        n_out, name + ".bias", fan_in=n_in, seed=None if seed is None else seed + 1
+    )
     if activation is not None:
         parts = parts >> activation
     return regroup(parts, name)
 
 
-def conv2d(c_in: int, c_out: int, kernel_size: int, name: str, *, stride: int = 1, padding: int = 0,
-           seed: int | None = None) -> Para:
+def conv2d(
+    c_in: int, c_out: int, kernel_size: int, name: str, *, stride: int = 1, padding: int = 0, seed: int | None = None
+) -> Para:
     """A 2-D convolution (``F.conv2d``); parameters ``{name: {"weight": (c_out, c_in, k, k), "bias": (c_out,)}}``."""
     g = _generator(seed, name)
     bound = 1 / math.sqrt(c_in * kernel_size * kernel_size)
-    params = {name: {"weight": _uniform((c_out, c_in, kernel_size, kernel_size), bound, g),
-                     "bias": _uniform((c_out,), bound, g)}}
+    params = {
+        name: {
+            "weight": _uniform((c_out, c_in, kernel_size, kernel_size), bound, g),
+            "bias": _uniform((c_out,), bound, g),
+        }
+    }
 
     def fn(p: dict, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, p[name]["weight"], p[name]["bias"], stride=stride, padding=padding)

@@ -299,7 +299,6 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-
 def _check_plain(value: Any, path: str, open_containers: set[int]) -> None:
     """Raise a TypeError naming ``path`` if ``value`` would not load with ``weights_only=True``."""
     kind = type(value)

@@ -94,15 +94,25 @@ def shard(data: Any, seed: int) -> Any:
         if isinstance(data.sampler, DistributedSampler):
             return data
         sampler = DistributedSampler(
-            data.dataset, num_replicas=world_size(), rank=rank(),
-            shuffle=isinstance(data.sampler, RandomSampler), seed=seed, drop_last=data.drop_last,
+            data.dataset,
+            num_replicas=world_size(),
+            rank=rank(),
+            shuffle=isinstance(data.sampler, RandomSampler),
+            seed=seed,
+            drop_last=data.drop_last,
         )
         return DataLoader(
-            data.dataset, batch_size=data.batch_size, sampler=sampler, num_workers=data.num_workers,
-            collate_fn=data.collate_fn, pin_memory=data.pin_memory, drop_last=data.drop_last,
-            timeout=data.timeout, worker_init_fn=data.worker_init_fn,
+            data.dataset,
+            batch_size=data.batch_size,
+            sampler=sampler,
+            num_workers=data.num_workers,
+            collate_fn=data.collate_fn,
+            pin_memory=data.pin_memory,
+            drop_last=data.drop_last,
+            timeout=data.timeout,
+            worker_init_fn=data.worker_init_fn,
             persistent_workers=data.persistent_workers,
         )
     if isinstance(data, list):
-        return data[rank():: world_size()]
+        return data[rank() :: world_size()]
     return data

@@ -167,8 +167,14 @@ class CombinedBatches:
         Seed of the data order.
     """
 
-    def __init__(self, sources: Mapping[str, Any], *, policy: str = "max_size_cycle",
-                 steps_per_epoch: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        sources: Mapping[str, Any],
+        *,
+        policy: str = "max_size_cycle",
+        steps_per_epoch: int | None = None,
+        seed: int = 0,
+    ):
         if policy not in POLICIES:
             raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
         if policy == "steps" and not steps_per_epoch:

@@ -410,7 +410,10 @@ def _tensorboard_available() -> bool:
 
 
 def default_loggers(
-    directory: str | os.PathLike[str], *, tensorboard: bool | None = None, append: bool = False,
+    directory: str | os.PathLike[str],
+    *,
+    tensorboard: bool | None = None,
+    append: bool = False,
     keep: int | None = None,
 ) -> list[Logger]:
     """The loggers of a run directory.
@@ -834,8 +837,13 @@ class History(Logger):
         ax.set_xlabel("step")
         ax.set_ylabel("value (log scale)" if log else "value")
         ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize="small", frameon=False,
-                  ncols=_legend_shape(series)[1])
+        ax.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.15),
+            fontsize="small",
+            frameon=False,
+            ncols=_legend_shape(series)[1],
+        )
 
     def _stage_names(self, split: str, stage: int) -> set[str]:
         return {name for r in self._select(split, stage) for name in r["values"]}

@@ -169,7 +169,9 @@ class Trainer:
                 )
 
     # -- the run ----------------------------------------------------------------
-    def fit(self, regime: Diagram | Stage | Sequence[Diagram | Stage], *, resume: str | os.PathLike | None = None) -> History:
+    def fit(
+        self, regime: Diagram | Stage | Sequence[Diagram | Stage], *, resume: str | os.PathLike | None = None
+    ) -> History:
         """Train ``regime`` (a diagram, a stage, or a sequence of them, run in order).
 
         ``resume`` is a checkpoint folder or a ``checkpoint_dir``: the run continues
@@ -180,18 +182,21 @@ class Trainer:
         run = _Run(self, stages)
         return run.go(resume)
 
-    def evaluate(self, diagram: Diagram | CompiledLoss, data: Mapping[str, Any],
-                 metrics: Mapping[str, Any] | None = None) -> dict[str, float]:
+    def evaluate(
+        self, diagram: Diagram | CompiledLoss, data: Mapping[str, Any], metrics: Mapping[str, Any] | None = None
+    ) -> dict[str, float]:
         """Loss terms and metrics of ``diagram`` on held-out ``data`` (see :func:`~.metrics.evaluate`)."""
         loss = diagram.compile() if isinstance(diagram, Diagram) else diagram
         device = _device(self.device, distributed.local_rank())
         loss.to(device)
-        return evaluate(loss, data, metrics if metrics is not None else self.metrics,
-                        move=lambda b: _to_device(b, device))
+        return evaluate(
+            loss, data, metrics if metrics is not None else self.metrics, move=lambda b: _to_device(b, device)
+        )
 
 
-def fit(regime: Diagram | Stage | Sequence[Diagram | Stage], *, resume: str | os.PathLike | None = None,
-        **options: Any) -> History:
+def fit(
+    regime: Diagram | Stage | Sequence[Diagram | Stage], *, resume: str | os.PathLike | None = None, **options: Any
+) -> History:
     """Train ``regime`` with a :class:`Trainer` made of ``options``; returns the History.
 
     >>> import torch, learning_diagrams as ld
@@ -222,8 +227,12 @@ class _Run:
         # Every model of every stage, for checkpoints: stages share model objects, and a
         # model trained only in an early stage must survive a resume in a later one.
         self.models = nn.ModuleDict(
-            {f"s{i}_{name}": m.fn for i, s in enumerate(stages) for name, m in s.diagram.maps.items()
-             if isinstance(m.fn, nn.Module)}
+            {
+                f"s{i}_{name}": m.fn
+                for i, s in enumerate(stages)
+                for name, m in s.diagram.maps.items()
+                if isinstance(m.fn, nn.Module)
+            }
         )
         self.history = History()
         self.step = 0
@@ -278,7 +287,9 @@ class _Run:
         loss = stage.diagram.compile(weights=stage.weights).to(self.device)
         if self.distributed:
             loss.wrap(distributed.wrapper(self.device))
-        forward = loss if not t.compile else torch.compile(loss, **({} if t.compile is True else {"backend": t.compile}))
+        forward = (
+            loss if not t.compile else torch.compile(loss, **({} if t.compile is True else {"backend": t.compile}))
+        )
         optimizers = self._optimizers(loss, stage)
         schedulers = [t.scheduler(o) for o in optimizers] if t.scheduler else []
         scaler = torch.amp.GradScaler(self.device.type) if t.precision == "16" else None
@@ -303,15 +314,18 @@ class _Run:
         epochs = stage.epochs if stage.epochs is not None else t.epochs
         for epoch in range(first_epoch, epochs):
             loss.train()
-            progress = Progress(total=len(data) - start, desc=f"{label} {epoch + 1}/{epochs}",
-                                disable=not (t.progress and self.rank0))
+            progress = Progress(
+                total=len(data) - start, desc=f"{label} {epoch + 1}/{epochs}", disable=not (t.progress and self.rank0)
+            )
             try:
                 for k, batches in enumerate(data.epoch(start), start):
                     values = self._step(forward, batches, k, len(data), params, **context)
                     self.step += 1
                     progress.update(values)
                     if self.rank0 and self.step % t.log_every == 0:
-                        self._log({"stage": index, "epoch": epoch, "step": self.step, "split": "train", "values": values})
+                        self._log(
+                            {"stage": index, "epoch": epoch, "step": self.step, "split": "train", "values": values}
+                        )
                     boundary = (k + 1) % t.accumulate == 0 or k + 1 == len(data)
                     if t.max_steps is not None and self.step >= t.max_steps:
                         self._save(context, epoch, k + 1)
@@ -331,7 +345,9 @@ class _Run:
             self._save(context, epoch + 1, 0)
         return True
 
-    def _step(self, forward, batches, k, length, params, *, loss, optimizers, schedulers, scaler, **_) -> dict[str, float]:
+    def _step(
+        self, forward, batches, k, length, params, *, loss, optimizers, schedulers, scaler, **_
+    ) -> dict[str, float]:
         t = self.t
         dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(t.precision)
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
@@ -442,4 +458,3 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, Mapping):
         return {k: _to_device(v, device) for k, v in batch.items()}
     return batch
-

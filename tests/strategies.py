@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from learning_diagrams.graph import Graph, Path
+from learning_diagrams.core.graph import Graph, Path
 
 
 @st.composite

@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learning_diagrams.errors import DiagramError, NotComposableError, TypeMismatchError
+from learning_diagrams.core.errors import DiagramError, NotComposableError, TypeMismatchError
 from learning_diagrams.lenses.boolean import (
     AND,
     COPY,

@@ -11,7 +11,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from learning_diagrams.errors import ConflictError, DiagramError
+from learning_diagrams.core.errors import ConflictError, DiagramError
 from learning_diagrams.training import checkpoint as ckpt
 from learning_diagrams.training.checkpoint import (
     latest_checkpoint,

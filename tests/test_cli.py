@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from learning_diagrams import draw as draw_module
+from learning_diagrams.io import drawing as draw_module
 from learning_diagrams.cli import main
 
 needs_dot = pytest.mark.skipif(

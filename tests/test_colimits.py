@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 import learning_diagrams as ld
-from learning_diagrams.colimits import (
+from learning_diagrams.core.errors import NotCoconeError, ShapeError
+from learning_diagrams.structure.colimits import (
     Colimit,
-    NotCoconeError,
-    ShapeError,
     coequalizer,
     colimit,
     coproduct,
@@ -24,8 +23,8 @@ from learning_diagrams.colimits import (
     inclusion,
     pushout,
 )
-from learning_diagrams.errors import ConflictError
-from learning_diagrams.morphisms import DiagramMorphism, NotNaturalError
+from learning_diagrams.core.errors import ConflictError, NotNaturalError
+from learning_diagrams.structure.morphisms import DiagramMorphism
 
 from strategies import graphs
 

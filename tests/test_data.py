@@ -2,8 +2,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from learning_diagrams.data import DEFAULT_BATCH_SIZE, batches
-from learning_diagrams.errors import TypeMismatchError
+from learning_diagrams.core.errors import TypeMismatchError
+from learning_diagrams.torch.data import DEFAULT_BATCH_SIZE, DataSource, batch_size
+
+
+def batches(data, vertex):
+    return DataSource(data, vertex).forever()
 
 
 def test_a_dataloader_is_drawn_pass_after_pass():
@@ -29,3 +33,14 @@ def test_empty_and_non_iterable_data_are_refused_by_vertex_name():
         next(batches([], "N"))
     with pytest.raises(TypeMismatchError, match="the data of vertex 'M' is a int, which is not a source of batches"):
         batches(3, "M")
+
+
+def test_one_shot_iterators_are_refused_by_vertex_name():
+    with pytest.raises(TypeMismatchError, match="the data of vertex 'N' is a one-shot iterator"):
+        DataSource(iter([1, 2]), "N")
+
+
+def test_batch_size_is_the_length_of_the_first_tensor_found():
+    assert batch_size((["a", "b", "c"], torch.zeros(3, 2))) == 3
+    assert batch_size({"x": torch.zeros(5, 1)}) == 5
+    assert batch_size(["a", "b"]) == 2 and batch_size(7) == 1

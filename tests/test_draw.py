@@ -13,15 +13,9 @@ import torch
 from torch import nn
 
 import learning_diagrams as ld
-from learning_diagrams import draw as draw_module
-from learning_diagrams.draw import (
-    GraphvizNotFoundError,
-    UnsupportedFormatError,
-    _repr_mimebundle_,
-    _repr_svg_,
-    draw,
-    to_graphviz,
-)
+from learning_diagrams.io import drawing as draw_module
+from learning_diagrams.core.errors import GraphvizNotFoundError, UnsupportedFormatError
+from learning_diagrams.io.drawing import _repr_mimebundle_, draw, repr_svg, to_graphviz
 
 needs_dot = pytest.mark.skipif(
     shutil.which("dot") is None,
@@ -317,7 +311,7 @@ def test_unknown_formats_are_refused(tmp_path):
 @needs_dot
 def test_jupyter_reprs_give_svg():
     d = distillation()
-    svg = _repr_svg_(d)
+    svg = repr_svg(d)
     assert_names_everything(svg, d)
     assert _repr_mimebundle_(d) == {"image/svg+xml": svg}
     assert _repr_mimebundle_(d, include=["text/plain"]) is None
@@ -326,5 +320,5 @@ def test_jupyter_reprs_give_svg():
 def test_jupyter_reprs_fall_back_when_dot_is_missing(monkeypatch):
     monkeypatch.setattr(draw_module.shutil, "which", lambda name: None)
     d = distillation()
-    assert _repr_svg_(d) is None
+    assert repr_svg(d) is None
     assert _repr_mimebundle_(d) is None

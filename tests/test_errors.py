@@ -197,7 +197,7 @@ def test_a_lambda_calling_a_frozen_edge_module():
     net = nn.Linear(3, 3)
     d = square().space("Z", loss=ld.losses.mse)
     d.map("frozen", "X", "Z", net, trainable=False).map(
-        "calls", "X", "Z", ld.syntax.Lambda.parse("x -> net(x)", {"net": net})
+        "calls", "X", "Z", ld.io.Lambda.parse("x -> net(x)", {"net": net})
     )
     d.relate("x·calls", "x·frozen")
     with pytest.raises(

@@ -18,10 +18,10 @@ from torch import nn
 
 import learning_diagrams as ld
 from learning_diagrams import losses
-from learning_diagrams.errors import DiagramError, UnknownNameError
-from learning_diagrams.files import (
+from learning_diagrams.core.errors import DiagramError, UnknownNameError
+from learning_diagrams.core.errors import FileFormatError
+from learning_diagrams.io.files import (
     FORMAT,
-    FileFormatError,
     from_config,
     from_json,
     load,
@@ -30,7 +30,7 @@ from learning_diagrams.files import (
     to_json,
     weights_path,
 )
-from learning_diagrams.graph import Path
+from learning_diagrams.core.graph import Path
 
 from strategies import graphs
 
@@ -181,12 +181,12 @@ def test_weights_that_do_not_fit_are_reported_in_one_error(tmp_path):
     with pytest.raises(FileFormatError) as info:
         load(tmp_path / "kd.json", bad)
     message = str(info.value)
-    assert "missing from the file: hard.weight, hard.bias" in message
-    assert "in the file but in no module: student.bias, student.weight" in message
-    assert "teacher.weight: (3, 4) in the file, (5, 4) in the model" in message
+    assert "missing keys (in the modules, not in the file): hard.bias, hard.weight" in message
+    assert "unexpected keys (in the file, not in the modules): student.bias, student.weight" in message
+    assert "teacher.weight: [3, 4] in the file, [5, 4] in the modules" in message
     for change, expected in [
-        ({"hard": nn.Linear(3, 3)}, "missing from the file: hard.weight, hard.bias"),
-        ({"student": torch.relu}, "in the file but in no module: student.bias"),
+        ({"hard": nn.Linear(3, 3)}, r"missing keys \(in the modules, not in the file\): hard.bias, hard.weight"),
+        ({"student": torch.relu}, r"unexpected keys \(in the file, not in the modules\): student.bias"),
     ]:
         with pytest.raises(FileFormatError, match=expected):
             load(tmp_path / "kd.json", dict(fresh_env(env), **change))

@@ -9,18 +9,20 @@ from hypothesis import strategies as st
 from torch import nn
 
 import learning_diagrams as ld
-from learning_diagrams import homsearch as hom
-from learning_diagrams.errors import DiagramError, TypeMismatchError, UnknownNameError
-from learning_diagrams.homsearch import (
+from learning_diagrams.structure import homsearch as hom
+from learning_diagrams.core.errors import DiagramError, TypeMismatchError, UnknownNameError
+from learning_diagrams.core.errors import (
     AmbiguousHomomorphismError,
     NoHomomorphismError,
     SearchOptionError,
     TooManyHomomorphismsError,
+)
+from learning_diagrams.structure.homsearch import (
     homomorphism,
     homomorphisms,
     is_homomorphic,
 )
-from learning_diagrams.morphisms import DiagramMorphism, agrees
+from learning_diagrams.structure.morphisms import DiagramMorphism, agrees
 
 from strategies import graphs
 
@@ -295,25 +297,25 @@ def test_homomorphism_none_says_which_part_has_no_candidate():
 def test_homomorphism_ambiguous_says_how_many():
     with pytest.raises(
         AmbiguousHomomorphismError,
-        match=r"found 5 homomorphisms .*\{f0↦e0\}, \{f0↦e1\}, \{f0↦e2\}, \.\.\.; pass any=True",
+        match=r"found 5 homomorphisms .*\{f0↦e0\}, \{f0↦e1\}, \{f0↦e2\}, \.\.\.; pass first=True",
     ):
         homomorphism(edge, cycle(5))
     with pytest.raises(ValueError):
         homomorphism(edge, cycle(5))
 
 
-def test_homomorphism_any_is_the_first_in_order():
+def test_homomorphism_first_is_the_first_in_order():
     five = cycle(5)
-    assert homomorphism(edge, five, any=True) == homomorphisms(edge, five)[0]
-    assert homomorphism(edge, five, any=True, initial={"B": "V3"}).edges["f0"] == "e2"
+    assert homomorphism(edge, five, first=True) == homomorphisms(edge, five)[0]
+    assert homomorphism(edge, five, first=True, initial={"B": "V3"}).edges["f0"] == "e2"
     with pytest.raises(NoHomomorphismError):
-        homomorphism(loops(1), five, any=True)
+        homomorphism(loops(1), five, first=True)
 
 
-def test_max_raises_when_there_are_more():
-    assert len(homomorphisms(edge, cycle(3), max=3)) == 3
-    with pytest.raises(TooManyHomomorphismsError, match=r"more than max=2"):
-        homomorphisms(edge, cycle(3), max=2)
+def test_at_most_raises_when_there_are_more():
+    assert len(homomorphisms(edge, cycle(3), at_most=3)) == 3
+    with pytest.raises(TooManyHomomorphismsError, match=r"more than at_most=2"):
+        homomorphisms(edge, cycle(3), at_most=2)
 
 
 # -- options ------------------------------------------------------------------------------

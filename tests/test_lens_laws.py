@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.func import functional_call, jvp
 
-from learning_diagrams.errors import ConflictError
+from learning_diagrams.core.errors import ConflictError
 from learning_diagrams.lenses import R, Lens, Para, by_hand, from_module, para_derivative, same
 
 DT = torch.float64

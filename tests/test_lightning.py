@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 import learning_diagrams as ld
-from learning_diagrams.lightning import DiagramModule
+from learning_diagrams.integrations.lightning import DiagramModule
 
 # Lightning advises more DataLoader workers on machines with more than two cores per process:
 # a third-party hint about the machine, not about the code under test.
@@ -172,7 +172,7 @@ def test_importing_the_library_needs_no_lightning_and_the_adapter_says_how_to_in
         assert not loaded, loaded
         sys.modules["lightning"] = None  # as if it were not installed
         try:
-            import learning_diagrams.lightning
+            import learning_diagrams.integrations.lightning
         except ImportError as err:
             print(err)
         else:

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from learning_diagrams import losses
-from learning_diagrams.errors import DiagramError, TypeMismatchError
-from learning_diagrams.losses import KLDivergence, Loss, as_loss
+from learning_diagrams.core.errors import DiagramError, TypeMismatchError
+from learning_diagrams.core.losses import KLDivergence, Loss, as_loss
 
 ATOL = 1e-6
 
@@ -444,8 +444,12 @@ def test_all_is_complete() -> None:
     assert sorted(losses.__all__) == sorted(
         [
             "Loss",
+            "Formula",
             "KLDivergence",
             "as_loss",
+            "by_name",
+            "is_library",
+            "LIBRARY",
             "mse",
             "l1",
             "cross_entropy",

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learning_diagrams.errors import NotParallelError
-from learning_diagrams.graph import Graph, Path
-from learning_diagrams.order import Preorder
-from learning_diagrams.paths import enumerate_paths, parallel_paths
+from learning_diagrams.core.errors import NotParallelError
+from learning_diagrams.core.graph import Graph, Path
+from learning_diagrams.core.order import Preorder
+from learning_diagrams.core.paths import enumerate_paths, parallel_paths
 
 from strategies import graphs
 

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learning_diagrams.errors import PathExplosionError
-from learning_diagrams.graph import Graph, Path
-from learning_diagrams.paths import PathMatrix, enumerate_paths, parallel_paths
+from learning_diagrams.core.errors import PathExplosionError
+from learning_diagrams.core.graph import Graph, Path
+from learning_diagrams.core.paths import PathMatrix, enumerate_paths, parallel_paths
 
 from strategies import dfs_paths, graphs
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learning_diagrams import losses
-from learning_diagrams.errors import (
+from learning_diagrams.core.errors import (
     DiagramError,
     DiagramSyntaxError,
     DuplicateNameError,
@@ -23,7 +23,7 @@ from learning_diagrams.errors import (
     NotParallelError,
     UnknownNameError,
 )
-from learning_diagrams.syntax import Lambda, parse
+from learning_diagrams.io.syntax import Lambda, parse
 
 LISTING_1 = """\
 N ⇒ [train_ds]
@@ -302,7 +302,7 @@ def test_parsing_and_running_never_call_eval_exec_or_compile(env, monkeypatch):
 
 
 def test_the_module_has_no_eval_or_exec():
-    import learning_diagrams.syntax as syntax
+    import learning_diagrams.io.syntax as syntax
 
     text = Path(syntax.__file__).read_text(encoding="utf-8")
     assert not re.search(r"\b(eval|exec|compile)\(|__import__|importlib", text)

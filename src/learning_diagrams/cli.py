@@ -7,7 +7,7 @@ Three subcommands, each with ``--help``::
     learning-diagrams train CONFIG [--epochs N] [--device D] [--log-dir DIR]
                                    [--checkpoint-dir DIR] [--resume DIR]
 
-``FILE`` is a diagram file (see :mod:`learning_diagrams.files`); it is read as
+``FILE`` is a diagram file (see :mod:`learning_diagrams.io.files`); it is read as
 data, never run. ``--env MODULE:ATTR`` names the models and data sets the file
 refers to: ``ATTR`` is a mapping, or a function returning one, in the Python
 module ``MODULE`` (imported from the working directory or ``sys.path``).
@@ -35,7 +35,7 @@ Paths in the config are relative to the config's folder, which is also put on
 are relative to the working directory. Command-line options override the
 config's ``train`` options.
 
-Every error the library reports (a :class:`~learning_diagrams.errors.DiagramError`)
+Every error the library reports (a :class:`~learning_diagrams.core.errors.DiagramError`)
 is printed as one ``error:`` line on stderr, with exit status 1.
 
 >>> import pathlib, tempfile
@@ -62,15 +62,12 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from .errors import DiagramError
+from .core.errors import ConfigError, DiagramError
+from .core.losses import LIBRARY
 
-__all__ = ["main", "ConfigError", "Unbound", "load_env", "read_config"]
+__all__ = ["main", "Unbound", "load_env", "read_config"]
 
 PROG = "learning-diagrams"
-
-
-class ConfigError(DiagramError, ValueError):
-    """A training config, or an ``--env`` reference, that cannot be used."""
 
 
 # -----------------------------------------------------------------------------
@@ -208,19 +205,13 @@ class _StandIns(Mapping[str, Any]):
         return len(self.given)
 
 
-def _library_losses() -> frozenset[str]:
-    from . import losses
-
-    found = {k for k, v in vars(losses).items() if isinstance(v, losses.Loss)}
-    return frozenset(found | {v.name for v in vars(losses).values() if isinstance(v, losses.Loss)})
-
-
-_LIBRARY_LOSSES = _library_losses()
+#: The names that stand for library losses in a file: their keys and their own names (``kl_div(T=1.0)``).
+_LIBRARY_LOSSES = frozenset(LIBRARY) | {loss.name for loss in LIBRARY.values()}
 
 
 def _load(file: str, env_spec: str | None) -> Any:
     """The diagram of ``file``, its names bound from ``--env``, or stood in for when there is none."""
-    from .files import load
+    from .io import load
 
     if env_spec:
         return load(file, env=load_env(env_spec), weights=False)
@@ -249,7 +240,7 @@ def _pairs(args: argparse.Namespace) -> int:
 
 
 def _draw(args: argparse.Namespace) -> int:
-    from .draw import draw
+    from .io import draw
 
     diagram = _load(args.file, args.env)
     if args.pairs:
@@ -282,7 +273,7 @@ PATH_OPTIONS = ("log_dir", "checkpoint_dir")
 def _train(args: argparse.Namespace) -> int:
     import learning_diagrams as ld
 
-    from .files import load
+    from .io import load
 
     config_path = Path(args.config)
     config = read_config(config_path)

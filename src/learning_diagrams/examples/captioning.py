@@ -99,7 +99,7 @@ import learning_diagrams as ld
 from learning_diagrams.examples import emoji as emoji_data
 from learning_diagrams.examples import machine
 from learning_diagrams.examples.emoji import END, PAD, START, Captioned, Vocabulary
-from learning_diagrams.syntax import Lambda
+from learning_diagrams.io import Lambda
 
 __all__ = [
     "CAPTIONING",

@@ -342,7 +342,7 @@ def emoji(
     EmojiFontMissingError
         When the font is not there; the message names the Debian package.
     """
-    from ..atomic import write_atomic
+    from learning_diagrams.io import write_atomic
 
     path = Path(font)
     if not path.is_file():
@@ -360,6 +360,7 @@ def emoji(
     if cached is not None:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, images=images, chars=np.array(chars))
+        cached.parent.mkdir(parents=True, exist_ok=True)  # the cache folder is ours to create
         write_atomic(cached, buffer.getvalue())
     return _emoji_from_arrays(images, chars)
 

@@ -65,7 +65,7 @@ from typing import Sequence
 
 import numpy as np
 
-from learning_diagrams.atomic import write_atomic
+from learning_diagrams.io import write_atomic
 from learning_diagrams.examples.datasets import DataMissingError
 
 __all__ = [
@@ -464,6 +464,7 @@ def glyphs(
             classes=np.asarray(data.classes),
             font_names=np.asarray(data.font_names),
         )
+        file.parent.mkdir(parents=True, exist_ok=True)  # the cache folder is ours to create
         write_atomic(file, buffer.getvalue())
     return data
 

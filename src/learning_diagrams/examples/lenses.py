@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learning_diagrams.examples import machine
-from learning_diagrams.atomic import write_atomic
+from learning_diagrams.io import write_atomic
 from learning_diagrams.lenses import Para, adam, dream, parts, rmsprop, sgd, supervised, train, wgan
 
 __all__ = [
@@ -661,6 +661,7 @@ def gan_png(gan: dict[str, Any], path: Path) -> Path:
 
 
 def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)  # --out names a folder to write into
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return write_atomic(path, buffer.getvalue())

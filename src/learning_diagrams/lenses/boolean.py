@@ -89,7 +89,8 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
-from ..errors import InvalidNameError, NotComposableError, TypeMismatchError
+from ..core.category import Monoidal
+from ..core.errors import InvalidNameError, NotComposableError, TypeMismatchError
 from .lens import Lens
 from .para import Para
 
@@ -270,7 +271,7 @@ class _Group:
 
 
 @dataclass(frozen=True)
-class Circuit:
+class Circuit(Monoidal):
     """A polynomial circuit over Z2: ``n_in`` inputs, gates in order, and the wires read as outputs.
 
     Wires ``0 … n_in-1`` are the inputs; gate ``k`` (``(op, args)`` with ``op`` one
@@ -365,15 +366,11 @@ class Circuit:
         b = _Builder(self.n_in)
         return b.build(b.inline(other, b.inline(self, range(self.n_in))), f"({self.name} >> {other.name})")
 
-    __rshift__ = then
-
     def tensor(self, other: Circuit) -> Circuit:
         """``self`` beside ``other``: inputs and outputs side by side (``@``)."""
         b = _Builder(self.n_in + other.n_in)
         ys = b.inline(self, range(self.n_in)) + b.inline(other, range(self.n_in, self.n_in + other.n_in))
         return b.build(ys, f"({self.name} @ {other.name})")
-
-    __matmul__ = tensor
 
     def pair(self, other: Circuit) -> Circuit:
         """``⟨self, other⟩``: both on the same inputs, outputs side by side."""

@@ -49,7 +49,7 @@ from typing import Any, Iterable
 import torch
 from torch.func import functional_call, vjp
 
-from ..compile import CompiledLoss
+from ..torch import CompiledLoss
 from .lens import Lens
 from .learner import Learner
 from .optim import Optimiser

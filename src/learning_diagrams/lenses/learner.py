@@ -42,7 +42,7 @@ from typing import Any, Iterable, NamedTuple
 
 import torch
 
-from ..errors import ConflictError
+from ..core.errors import ConflictError
 from .lens import Lens
 from .optim import Optimiser
 from .para import Para

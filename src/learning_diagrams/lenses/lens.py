@@ -38,6 +38,8 @@ from typing import Any, Callable
 
 import torch
 
+from ..core.category import Monoidal
+
 __all__ = ["Lens", "same", "tensor_add", "tensor_zero"]
 
 
@@ -60,7 +62,7 @@ def tensor_zero(a: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Lens:
+class Lens(Monoidal):
     """A lens ``A ⇄ B``: ``fwd(a) -> (b, residual)`` and ``bwd(residual, db) -> da``.
 
     Calling a lens runs its forward part and returns the value alone.
@@ -88,8 +90,6 @@ class Lens:
 
         return Lens(fwd, bwd, f"({f.name} >> {g.name})")
 
-    __rshift__ = then
-
     def tensor(self, other: Lens) -> Lens:
         """``self`` beside ``other``, on pairs: ``A × C ⇄ B × D``."""
         f, g = self, other
@@ -102,8 +102,6 @@ class Lens:
             return f.bwd(residual[0], dbd[0]), g.bwd(residual[1], dbd[1])
 
         return Lens(fwd, bwd, f"({f.name} @ {g.name})")
-
-    __matmul__ = tensor
 
     # -- structure ------------------------------------------------------------
     @staticmethod

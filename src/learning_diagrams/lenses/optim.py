@@ -66,7 +66,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..errors import ConflictError
+from ..core.errors import ConflictError
 from .lens import Lens
 from .para import Para
 

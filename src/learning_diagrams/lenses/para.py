@@ -28,14 +28,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import ConflictError
+from ..core.category import Monoidal
+from ..core.errors import ConflictError
 from .lens import Lens
 
 __all__ = ["Para"]
 
 
 @dataclass(frozen=True)
-class Para:
+class Para(Monoidal):
     """A parametric lens ``P × A ⇄ B`` (``lens`` acts on pairs ``(params, a)``) with its parameters."""
 
     lens: Lens
@@ -80,8 +81,6 @@ class Para:
 
         return Para(Lens(fwd, bwd, f"({f.name} >> {g.name})"), {**f.params, **g.params}, f"({f.name} >> {g.name})")
 
-    __rshift__ = then
-
     def tensor(self, other: Para) -> Para:
         """``self`` beside ``other`` on pairs ``(a, c)``; the parameters are the union of both."""
         f, g = self, other
@@ -98,8 +97,6 @@ class Para:
             return {**dp, **dq}, (da, dc)
 
         return Para(Lens(fwd, bwd, f"({f.name} @ {g.name})"), {**f.params, **g.params}, f"({f.name} @ {g.name})")
-
-    __matmul__ = tensor
 
     def reparametrise(self, r: Lens, params: dict[str, Any]) -> Para:
         """Precompose the parameter port with ``r: P' ⇄ P``; ``params`` are the new ``P'`` values.

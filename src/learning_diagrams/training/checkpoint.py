@@ -106,8 +106,9 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from ..atomic import fsync_dir
-from ..errors import ConflictError
+from ..core.errors import ConflictError, OptionError, TypeMismatchError
+from ..io.atomic import TMP_PREFIX, fsync_dir, write_atomic
+from ..io.weights import misfit
 
 __all__ = [
     "save_checkpoint",
@@ -129,7 +130,6 @@ LATEST_FILE = "latest"
 
 _STEP_RE = re.compile(r"step-(\d{9,})")
 _ASIDE_RE = re.compile(r"\.old-step-(\d{9,})-[0-9a-f]+")
-_TMP_PREFIX = ".tmp-"
 
 # Exact types (not subclasses: an IntEnum or a namedtuple pickles as its own class,
 # which weights_only loading refuses).
@@ -182,11 +182,11 @@ def save_checkpoint(
         If ``step`` is negative or ``keep`` is below 1.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative int, got {step!r}")
+        raise OptionError(f"step must be a non-negative int, got {step!r}")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
-        raise ValueError(f"keep must be None or an int of at least 1, got {keep!r}")
+        raise OptionError(f"keep must be None or an int of at least 1, got {keep!r}")
     if not isinstance(state, Mapping):
-        raise TypeError(f"state must be a dict, got {type(state).__name__}")
+        raise TypeMismatchError(f"state must be a dict, got {type(state).__name__}")
     _check_plain(state, "state", set())
 
     directory = Path(directory)
@@ -195,7 +195,7 @@ def save_checkpoint(
 
     name = f"step-{step:09d}"
     final = directory / name
-    tmp = _fresh_dir(directory, f"{_TMP_PREFIX}{name}-")
+    tmp = _fresh_dir(directory, f"{TMP_PREFIX}{name}-")
     try:
         safetensors.torch.save_model(module, str(tmp / MODEL_FILE))
         _fsync_file(tmp / MODEL_FILE)
@@ -236,17 +236,7 @@ def _move_into_place(tmp: Path, final: Path, directory: Path) -> None:
 
 
 def _write_latest(directory: Path, name: str) -> None:
-    tmp = directory / f"{_TMP_PREFIX}latest-{secrets.token_hex(4)}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(name + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, directory / LATEST_FILE)
-    except Exception:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(directory)
+    write_atomic(directory / LATEST_FILE, (name + "\n").encode("utf-8"))
 
 
 def _restore_aside(directory: Path) -> None:
@@ -267,7 +257,7 @@ def _restore_aside(directory: Path) -> None:
 
 def _remove_debris(directory: Path) -> None:
     for entry in directory.iterdir():
-        if entry.name.startswith(_TMP_PREFIX):
+        if entry.name.startswith(TMP_PREFIX):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
@@ -276,7 +266,7 @@ def _remove_debris(directory: Path) -> None:
 
 def _remove_tree(path: Path, directory: Path) -> None:
     """Delete a folder so that a crash part-way leaves only ``.tmp-`` debris."""
-    doomed = directory / f"{_TMP_PREFIX}del-{path.name}-{secrets.token_hex(4)}"
+    doomed = directory / f"{TMP_PREFIX}del-{path.name}-{secrets.token_hex(4)}"
     os.rename(path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
 
@@ -305,13 +295,13 @@ def _check_plain(value: Any, path: str, open_containers: set[int]) -> None:
     if kind in _PLAIN_LEAVES or kind in _TENSOR_TYPES:
         return
     if kind not in _CONTAINERS:
-        raise TypeError(
+        raise TypeMismatchError(
             f"{path} is a {kind.__module__}.{kind.__qualname__}, which torch.load(weights_only=True) "
             f"cannot load; checkpoint state may hold only tensors, numbers, strings, bools, None, and "
             f"lists, tuples and dicts of these (convert it, to a tensor, a list or a dict of its fields)"
         )
     if id(value) in open_containers:
-        raise TypeError(f"{path} contains itself; checkpoint state must be a tree of plain data")
+        raise TypeMismatchError(f"{path} contains itself; checkpoint state must be a tree of plain data")
     open_containers.add(id(value))
     if kind in (list, tuple):
         for i, item in enumerate(value):
@@ -464,33 +454,12 @@ def _check_fits(module: nn.Module, model_file: Path) -> None:
     """Raise one ConflictError listing every key and shape that does not match, before loading."""
     with safetensors.safe_open(str(model_file), framework="pt") as f:
         stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
-    wanted = module.state_dict()
-    covered = {_storage_of(t) for k, t in wanted.items() if k in stored}
-    missing = sorted(k for k, t in wanted.items() if k not in stored and _storage_of(t) not in covered)
-    unexpected = sorted(k for k in stored if k not in wanted)
-    shapes = sorted(
-        f"{k}: {list(stored[k])} in the file, {list(t.shape)} in the module"
-        for k, t in wanted.items()
-        if k in stored and stored[k] != tuple(t.shape)
-    )
-    if missing or unexpected or shapes:
-        lines = [f"the weights in {str(model_file)!r} do not fit the {type(module).__name__}:"]
-        if missing:
-            lines.append(f"  missing keys (in the module, not in the file): {', '.join(missing)}")
-        if unexpected:
-            lines.append(f"  unexpected keys (in the file, not in the module): {', '.join(unexpected)}")
-        if shapes:
-            lines.append(f"  shape mismatches: {'; '.join(shapes)}")
-        lines.append("  was the diagram compiled with the same models and edge names as when it was saved?")
-        raise ConflictError("\n".join(lines))
-
-
-def _storage_of(t: torch.Tensor) -> tuple[Any, ...]:
-    """Identity of a tensor's memory, so two keys holding the same tensor count as one."""
-    ptr = t.untyped_storage().data_ptr() if t.device.type != "meta" else id(t)
-    if ptr == 0:  # empty tensors share the null pointer
-        ptr = id(t)
-    return (t.device, ptr, t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+    problem = misfit(module.state_dict(), stored, "the module", tied=True)
+    if problem:
+        raise ConflictError(
+            f"the weights in {str(model_file)!r} do not fit the {type(module).__name__}:\n{problem}\n"
+            f"  was the diagram compiled with the same models and edge names as when it was saved?"
+        )
 
 
 # ---------------------------------------------------------------------------- RNG

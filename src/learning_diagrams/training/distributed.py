@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from ..errors import TypeMismatchError
+from ..core.errors import TypeMismatchError
 
 __all__ = ["wanted", "setup", "rank", "local_rank", "world_size", "barrier", "wrapper", "shard"]
 

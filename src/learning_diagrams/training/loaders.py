@@ -42,31 +42,19 @@ kinds keep their own order, and are reproducible only if they are themselves.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator as IteratorABC
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from ..data import DEFAULT_BATCH_SIZE
-from ..errors import TypeMismatchError
+from ..core.errors import OptionError, TypeMismatchError
+from ..core.messages import NO_BATCHES
+from ..torch.data import DataSource
 
-__all__ = ["CombinedBatches", "POLICIES", "as_loader", "is_full_batch"]
+__all__ = ["CombinedBatches", "POLICIES"]
 
 POLICIES = ("max_size_cycle", "min_size", "max_size", "steps")
-
-
-def as_loader(source: Any) -> Any:
-    """A map-style Dataset becomes a DataLoader; other sources are returned as they are."""
-    if isinstance(source, Dataset) and not isinstance(source, IterableDataset):
-        return DataLoader(source, batch_size=DEFAULT_BATCH_SIZE)
-    return source
-
-
-def is_full_batch(source: Any) -> bool:
-    return isinstance(source, torch.Tensor) or (
-        isinstance(source, tuple) and bool(source) and all(isinstance(t, torch.Tensor) for t in source)
-    )
 
 
 def _derived_seed(seed: int, vertex: str, pass_number: int) -> int:
@@ -78,25 +66,15 @@ class _Stream:
     """The batches of one source, pass after pass, with its position."""
 
     def __init__(self, vertex: str, source: Any, seed: int):
-        self.vertex, self.source, self.seed = vertex, as_loader(source), seed
-        if isinstance(self.source, IteratorABC):
-            raise TypeMismatchError(
-                f"the data of vertex {vertex!r} is a one-shot iterator ({type(source).__name__}); "
-                f"it cannot start a second pass. Give a list of batches or a DataLoader instead"
-            )
-        if not is_full_batch(self.source) and not hasattr(self.source, "__iter__"):
-            raise TypeMismatchError(
-                f"the data of vertex {vertex!r} is a {type(source).__name__}, which is not a source of "
-                f"batches; give a DataLoader, a Dataset, a tensor or a list of batches"
-            )
+        self.vertex, self.source, self.seed = vertex, DataSource(source, vertex), seed
         self.passes, self.position = 0, 0  # passes started; batches drawn in the current pass
         self._iterator: Iterator[Any] | None = None
 
     def __len__(self) -> int:
-        if is_full_batch(self.source):
+        if self.source.full_batch:
             return 1
         try:
-            return len(self.source)
+            return len(self.source.data)
         except TypeError:
             raise TypeMismatchError(
                 f"the data of vertex {self.vertex!r} has no length, so an epoch over it is not "
@@ -115,7 +93,7 @@ class _Stream:
             batch = next(self._iterator)
         except StopIteration:
             if self.position == 0:
-                raise TypeMismatchError(f"the data of vertex {self.vertex!r} has no batches") from None
+                raise TypeMismatchError(NO_BATCHES.format(vertex=self.vertex)) from None
             self.new_pass()
             self._iterator = self._open()
             batch = next(self._iterator)
@@ -124,8 +102,8 @@ class _Stream:
 
     def _open(self) -> Iterator[Any]:
         """Open the current pass, seeded, and skip the batches already drawn from it."""
-        if is_full_batch(self.source):
-            return iter([self.source])
+        if self.source.full_batch:
+            return iter(self.source)
         self._seed_sampler()
         with torch.random.fork_rng(devices=[]):
             iterator = iter(self.source)
@@ -134,17 +112,18 @@ class _Stream:
         return iterator
 
     def _seed_sampler(self) -> None:
-        if not isinstance(self.source, DataLoader):
+        loader = self.source.data
+        if not isinstance(loader, DataLoader):
             return
         seed = _derived_seed(self.seed, self.vertex, self.passes)
-        sampler = self.source.sampler
-        if self.source.batch_sampler is not None and hasattr(self.source.batch_sampler, "sampler"):
-            sampler = self.source.batch_sampler.sampler
+        sampler = loader.sampler
+        if loader.batch_sampler is not None and hasattr(loader.batch_sampler, "sampler"):
+            sampler = loader.batch_sampler.sampler
         if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(self.passes)
         elif isinstance(sampler, RandomSampler):
             sampler.generator = torch.Generator().manual_seed(seed)
-        self.source.generator = torch.Generator().manual_seed(seed ^ 0x5EED)
+        loader.generator = torch.Generator().manual_seed(seed ^ 0x5EED)
 
     def state_dict(self) -> dict[str, int]:
         return {"passes": self.passes, "position": self.position}
@@ -176,9 +155,9 @@ class CombinedBatches:
         seed: int = 0,
     ):
         if policy not in POLICIES:
-            raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+            raise OptionError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
         if policy == "steps" and not steps_per_epoch:
-            raise ValueError("policy 'steps' needs steps_per_epoch=N")
+            raise OptionError("policy 'steps' needs steps_per_epoch=N")
         self.policy, self.steps_per_epoch, self.seed = policy, steps_per_epoch, seed
         self.streams = {v: _Stream(v, data, seed) for v, data in sources.items()}
 

@@ -20,9 +20,7 @@ The pieces:
   :func:`default_loggers` picks them for a run directory;
 * :class:`Progress`, a tqdm bar that shows the running mean of each value;
 * :class:`History`, the records of a run in memory: queries, a text
-  :meth:`~History.summary` and a PNG :meth:`~History.plot`;
-* :func:`write_atomic`, which replaces a file so that readers see the old
-  bytes or the new ones, never a mix.
+  :meth:`~History.summary` and a PNG :meth:`~History.plot` (written atomically).
 
 >>> history = History()
 >>> history.log(make_record(0, 0, 1, "train", {"total": 2.0, "x·a ≤ x·b": 1.0}))
@@ -50,7 +48,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from tqdm.auto import tqdm
 
-from ..atomic import write_atomic
+from ..io.atomic import write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -68,7 +66,6 @@ __all__ = [
     "short_name",
     "Progress",
     "History",
-    "write_atomic",
 ]
 
 #: The splits a record may belong to, in the order tables list them.

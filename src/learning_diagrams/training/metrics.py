@@ -17,9 +17,9 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..compile import CompiledLoss
-from ..errors import UnknownNameError
-from .loaders import as_loader, is_full_batch
+from ..core.errors import UnknownNameError
+from ..torch import CompiledLoss
+from ..torch.data import DataSource, batch_size
 
 __all__ = ["accuracy", "evaluate", "METRICS"]
 
@@ -36,16 +36,6 @@ def accuracy(prediction: torch.Tensor, target: torch.Tensor) -> float:
 
 #: Metrics known by name.
 METRICS: dict[str, Callable[[Any, Any], float]] = {"accuracy": accuracy}
-
-
-def _batch_size(batch: Any) -> int:
-    if isinstance(batch, torch.Tensor):
-        return batch.shape[0] if batch.dim() else 1
-    if isinstance(batch, (tuple, list)) and batch:
-        return _batch_size(batch[0])
-    if isinstance(batch, Mapping) and batch:
-        return _batch_size(next(iter(batch.values())))
-    return 1
 
 
 def _resolve(metrics: Mapping[str, Any], loss: CompiledLoss) -> dict[str, list[tuple[str, Callable]]]:
@@ -94,12 +84,7 @@ def evaluate(
         ``"total"``, every term by name, and every metric, averaged over the data
         weighted by batch size. The loss is left in the mode it was in.
     """
-    for vertex in data:
-        if vertex not in loss.sources:
-            raise UnknownNameError(
-                f"held-out data given for {vertex!r}, which is not a source of any compiled pair "
-                f"(sources: {', '.join(loss.sources)})"
-            )
+    loss.check_sources(data, "held-out data")
     chosen = _resolve(metrics or {}, loss)
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -107,11 +92,11 @@ def evaluate(
     loss.eval()
     try:
         for vertex, source in data.items():
-            for batch in [source] if is_full_batch(source) else as_loader(source):
-                n = _batch_size(batch)
+            for batch in DataSource(source, vertex):
+                n = batch_size(batch)
                 values: dict[str, float] = {}
                 for pair, first, second in loss.outputs({vertex: move(batch)}, draw=False):
-                    values[pair.name] = float(pair.term(first, second))
+                    values[pair.name] = float(loss.term(pair, first, second))
                     for name, metric in chosen.get(pair.target, ()):
                         values[f"{name}[{pair.name}]"] = float(metric(first, second))
                 for name, value in values.items():

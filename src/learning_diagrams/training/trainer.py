@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..compile import CompiledLoss
-from ..diagram import Diagram
-from ..errors import UnknownNameError
+from ..core.diagram import Diagram
+from ..core.errors import OptionError, TypeMismatchError, UnknownNameError
+from ..torch import CompiledLoss
 from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .loaders import CombinedBatches
@@ -153,17 +153,17 @@ class Trainer:
 
     def __post_init__(self) -> None:
         if self.precision not in ("32", "bf16", "16"):
-            raise ValueError(f"precision {self.precision!r} is not one of '32', 'bf16', '16'")
+            raise OptionError(f"precision {self.precision!r} is not one of '32', 'bf16', '16'")
         if self.scheduler_interval not in ("epoch", "step"):
-            raise ValueError(f"scheduler_interval {self.scheduler_interval!r} is not 'epoch' or 'step'")
+            raise OptionError(f"scheduler_interval {self.scheduler_interval!r} is not 'epoch' or 'step'")
         if self.strategy not in ("auto", "single", "ddp"):
-            raise ValueError(f"strategy {self.strategy!r} is not 'auto', 'single' or 'ddp'")
+            raise OptionError(f"strategy {self.strategy!r} is not 'auto', 'single' or 'ddp'")
         if self.accumulate < 1:
-            raise ValueError(f"accumulate must be at least 1, got {self.accumulate}")
+            raise OptionError(f"accumulate must be at least 1, got {self.accumulate}")
         for name in ("max_steps", "checkpoint_every"):
             value = getattr(self, name)
             if value is not None and self.accumulate > 1 and value % self.accumulate:
-                raise ValueError(
+                raise OptionError(
                     f"{name}={value} is not a multiple of accumulate={self.accumulate}: checkpoints "
                     f"are written between optimiser steps only"
                 )
@@ -431,7 +431,7 @@ def _as_stages(regime: Diagram | Stage | Sequence[Diagram | Stage]) -> list[Stag
     stages = [item if isinstance(item, Stage) else Stage(item) for item in items]
     for i, s in enumerate(stages):
         if not isinstance(s.diagram, Diagram):
-            raise TypeError(f"stage {i} is a {type(s.diagram).__name__}, not an ld.Diagram or ld.Stage")
+            raise TypeMismatchError(f"stage {i} is a {type(s.diagram).__name__}, not an ld.Diagram or ld.Stage")
     return stages
 
 

@@ -16,8 +16,16 @@ a fixed order, which only makes sense when ``d(a, b) == d(b, a)``. A plain
 callable cannot tell us that, so :func:`as_loss` treats it as asymmetric; wrap
 it as ``Loss(fn, symmetric=True)`` to declare symmetry.
 
-Every loss here reduces by a mean over the batch, exactly as its
+Every library loss reduces by a mean over the batch, exactly as its
 :mod:`torch.nn.functional` counterpart does by default.
+
+**Specifications here, formulas in the back ends.** This module is torch-free:
+a library loss is a :class:`Loss` whose function is a :class:`Formula`, the
+loss's name and parameters. Each array back end holds the formulas
+(:mod:`learning_diagrams.torch.losses` for PyTorch) and compiles a
+diagram's losses to them once; calling a library loss directly, ``mse(a, b)``,
+finds the back end of its arguments. A user's own :class:`Loss` carries its own
+function, which runs on whatever arrays it accepts.
 
 ============================================  =========  ====================================
 loss                                          symmetric  compares
@@ -42,7 +50,7 @@ Laws
 ``d(x, x) = 0`` for the metrics:
 
 >>> import torch
->>> from learning_diagrams import losses
+>>> from learning_diagrams.core import losses
 >>> x = torch.tensor([[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]])
 >>> losses.mse(x, x).item(), losses.l1(x, x).item()
 (0.0, 0.0)
@@ -62,20 +70,24 @@ and the symmetric ones satisfy ``d(a, b) = d(b, a)``; the others do not:
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Any, Callable
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
-from .errors import TypeMismatchError
+from . import plugins
+from .errors import OptionError, TypeMismatchError
 
 __all__ = [
     "Loss",
+    "Formula",
     "KLDivergence",
     "as_loss",
+    "by_name",
+    "is_library",
+    "LIBRARY",
     "mse",
     "l1",
     "cross_entropy",
@@ -84,6 +96,8 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
 ]
+
+Array = Any  # an array of whichever back end computes the loss
 
 
 def _rebuild(cls: type, state: dict[str, Any]) -> Any:
@@ -94,13 +108,33 @@ def _rebuild(cls: type, state: dict[str, Any]) -> Any:
     return obj
 
 
+@dataclass(frozen=True)
+class Formula:
+    """A loss the library names, whose formula each array back end holds.
+
+    ``name`` picks the formula (``"mse"``, ``"kl_div"``) and ``params`` are its
+    keyword arguments (``(("temperature", 2.0),)``). Calling it runs the formula of
+    the back end whose arrays it is given.
+
+    >>> import torch
+    >>> Formula("mse")(torch.ones(2), torch.zeros(2)).item()
+    1.0
+    """
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self, prediction: Array, target: Array) -> Array:
+        return plugins.for_value(prediction).formula(self)(prediction, target)
+
+
 class Loss:
     """A loss ``d(prediction, target)`` with an explicit symmetry flag.
 
     Parameters
     ----------
     fn : callable
-        ``fn(prediction, target) -> Tensor``, a scalar. The first argument is
+        ``fn(prediction, target) -> Array``, a scalar. The first argument is
         the prediction side, the second the target side.
     symmetric : bool
         Keyword-only and required: whether ``fn(a, b) == fn(b, a)`` for all
@@ -130,13 +164,13 @@ class Loss:
 
     __slots__ = ("fn", "symmetric", "name")
 
-    fn: Callable[[Tensor, Tensor], Tensor]
+    fn: Callable[[Array, Array], Array]
     symmetric: bool
     name: str
 
     def __init__(
         self,
-        fn: Callable[[Tensor, Tensor], Tensor],
+        fn: Callable[[Array, Array], Array],
         *,
         symmetric: bool,
         name: str | None = None,
@@ -155,7 +189,7 @@ class Loss:
         object.__setattr__(self, "symmetric", symmetric)
         object.__setattr__(self, "name", name)
 
-    def __call__(self, prediction: Tensor, target: Tensor) -> Tensor:
+    def __call__(self, prediction: Array, target: Array) -> Array:
         """Return ``d(prediction, target)``."""
         return self.fn(prediction, target)
 
@@ -201,7 +235,7 @@ def _name_of(fn: Callable[..., Any]) -> str:
     return type(fn).__name__
 
 
-def as_loss(obj: Loss | Callable[[Tensor, Tensor], Tensor] | None) -> Loss | None:
+def as_loss(obj: Loss | Callable[[Array, Array], Array] | None) -> Loss | None:
     """Turn what a user gave as a loss into a :class:`Loss`.
 
     Parameters
@@ -248,62 +282,9 @@ def as_loss(obj: Loss | Callable[[Tensor, Tensor], Tensor] | None) -> Loss | Non
     if callable(obj):
         return Loss(obj, symmetric=False)
     hint = ""
-    if isinstance(obj, str) and obj in __all__ and isinstance(globals().get(obj), Loss):
+    if isinstance(obj, str) and obj in LIBRARY:
         hint = f"; did you mean learning_diagrams.losses.{obj}?"
     raise TypeMismatchError(f"{expected}, got {obj!r} ({type(obj).__name__}){hint}")
-
-
-# --- the losses ---------------------------------------------------------------
-
-
-def _mse(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.mse_loss(prediction, target)
-
-
-def _l1(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.l1_loss(prediction, target)
-
-
-def _cross_entropy(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.cross_entropy(prediction, target)
-
-
-def _binary_cross_entropy(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.binary_cross_entropy(prediction, target)
-
-
-def _binary_cross_entropy_with_logits(prediction: Tensor, target: Tensor) -> Tensor:
-    return F.binary_cross_entropy_with_logits(prediction, target)
-
-
-def _rows(x: Tensor) -> Tensor:
-    """View ``x`` as ``(batch, features)``; a 1-d tensor is one unbatched vector."""
-    if x.dim() == 0:
-        raise ValueError("cosine needs a vector or a batch of vectors, got a 0-d tensor")
-    return x.reshape(1, -1) if x.dim() == 1 else x.reshape(x.shape[0], -1)
-
-
-def _cosine(prediction: Tensor, target: Tensor) -> Tensor:
-    if prediction.shape != target.shape:
-        raise ValueError(
-            f"cosine compares tensors of the same shape, got {tuple(prediction.shape)} and {tuple(target.shape)}"
-        )
-    return (1 - F.cosine_similarity(_rows(prediction), _rows(target), dim=-1)).mean()
-
-
-def _kl_div(prediction: Tensor, target: Tensor, *, temperature: float) -> Tensor:
-    if prediction.shape != target.shape:
-        raise ValueError(
-            f"kl_div compares logits of the same shape, got {tuple(prediction.shape)} and {tuple(target.shape)}"
-        )
-    log_p_s = F.log_softmax(prediction / temperature, dim=-1)
-    log_p_t = F.log_softmax(target / temperature, dim=-1)
-    p_t = log_p_t.exp()
-    # 0 * log 0 = 0: where the target puts no mass the term is 0, with no NaN
-    # in the value or the gradient (even for -inf logits).
-    diff = torch.where(p_t > 0, log_p_t - log_p_s, torch.zeros_like(log_p_t))
-    batch = prediction.shape[0] if prediction.dim() > 1 else 1
-    return (p_t * diff).sum() / batch * temperature**2
 
 
 class KLDivergence(Loss):
@@ -351,9 +332,9 @@ class KLDivergence(Loss):
             )
         temperature = float(temperature)
         if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"KLDivergence(temperature=...) must be positive and finite, got {temperature}")
+            raise OptionError(f"KLDivergence(temperature=...) must be positive and finite, got {temperature}")
         super().__init__(
-            functools.partial(_kl_div, temperature=temperature),
+            Formula("kl_div", (("temperature", temperature),)),
             symmetric=False,
             name=f"kl_div(T={temperature})",
         )
@@ -367,22 +348,56 @@ class KLDivergence(Loss):
 
 
 #: Mean squared error, ``F.mse_loss``. Symmetric.
-mse = Loss(_mse, symmetric=True, name="mse")
+mse = Loss(Formula("mse"), symmetric=True, name="mse")
 #: Mean absolute error, ``F.l1_loss``. Symmetric.
-l1 = Loss(_l1, symmetric=True, name="l1")
+l1 = Loss(Formula("l1"), symmetric=True, name="l1")
 #: ``F.cross_entropy(logits, target)``: the target is class indices (an integer
 #: tensor) or class probabilities (a float tensor shaped like the logits).
 #: Asymmetric.
-cross_entropy = Loss(_cross_entropy, symmetric=False, name="cross_entropy")
+cross_entropy = Loss(Formula("cross_entropy"), symmetric=False, name="cross_entropy")
 #: Distillation KL divergence at temperature 1, ``KLDivergence()``. Asymmetric.
 kl_div = KLDivergence()
 #: Mean over the batch of ``1 - cosine_similarity``, everything after the batch
 #: dimension flattened; equal to ``nn.CosineEmbeddingLoss()(a, b, ones(batch))``.
 #: Symmetric.
-cosine = Loss(_cosine, symmetric=True, name="cosine")
+cosine = Loss(Formula("cosine"), symmetric=True, name="cosine")
 #: ``F.binary_cross_entropy(probabilities, target)``. Asymmetric.
-binary_cross_entropy = Loss(_binary_cross_entropy, symmetric=False, name="binary_cross_entropy")
+binary_cross_entropy = Loss(Formula("binary_cross_entropy"), symmetric=False, name="binary_cross_entropy")
 #: ``F.binary_cross_entropy_with_logits(logits, target)``. Asymmetric.
 binary_cross_entropy_with_logits = Loss(
-    _binary_cross_entropy_with_logits, symmetric=False, name="binary_cross_entropy_with_logits"
+    Formula("binary_cross_entropy_with_logits"), symmetric=False, name="binary_cross_entropy_with_logits"
 )
+
+#: The library's losses by name: the one table that files, the text syntax and the command line read.
+LIBRARY: Mapping[str, Loss] = MappingProxyType(
+    {
+        "mse": mse,
+        "l1": l1,
+        "cross_entropy": cross_entropy,
+        "kl_div": kl_div,
+        "cosine": cosine,
+        "binary_cross_entropy": binary_cross_entropy,
+        "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
+    }
+)
+
+_KL_NAME = re.compile(r"kl_div\(\s*(?:T|temperature)\s*=\s*([0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)\s*\)")
+
+
+def by_name(name: str) -> Loss | None:
+    """The library loss called ``name``: a key of :data:`LIBRARY`, or ``kl_div(T=<temperature>)``.
+
+    ``None`` when there is none; a temperature that is not positive raises :class:`OptionError`.
+
+    >>> by_name("mse") is mse, by_name("kl_div(T=2.0)"), by_name("hinge")
+    (True, KLDivergence(temperature=2.0), None)
+    """
+    if name in LIBRARY:
+        return LIBRARY[name]
+    match = _KL_NAME.fullmatch(name)
+    return KLDivergence(temperature=float(match.group(1))) if match else None
+
+
+def is_library(loss: Loss) -> bool:
+    """Whether ``loss`` is a library loss, so that its name alone stands for it (in files, say)."""
+    return isinstance(loss.fn, Formula) and by_name(loss.name) == loss

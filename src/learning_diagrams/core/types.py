@@ -4,8 +4,8 @@ An annotation is one of:
 
 * ``None`` or ``typing.Any``: any value (the paper's ``Any``);
 * a class, e.g. ``torch.Tensor`` or ``int``: ``isinstance``;
-* a ``torch.dtype``: a tensor of that dtype;
-* a :class:`TensorType`: a tensor with a shape pattern and optional dtype;
+* a dtype (``torch.float32``, a NumPy or JAX dtype): an array of that dtype;
+* a :class:`TensorType`: an array with a shape pattern and optional dtype;
 * a tuple of annotations: a tuple or list of values, one per annotation.
 
 >>> import torch
@@ -24,8 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
+from .arrays import array_kind, dtype_name, is_array, is_dtype
 from .errors import TypeMismatchError
 
 __all__ = ["TensorType", "conforms", "describe", "check_annotation"]
@@ -33,16 +32,20 @@ __all__ = ["TensorType", "conforms", "describe", "check_annotation"]
 
 @dataclass(frozen=True, init=False)
 class TensorType:
-    """A tensor annotation: a shape pattern (``None`` for any size) and an optional dtype.
+    """An array annotation: a shape pattern (``None`` for any size) and an optional dtype.
 
+    The dtype is any back end's (``torch.float32``, ``numpy.float32``), compared by name,
+    so one annotation checks the arrays of every back end.
+
+    >>> import torch
     >>> TensorType(None, 1, 8, 8, dtype=torch.float32)
     TensorType(None, 1, 8, 8, dtype=torch.float32)
     """
 
     shape: tuple[int | None, ...]
-    dtype: torch.dtype | None
+    dtype: Any
 
-    def __init__(self, *shape: int | None, dtype: torch.dtype | None = None):
+    def __init__(self, *shape: int | None, dtype: Any = None):
         object.__setattr__(self, "shape", tuple(shape))
         object.__setattr__(self, "dtype", dtype)
 
@@ -58,7 +61,7 @@ class TensorType:
 
 def check_annotation(annotation: Any, where: str) -> Any:
     """Return ``annotation`` if it is one of the accepted forms, else raise."""
-    if annotation is None or annotation is Any or isinstance(annotation, (type, torch.dtype, TensorType)):
+    if annotation is None or annotation is Any or isinstance(annotation, (type, TensorType)) or is_dtype(annotation):
         return annotation
     if isinstance(annotation, tuple):
         for a in annotation:
@@ -66,7 +69,7 @@ def check_annotation(annotation: Any, where: str) -> Any:
         return annotation
     raise TypeMismatchError(
         f"{where}: {annotation!r} is not a type annotation; use Any, a class such as torch.Tensor, "
-        f"a torch.dtype, ld.TensorType(None, 10) or a tuple of these"
+        f"a dtype such as torch.float32, ld.TensorType(None, 10) or a tuple of these"
     )
 
 
@@ -84,22 +87,22 @@ def conforms(value: Any, annotation: Any) -> str | None:
         return None
     if isinstance(annotation, type):
         return None if isinstance(value, annotation) else f"{describe(value)} is not a {annotation.__name__}"
-    if not isinstance(value, torch.Tensor):
+    if not is_array(value):
         return f"{describe(value)} is not a tensor"
-    dtype = annotation if isinstance(annotation, torch.dtype) else annotation.dtype
-    if dtype is not None and value.dtype != dtype:
+    dtype = annotation.dtype if isinstance(annotation, TensorType) else annotation
+    if dtype is not None and dtype_name(value.dtype) != dtype_name(dtype):
         return f"{describe(value)} does not have dtype {dtype}"
     if isinstance(annotation, TensorType):
         shape = annotation.shape
-        if len(shape) != value.dim() or any(d is not None and d != n for d, n in zip(shape, value.shape)):
+        if len(shape) != len(value.shape) or any(d is not None and d != n for d, n in zip(shape, value.shape)):
             return f"{describe(value)} does not have shape {annotation.pattern()}"
     return None
 
 
 def describe(value: Any) -> str:
-    """A short description of a value: dtype and shape for tensors, recursively for tuples."""
-    if isinstance(value, torch.Tensor):
-        return f"Tensor[{str(value.dtype).removeprefix('torch.')}, {tuple(value.shape)}]"
+    """A short description of a value: dtype and shape for arrays, recursively for tuples."""
+    if is_array(value):
+        return f"{array_kind(value)}[{dtype_name(value.dtype)}, {tuple(value.shape)}]"
     if isinstance(value, (tuple, list)):
         inner = ", ".join(describe(v) for v in value)
         return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"

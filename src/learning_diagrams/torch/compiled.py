@@ -1,7 +1,7 @@
 """Compilation of a learning diagram to one composite loss, an ordinary ``torch.nn.Module``.
 
 The composite loss is the sum, over the compiled parallel pairs ``p ≤ q``
-(:meth:`~learning_diagrams.diagram.Diagram.parallel_pairs`), of
+(:meth:`~learning_diagrams.core.diagram.Diagram.parallel_pairs`), of
 ``weight * loss(p(x), q(x))`` on one batch ``x`` per indexing vertex. Each
 loss reduces over its batch (a mean for the standard losses), so a term is the
 batch estimate of the paper's sum over the data set.
@@ -33,15 +33,18 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from .data import batches
-from .diagram import Diagram, Map, Pair
-from .errors import ConflictError, InvalidNameError, NoBatchError, NothingToCompileError, UnknownNameError
-from .graph import Path
+from ..core.diagram import Diagram, Map, Pair
+from ..core.errors import ConflictError, InvalidNameError, NoBatchError, UnknownNameError
+from ..core.evaluation import Evaluator, Step, Term, plan
+from ..core.messages import NOT_A_SOURCE
+from .data import DataSource
+from .losses import loss_function
 
 __all__ = ["CompiledLoss", "Losses"]
 
@@ -101,7 +104,9 @@ class CompiledLoss(nn.Module):
                     )
                 self.maps[name] = m.fn
         self._freeze()
-        self._steps = self._plan()
+        paths = [path for pair in self.pairs for path in pair.paths]
+        self._evaluator = _TorchEvaluator(plan(paths, self._maps, parametric=_parametric))
+        self._terms = {pair.name: Term(pair, loss_function(pair.loss)) for pair in self.pairs}
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
         self._draws: dict[str, Iterator[Any]] = {}
@@ -110,23 +115,7 @@ class CompiledLoss(nn.Module):
     @classmethod
     def from_diagram(cls, diagram: Diagram, *, weights: Mapping[str, float] | None = None) -> CompiledLoss:
         """Compile ``diagram``; ``weights`` override term weights by term name."""
-        pairs = diagram.parallel_pairs()
-        if not pairs:
-            losses = [v for v, s in diagram.spaces.items() if s.loss is not None] or ["none"]
-            raise NothingToCompileError(
-                f"diagram has nothing to compile: no two distinct parallel paths run from an "
-                f"indexing vertex ({', '.join(diagram.indexing)}) to a vertex with a loss "
-                f"({', '.join(losses)}) and are related; add a relation d.relate(p, q) between "
-                f"two such paths"
-            )
-        weights = dict(weights or {})
-        names = {pair.name for pair in pairs}
-        for name in weights:
-            if name not in names:
-                raise UnknownNameError(
-                    f"weight given for {name!r}, which is no compiled term (terms: {', '.join(sorted(names))})"
-                )
-        pairs = [dataclasses.replace(p, weight=float(weights.get(p.name, p.weight))) for p in pairs]
+        pairs = diagram.compiled_pairs(weights)
         return cls(pairs, diagram.maps, {v: diagram.spaces[v].data for v in diagram.indexing})
 
     # -- modes and parameters -------------------------------------------------
@@ -166,20 +155,6 @@ class CompiledLoss(nn.Module):
                 _FROZEN.setdefault(m.fn, {name: p.requires_grad for name, p in m.fn.named_parameters()})
                 m.fn.requires_grad_(False).eval()
 
-    def _plan(self) -> dict[tuple[str, ...], tuple[Map, Path, bool]]:
-        """For each path prefix: its last map, the prefix as a path (for error messages), and
-        whether the map runs with autograd: it is trainable itself, or a trainable module
-        precedes it, so gradients must flow through it."""
-        steps = {}
-        for pair in self.pairs:
-            for path in (pair.first, pair.second):
-                upstream = False
-                for i, e in enumerate(path):
-                    m = self._maps[e]
-                    steps[path[: i + 1]] = (m, Path(pair.source, m.tgt, path[: i + 1]), m.trainable or upstream)
-                    upstream = upstream or (m.trainable and isinstance(m.fn, nn.Module))
-        return steps
-
     def trainable_maps(self) -> dict[str, nn.Module]:
         """The modules of the trainable edges by edge name (a module on two edges appears twice)."""
         return {name: self.maps[name] for name, m in self._maps.items() if m.trainable and name in self.maps}
@@ -196,9 +171,10 @@ class CompiledLoss(nn.Module):
             if id(module) not in wrapped:
                 wrapped[id(module)] = wrapper(module)
             m = self._maps[name] = dataclasses.replace(self._maps[name], fn=wrapped[id(module)])
-            for prefix, (step, along, grad) in self._steps.items():
-                if step.name == name:
-                    self._steps[prefix] = (m, along, grad)
+            steps = self._evaluator.steps
+            for prefix, step in steps.items():
+                if step.map.name == name:
+                    steps[prefix] = dataclasses.replace(step, map=m)
         self._wrappers = list(wrapped.values())  # a plain list: not registered, state_dict unchanged
         for w in self._wrappers:
             w.training = self.training
@@ -233,12 +209,13 @@ class CompiledLoss(nn.Module):
 
     def _draw(self, source: str) -> Any:
         if source not in self._draws:
-            self._draws[source] = batches(self._data[source], source)
+            self._draws[source] = DataSource(self._data[source], source).forever()
         return next(self._draws[source])
 
     def forward(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> Losses:
         terms = {
-            pair.name: pair.term(first, second) for pair, first, second in self.outputs({**(batches or {}), **named})
+            pair.name: self._terms[pair.name](first, second)
+            for pair, first, second in self.outputs({**(batches or {}), **named})
         }
         if not terms:
             raise NoBatchError(f"no source vertex has a batch in this call (sources: {', '.join(self.sources)})")
@@ -253,36 +230,40 @@ class CompiledLoss(nn.Module):
         pairs whose source has a batch are computed.
         """
         given = dict(batches or {})
-        for name in given:
-            if name not in self.sources:
-                raise UnknownNameError(
-                    f"a batch was given for {name!r}, which is not a source of any compiled pair "
-                    f"(sources: {', '.join(self.sources)})"
-                )
+        self.check_sources(given, "a batch")
         if draw:
             given.update({s: self._draw(s) for s in self.sources if s not in given})
         values = {s: {(): batch} for s, batch in given.items() if batch is not None}
+        value = self._evaluator.value
         return [
-            (pair, self._value(pair.first, values[pair.source]), self._value(pair.second, values[pair.source]))
+            (pair, value(pair.first, values[pair.source]), value(pair.second, values[pair.source]))
             for pair in self.pairs
             if pair.source in values
         ]
 
-    def _value(self, edges: tuple[str, ...], values: dict[tuple[str, ...], Any]) -> Any:
-        """The value of a path, reusing and caching the values of its prefixes."""
-        known = len(edges)
-        while edges[:known] not in values:
-            known -= 1
-        x = values[edges[:known]]
-        for i in range(known, len(edges)):
-            prefix = edges[: i + 1]
-            m, along, grad = self._steps[prefix]
-            if grad:
-                x = values[prefix] = m(x, along=along)
-            else:
-                with torch.no_grad():
-                    x = values[prefix] = m(x, along=along)
-        return x
+    def term(self, pair: Pair, first: Any, second: Any) -> torch.Tensor:
+        """The weighted term of ``pair`` (a compiled pair of this loss) on its two paths' values."""
+        return self._terms[pair.name](first, second)
+
+    def check_sources(self, given: Mapping[str, Any], what: str) -> None:
+        """Raise :class:`UnknownNameError` if ``given`` has a key that is no source vertex of a compiled pair."""
+        for vertex in given:
+            if vertex not in self.sources:
+                raise UnknownNameError(NOT_A_SOURCE.format(what=what, vertex=vertex, sources=", ".join(self.sources)))
 
     def extra_repr(self) -> str:
         return "\n".join(f"({i}): {pair.weight:g} * {pair.loss.name}[{pair.name}]" for i, pair in enumerate(self.pairs))
+
+
+class _TorchEvaluator(Evaluator):
+    """Runs the steps that need no gradient under ``torch.no_grad()``."""
+
+    def apply(self, step: Step, x: Any) -> Any:
+        if step.grad:
+            return step.map(x, along=step.along)
+        with torch.no_grad():
+            return step.map(x, along=step.along)
+
+
+def _parametric(fn: Any) -> bool:
+    return isinstance(fn, nn.Module)

@@ -14,8 +14,8 @@ universe that
 
 Laws
 ----
->>> from learning_diagrams.graph import Graph
->>> from learning_diagrams.paths import enumerate_paths
+>>> from learning_diagrams.core.graph import Graph
+>>> from learning_diagrams.core.paths import enumerate_paths
 >>> g = Graph()
 >>> for v in "NXYG": g.add_vertex(v)
 >>> for e, s, t in [("x", "N", "X"), ("s", "X", "Y"), ("t", "X", "Y"), ("u", "X", "Y"), ("soft", "Y", "G")]:
@@ -36,8 +36,15 @@ from typing import Iterable, Iterator
 
 from .errors import NotParallelError
 from .graph import Graph, Path
+from .messages import NOT_PARALLEL
 
-__all__ = ["Preorder"]
+__all__ = ["Preorder", "check_parallel"]
+
+
+def check_parallel(first: Path, second: Path) -> None:
+    """Raise :class:`NotParallelError` unless the relation ``first ≤ second`` is between parallel paths."""
+    if (first.source, first.target) != (second.source, second.target):
+        raise NotParallelError(NOT_PARALLEL.format(first=first, second=second))
 
 
 class Preorder:
@@ -57,11 +64,7 @@ class Preorder:
     def __init__(self, graph: Graph, universe: Iterable[Path], relations: Iterable[tuple[Path, Path]]):
         relations = list(relations)
         for p, q in relations:
-            if (p.source, p.target) != (q.source, q.target):
-                raise NotParallelError(
-                    f"relation {p} ≤ {q} is between paths that are not parallel: "
-                    f"{p} goes {p.source} → {p.target} but {q} goes {q.source} → {q.target}"
-                )
+            check_parallel(p, q)
         self.graph = graph
         self.universe = frozenset(universe).union(*((p, q) for p, q in relations))
         self.relations = tuple(relations)

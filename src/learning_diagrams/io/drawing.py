@@ -1,6 +1,6 @@
 """Drawing learning diagrams with Graphviz, compiled pairs coloured as in the paper's Figure 1.
 
-:func:`to_graphviz` turns a :class:`~learning_diagrams.diagram.Diagram` into a
+:func:`to_graphviz` turns a :class:`~learning_diagrams.core.diagram.Diagram` into a
 ``graphviz.Digraph``; :func:`draw` renders it to SVG text or writes a file
 (``.svg``, ``.png``, ``.pdf``, ... through Graphviz's ``dot`` program, or the
 DOT source itself, ``.dot``/``.gv``, which needs no program).
@@ -23,7 +23,7 @@ How a diagram is drawn
   models that both pairs use. A legend under the drawing lists each pair's
   term ``first ≤ second``, its vertex, loss and weight in its colour.
 * A diagram that does not compile (``parallel_pairs()`` raises a
-  :class:`~learning_diagrams.errors.DiagramError`) is drawn without colours,
+  :class:`~learning_diagrams.core.errors.DiagramError`) is drawn without colours,
   the legend saying why.
 
 Everything is emitted in declaration order, so the same diagram always gives
@@ -52,26 +52,15 @@ import html
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import graphviz
-import torch
 
+from ..core.diagram import Diagram, Map, Pair, Space
+from ..core.errors import DiagramError, GraphvizError, GraphvizNotFoundError, UnsupportedFormatError
 from .atomic import write_atomic
-from .errors import DiagramError
-from .syntax import Lambda
 
-if TYPE_CHECKING:
-    from .diagram import Diagram, Map, Pair, Space
-
-__all__ = [
-    "to_graphviz",
-    "draw",
-    "PALETTE",
-    "GraphvizError",
-    "GraphvizNotFoundError",
-    "UnsupportedFormatError",
-]
+__all__ = ["to_graphviz", "draw", "repr_svg", "PALETTE"]
 
 #: The colours of compiled pairs, in the order of ``d.parallel_pairs()`` (cycled past ten).
 PALETTE: tuple[str, ...] = (
@@ -100,18 +89,6 @@ INSTALL_HINT = (
     "the graphviz Python package does not include it. Writing a .dot file "
     "(draw(d, 'diagram.dot')) needs no dot program"
 )
-
-
-class GraphvizError(DiagramError, RuntimeError):
-    """Graphviz could not render a drawing."""
-
-
-class GraphvizNotFoundError(GraphvizError):
-    """Graphviz's ``dot`` program is not installed (or not on ``PATH``)."""
-
-
-class UnsupportedFormatError(DiagramError, ValueError):
-    """An output format that :func:`draw` cannot write."""
 
 
 # -----------------------------------------------------------------------------
@@ -209,19 +186,20 @@ def _edge_attrs(m: Map, colours: list[str]) -> dict[str, str]:
 
 
 def _model_name(fn: Any, width: int = 40) -> str | None:
-    """What an edge computes, in a few characters: a module's class, a function's name."""
+    """What an edge computes, in a few characters: a function's name, else its class's.
+
+    Objects may name themselves: a text-syntax lambda is named by what it was written as.
+    """
     if fn is None:
         return None
-    if isinstance(fn, Lambda):  # a text-syntax lambda shows what it was written as
-        return fn.source if len(fn.source) <= width else fn.source[: width - 1] + "…"
-    if isinstance(fn, torch.nn.Module):
-        return type(fn).__name__
     if isinstance(fn, functools.partial):
         return _model_name(fn.func, width)
     name = getattr(fn, "__name__", None)  # functions, classes, and objects that name themselves
-    if isinstance(name, str):
-        return None if name == "<lambda>" else name
-    return type(fn).__name__
+    if not isinstance(name, str):
+        return type(fn).__name__  # a module or another callable object
+    if name == "<lambda>":
+        return None
+    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def _show_type(annotation: Any) -> str:
@@ -349,8 +327,7 @@ def draw(
             f"(.svg, .png, .pdf, .dot) or pass format='svg'"
         )
     data = graph.source.encode("utf-8") if fmt in SOURCE_FORMATS else _render(graph, fmt)
-    _write_atomically(path, data)
-    return path
+    return write_atomic(path, data)
 
 
 def _check_format(fmt: str, where: str) -> str:
@@ -379,18 +356,11 @@ def _render(graph: graphviz.Digraph, fmt: str) -> bytes:
         raise GraphvizError(f"Graphviz's dot failed to draw the diagram as {fmt}: {(stderr or '').strip()}") from err
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` over ``path`` in one step; the folder must exist (we do not guess paths)."""
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {str(path)!r}: the folder {str(path.parent)!r} does not exist")
-    write_atomic(path, data)
-
-
 # -----------------------------------------------------------------------------
 # Jupyter
 
 
-def _repr_svg_(diagram: Diagram) -> str | None:
+def repr_svg(diagram: Diagram) -> str | None:
     """SVG for Jupyter's ``_repr_svg_``; ``None`` (plain repr) when Graphviz is missing."""
     try:
         return draw(diagram)
@@ -403,5 +373,5 @@ def _repr_mimebundle_(diagram: Diagram, include: Any = None, exclude: Any = None
     mime = "image/svg+xml"
     if (include is not None and mime not in include) or (exclude is not None and mime in exclude):
         return None
-    svg = _repr_svg_(diagram)
+    svg = repr_svg(diagram)
     return None if svg is None else {mime: svg}

@@ -2,7 +2,7 @@
 
 A :class:`Diagram` is built vertex by vertex and edge by edge. Each vertex is
 a :class:`Space` that may carry a data source (it is then an *indexing*
-vertex), a loss (a Lawvere metric, :mod:`learning_diagrams.losses`) and a type
+vertex), a loss (a Lawvere metric, :mod:`learning_diagrams.core.losses`) and a type
 annotation. Each edge is a :class:`Map` carrying a ``torch.nn.Module`` or any
 callable, trainable or frozen. Relations ``p ≤ q`` between parallel paths
 generate the preorder (:mod:`learning_diagrams.order`) that decides which
@@ -26,7 +26,7 @@ map images ``X`` to logits ``L``; ``hard`` and ``soft`` read logits as
 predictions in the label space ``Y`` and the soft-target space ``G``:
 
 >>> import torch
->>> from learning_diagrams import losses
+>>> from learning_diagrams.core import losses
 >>> teacher, student = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
 >>> d = (Diagram()
 ...      .space("N", data=[(torch.randn(8, 4), torch.randint(3, (8,)))])
@@ -47,21 +47,25 @@ Relations are whiskered: had ``soft`` started at ``Y``, the relation
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any, Callable, Iterable, Mapping
 
+from . import plugins
 from .errors import (
     MapError,
     NoIndexingVertexError,
     NoLossError,
-    NotParallelError,
+    NothingToCompileError,
     OrientationError,
     TypeMismatchError,
+    UnknownNameError,
 )
 from .graph import Graph, Path, PathLike
 from .losses import Loss, as_loss
-from .order import Preorder
+from .messages import MAP_FAILED, MAP_HAS_NO_FUNCTION, MAP_NEEDS_CALLABLE, listed
+from .order import Preorder, check_parallel
 from .paths import DEFAULT_MAX_PATHS, PathMatrix, enumerate_paths
 from .types import check_annotation, describe
 
@@ -102,14 +106,21 @@ class Map:
     def __call__(self, x: Any, *, along: Path | None = None) -> Any:
         """Apply the map; a failure is re-raised as a MapError naming the edge and its vertices."""
         if self.fn is None:
-            raise MapError(f"edge {self.name!r} ({self.src} → {self.tgt}) has no function to run")
+            raise MapError(MAP_HAS_NO_FUNCTION.format(name=self.name, src=self.src, tgt=self.tgt))
         try:
             return self.fn(x)
         except Exception as err:
             via = f" (path {along})" if along is not None else ""
             raise MapError(
-                f"edge {self.name!r} ({self.src} → {self.tgt}) failed on the value at vertex "
-                f"{self.src!r}{via}, a {describe(x)}: {type(err).__name__}: {err}"
+                MAP_FAILED.format(
+                    name=self.name,
+                    src=self.src,
+                    tgt=self.tgt,
+                    via=via,
+                    value=describe(x),
+                    error=type(err).__name__,
+                    message=err,
+                )
             ) from err
 
 
@@ -150,17 +161,6 @@ class Pair:
         p, q = self.paths
         return f"{p} ≤ {q}"
 
-    def term(self, first: Any, second: Any) -> Any:
-        """``weight * loss(first, second)``; a failing loss is re-raised naming the pair and vertex."""
-        try:
-            value = self.loss(first, second)
-            return value if self.weight == 1.0 else self.weight * value
-        except Exception as err:
-            raise MapError(
-                f"the loss {self.loss.name} at vertex {self.target!r} failed on pair {self.name!r}, "
-                f"first {describe(first)}, second {describe(second)}: {type(err).__name__}: {err}"
-            ) from err
-
     def __str__(self) -> str:
         return f"{self.name}  (at {self.target}, weight {self.weight:g})"
 
@@ -173,7 +173,7 @@ class Diagram:
     max_length : int, optional
         Longest path considered (paths never use an edge twice in any case).
     max_paths : int
-        Path enumeration raises :class:`~learning_diagrams.errors.PathExplosionError`
+        Path enumeration raises :class:`~learning_diagrams.core.errors.PathExplosionError`
         past this many paths.
     """
 
@@ -200,7 +200,7 @@ class Diagram:
         """
         if fn is not None and not callable(fn):
             raise TypeMismatchError(
-                f"edge {name!r} ({src} → {tgt}) needs a torch.nn.Module or a callable, got a {type(fn).__name__}"
+                MAP_NEEDS_CALLABLE.format(where=f"edge {name!r} ({src} → {tgt})", kind=type(fn).__name__)
             )
         self.graph.add_edge(name, src, tgt)
         self.maps[name] = Map(name, src, tgt, fn, trainable, training)
@@ -209,12 +209,7 @@ class Diagram:
     def relate(self, p: PathLike, q: PathLike, *, weight: float = 1.0) -> Diagram:
         """Declare ``p ≤ q`` between parallel paths: ``p`` is the loss's first argument."""
         first, second = self.path(p), self.path(q)
-        if (first.source, first.target) != (second.source, second.target):
-            raise NotParallelError(
-                f"relation {first} ≤ {second} is between paths that are not parallel: "
-                f"{first} goes {first.source} → {first.target} but {second} goes "
-                f"{second.source} → {second.target}"
-            )
+        check_parallel(first, second)
         self.relations.append(Relation(first, second, float(weight)))
         return self
 
@@ -311,37 +306,61 @@ class Diagram:
                 if space.loss is not None:
                     yield from combinations(paths[source, target], 2)
 
-    # -- semantics ----------------------------------------------------------
-    def compile(self, *, weights: Mapping[str, float] | None = None):
-        """The composite loss, a ``torch.nn.Module``: see :class:`~learning_diagrams.compile.CompiledLoss`.
+    def compiled_pairs(self, weights: Mapping[str, float] | None = None) -> list[Pair]:
+        """The pairs every back end compiles: :meth:`parallel_pairs`, with ``weights`` overriding theirs.
+
+        ``weights`` maps term names (``'x·student ≤ y'``) to weights.
+
+        Raises
+        ------
+        NothingToCompileError
+            when no pair compiles: the loss would have no term.
+        UnknownNameError
+            when ``weights`` names no compiled term.
+        """
+        pairs = self.parallel_pairs()
+        if not pairs:
+            losses = [v for v, s in self.spaces.items() if s.loss is not None]
+            raise NothingToCompileError(
+                f"diagram has nothing to compile: no two distinct parallel paths run from an "
+                f"indexing vertex ({listed(self.indexing)}) to a vertex with a loss "
+                f"({listed(losses)}) and are related; add a relation d.relate(p, q) between "
+                f"two such paths"
+            )
+        weights = dict(weights or {})
+        names = {pair.name for pair in pairs}
+        for name in weights:
+            if name not in names:
+                raise UnknownNameError(
+                    f"weight given for {name!r}, which is no compiled term (terms: {', '.join(sorted(names))})"
+                )
+        return [dataclasses.replace(p, weight=float(weights.get(p.name, p.weight))) for p in pairs]
+
+    # -- what the layers above do with a diagram -----------------------------------
+    # The core does not import them: they are plug-ins, loaded on first use (see .plugins).
+
+    def compile(self, *, weights: Mapping[str, float] | None = None, backend: str = "torch") -> Any:
+        """The composite loss: on PyTorch, a :class:`~learning_diagrams.torch.CompiledLoss` (a ``torch.nn.Module``).
 
         ``weights`` maps term names (``'x·student ≤ y'``) to weights, overriding
-        those given to :meth:`relate`.
+        those given to :meth:`relate`; ``backend`` names the array back end.
         """
-        from .compile import CompiledLoss  # compilation is the layer above; imported on use
+        return plugins.load("backend", backend).compile(self, weights=weights)
 
-        return CompiledLoss.from_diagram(self, weights=weights)
-
-    def check(self, batches: Mapping[str, Any] | None = None):
-        """Run every path once on one batch per indexing vertex: see :func:`~learning_diagrams.check.check`."""
-        from .check import check
-
-        return check(self, batches)
+    def check(self, batches: Mapping[str, Any] | None = None, *, backend: str = "torch") -> Any:
+        """Run every path once on one batch per indexing vertex: see :func:`learning_diagrams.torch.check`."""
+        return plugins.load("backend", backend).check(self, batches)
 
     def draw(self, path: Any = None, **options: Any) -> Any:
-        """Draw the diagram, compiled pairs coloured pair by pair: see :func:`~learning_diagrams.draw.draw`.
+        """Draw the diagram, compiled pairs coloured pair by pair: see :func:`learning_diagrams.io.draw`.
 
         Returns SVG text, or the path of the file written (``.svg``, ``.png``, ``.pdf``, ``.dot``).
         """
-        from .draw import draw
-
-        return draw(self, path, **options)
+        return plugins.load("renderer", "graphviz").draw(self, path, **options)
 
     def _repr_svg_(self) -> str | None:
         """Jupyter shows the drawing (or, without Graphviz's dot, the repr)."""
-        from .draw import _repr_svg_
-
-        return _repr_svg_(self)
+        return plugins.load("renderer", "graphviz").repr_svg(self)
 
     def __repr__(self) -> str:
         return (

@@ -24,12 +24,9 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence, Union
 
-from .errors import (
-    DuplicateNameError,
-    InvalidNameError,
-    NotComposableError,
-    UnknownNameError,
-)
+from .category import Composable
+from .errors import DuplicateNameError, InvalidNameError, NotComposableError, UnknownNameError
+from .messages import NOT_COMPOSABLE
 
 __all__ = ["Path", "Graph", "PathLike"]
 
@@ -39,7 +36,7 @@ _IDENTITY = re.compile(r"^\s*id\(\s*([^()\s]+)\s*\)\s*$")
 
 
 @dataclass(frozen=True)
-class Path:
+class Path(Composable):
     """A path in a learning graph: ``edges`` composed left to right, from ``source`` to ``target``.
 
     The identity path of a vertex has no edges. Paths are plain values (hashable,
@@ -70,13 +67,11 @@ class Path:
         >>> Path("A", "B", ("f",)) >> Path("C", "D", ("g",))
         Traceback (most recent call last):
         ...
-        learning_diagrams.errors.NotComposableError: f does not compose with g: B != C
+        learning_diagrams.core.errors.NotComposableError: f does not compose with g: B != C
         """
         if self.target != other.source:
-            raise NotComposableError(f"{self} does not compose with {other}: {self.target} != {other.source}")
+            raise NotComposableError(NOT_COMPOSABLE.format(self, other, self.target, other.source))
         return Path(self.source, other.target, self.edges + other.edges)
-
-    __rshift__ = then
 
     def __len__(self) -> int:
         return len(self.edges)
@@ -179,11 +174,11 @@ class Graph:
         >>> g.path("f.f")
         Traceback (most recent call last):
         ...
-        learning_diagrams.errors.NotComposableError: path 'f·f' does not compose: f ends at B but f starts at A
+        learning_diagrams.core.errors.NotComposableError: path 'f·f' does not compose: f ends at B but f starts at A
         >>> g.path("h")
         Traceback (most recent call last):
         ...
-        learning_diagrams.errors.UnknownNameError: path 'h' names no edge 'h' (edges: f)
+        learning_diagrams.core.errors.UnknownNameError: path 'h' names no edge 'h' (edges: f)
         """
         if isinstance(spec, Path):
             edges, identity = spec.edges, (spec.source if not spec.edges else None)

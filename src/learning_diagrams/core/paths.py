@@ -13,7 +13,7 @@ edges: past ``max_paths`` enumeration stops with a :class:`PathExplosionError`.
 
 Laws
 ----
->>> from learning_diagrams.graph import Graph
+>>> from learning_diagrams.core.graph import Graph
 >>> g = Graph()
 >>> for v in "NXZ": g.add_vertex(v)
 >>> g.add_edge("x", "N", "X"); g.add_edge("enc", "X", "Z"); g.add_edge("dec", "Z", "X")
@@ -161,7 +161,7 @@ def enumerate_paths(
     >>> enumerate_paths(g, max_paths=10)
     Traceback (most recent call last):
     ...
-    learning_diagrams.errors.PathExplosionError: path enumeration found 16 paths, more than max_paths=10, by length 3; most of them (16) from A to A. Bound it with max_length=..., raise max_paths=..., or remove cycles
+    learning_diagrams.core.errors.PathExplosionError: path enumeration found 16 paths, more than max_paths=10, by length 3; most of them (16) from A to A. Bound it with max_length=..., raise max_paths=..., or remove cycles
     """
     A = PathMatrix.adjacency(graph)
     power = PathMatrix.identity(graph, sources)

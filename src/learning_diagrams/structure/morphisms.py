@@ -24,25 +24,20 @@ Path('P', 'Q', ('h',))
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Mapping
 
-from .errors import DiagramError, UnknownNameError
-from .graph import Path
+from ..core.category import Composable
+from ..core.diagram import Diagram, Map, Space
+from ..core.errors import NotComposableError, NotNaturalError, UnknownNameError
+from ..core.graph import Path
 
-if TYPE_CHECKING:
-    from .diagram import Diagram, Map, Space
-
-__all__ = ["DiagramMorphism", "NotNaturalError", "agrees"]
-
-
-class NotNaturalError(DiagramError, ValueError):
-    """A vertex and edge assignment that does not preserve sources and targets."""
+__all__ = ["DiagramMorphism", "agrees"]
 
 
 @dataclass(frozen=True, eq=False)
-class DiagramMorphism:
+class DiagramMorphism(Composable):
     """A morphism ``dom → codom`` given by its vertex and edge assignments.
 
     Parameters
@@ -102,7 +97,9 @@ class DiagramMorphism:
     def then(self, other: DiagramMorphism) -> DiagramMorphism:
         """``self`` followed by ``other``; the codomain of one must be the domain of the other."""
         if other.dom is not self.codom:
-            raise NotNaturalError("morphisms do not compose: the first one's codomain is not the second one's domain")
+            raise NotComposableError(
+                "morphisms do not compose: the first one's codomain is not the second one's domain"
+            )
         return DiagramMorphism(
             self.dom,
             other.codom,
@@ -110,8 +107,6 @@ class DiagramMorphism:
             {e: other.edges[f] for e, f in self.edges.items()},
             _checked=True,
         )
-
-    __rshift__ = then
 
     def path(self, path: Path) -> Path:
         """The image of a path of the domain."""
@@ -159,8 +154,6 @@ def agrees(pattern: Space | Map, part: Space | Map) -> bool:
     identity, losses and types by equality; a map's ``trainable`` flag is
     compared only when the pattern sets a function.
     """
-    from .diagram import Map
-
     if isinstance(pattern, Map):
         return pattern.fn is None or (pattern.fn is part.fn and pattern.trainable == part.trainable)
     return (

@@ -16,10 +16,10 @@ One statement a line; ``#`` starts a comment. Unicode ``⇒ → · ≤`` and ASC
   ``X``, and ``@ 0.5`` after a relation sets its weight.
 
 Names come from the ``env`` mapping, then from a default namespace: ``Any``,
-``Tensor`` and the losses of :mod:`learning_diagrams.losses` by name. Lambdas
-are interpreted by :class:`Lambda`, never evaluated as Python: their language
-has names, number and string literals, calls, indexing, slices and tuples,
-and nothing else (no attributes, no operators).
+``Tensor`` and the library's losses by name (:data:`learning_diagrams.core.losses.LIBRARY`).
+Lambdas are interpreted by :class:`Lambda`, never evaluated as Python: their
+language (:mod:`.lambdas`) has names, number and string literals, calls,
+indexing, slices and tuples, and nothing else (no attributes, no operators).
 
 >>> import torch
 >>> d = parse('''
@@ -40,23 +40,18 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
-from . import losses
-from .diagram import Diagram
-from .errors import (
-    DiagramError,
-    DiagramSyntaxError,
-    InvalidNameError,
-    MapError,
-    UnknownNameError,
-)
+from ..core.diagram import Diagram
+from ..core.errors import DiagramSyntaxError, InvalidNameError, MapError, UnknownNameError
+from ..core.messages import located
+from ..core.losses import LIBRARY, Loss
+from .lambdas import Call, Const, Expr, Index, Name, Pattern, Slice, Tuple, evaluate, free_names, pattern_names, show
 
 __all__ = ["parse", "Lambda"]
 
@@ -127,134 +122,7 @@ _PARSER = Lark(
 
 
 # ---------------------------------------------------------------------------
-# The lambda language: a small AST and its interpreter.
-
-
-@dataclass(frozen=True)
-class Name:
-    """A name, looked up among the lambda's parameters, then its environment."""
-
-    id: str
-    line: int = field(default=0, compare=False)
-    column: int = field(default=0, compare=False)
-
-
-@dataclass(frozen=True)
-class Const:
-    """An integer, float or string literal."""
-
-    value: int | float | str
-
-
-@dataclass(frozen=True)
-class Call:
-    """``func(arg, ...)``."""
-
-    func: Expr
-    args: tuple[Expr, ...]
-
-
-@dataclass(frozen=True)
-class Slice:
-    """``start:stop`` inside an index, each bound an integer or absent."""
-
-    start: int | None
-    stop: int | None
-
-
-@dataclass(frozen=True)
-class Index:
-    """``value[key]``, with an integer, string or slice key."""
-
-    value: Expr
-    key: int | str | Slice
-
-
-@dataclass(frozen=True)
-class Tuple:
-    """``(item, ...)``: a Python tuple of the items' values."""
-
-    items: tuple[Expr, ...]
-
-
-Expr = Union[Name, Const, Call, Index, Tuple]
-Pattern = Union[str, tuple["Pattern", ...]]  # a parameter name, or a tuple of patterns
-
-
-def evaluate(expr: Expr, scope: Mapping[str, Any]) -> Any:
-    """The value of ``expr`` when its names mean what ``scope`` says.
-
-    >>> evaluate(Index(Tuple((Const(1), Name("x"))), -1), {"x": "hi"})
-    'hi'
-    """
-    match expr:
-        case Name(id):
-            return scope[id]
-        case Const(value):
-            return value
-        case Call(func, args):
-            return evaluate(func, scope)(*(evaluate(arg, scope) for arg in args))
-        case Index(value, Slice(start, stop)):
-            return evaluate(value, scope)[start:stop]
-        case Index(value, key):
-            return evaluate(value, scope)[key]
-        case Tuple(items):
-            return tuple(evaluate(item, scope) for item in items)
-    raise TypeError(f"not an expression of the lambda language: {expr!r}")
-
-
-def free_names(expr: Expr) -> Iterator[Name]:
-    """Every :class:`Name` in ``expr``, left to right."""
-    match expr:
-        case Name():
-            yield expr
-        case Call(func, args):
-            for sub in (func, *args):
-                yield from free_names(sub)
-        case Index(value, _):
-            yield from free_names(value)
-        case Tuple(items):
-            for item in items:
-                yield from free_names(item)
-
-
-def show(expr: Expr | Pattern) -> str:
-    """The source text of an expression or a parameter pattern.
-
-    >>> show(Call(Name("f"), (Index(Name("x"), Slice(None, 2)), Const("a"))))
-    "f(x[:2], 'a')"
-    """
-    match expr:
-        case str():
-            return expr
-        case tuple():
-            return _show_tuple([show(p) for p in expr])
-        case Name(id):
-            return id
-        case Const(str() as value):
-            return f"'{value}'" if "'" not in value else f'"{value}"'
-        case Const(value):
-            return repr(value)
-        case Call(func, args):
-            return f"{show(func)}({', '.join(show(arg) for arg in args)})"
-        case Index(value, Slice(start, stop)):
-            bounds = ("" if b is None else str(b) for b in (start, stop))
-            return f"{show(value)}[{':'.join(bounds)}]"
-        case Index(value, key):
-            return f"{show(value)}[{show(Const(key))}]"
-        case Tuple(items):
-            return _show_tuple([show(item) for item in items])
-    raise TypeError(f"not an expression of the lambda language: {expr!r}")
-
-
-def _show_tuple(items: list[str]) -> str:
-    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-
-
-def _pattern_names(pattern: Pattern) -> list[str]:
-    if isinstance(pattern, str):
-        return [pattern]
-    return [name for sub in pattern for name in _pattern_names(sub)]
+# Lambdas as modules
 
 
 def _describe(value: Any) -> str:
@@ -311,13 +179,14 @@ class Lambda(torch.nn.Module):
     ):
         super().__init__()
         env = {} if env is None else env
-        bound = set(_pattern_names(pattern))
+        bound = set(pattern_names(pattern))
         used = {n.id for n in free_names(body) if n.id not in bound}
         missing = sorted(used - env.keys())
         if missing:
             raise UnknownNameError(_unknown_name_message(missing[0], env.keys() | bound))
         self.pattern, self.body = pattern, body
         self.source = source if source is not None else f"{show(pattern)} → {show(body)}"
+        self.__name__ = self.source  # a lambda is named by what it was written as (drawings show it)
         self.env, self.constants = torch.nn.ModuleDict(), {}
         for name in sorted(used):
             if not isinstance(env[name], torch.nn.Module):
@@ -368,7 +237,7 @@ DEFAULTS: Mapping[str, Any] = types.MappingProxyType(
     {
         "Any": typing.Any,
         "Tensor": torch.Tensor,
-        **{k: v for k, v in vars(losses).items() if isinstance(v, losses.Loss)},
+        **LIBRARY,
     }
 )
 """The names every text may use unless ``env`` shadows them."""
@@ -383,7 +252,7 @@ def _is_type(value: Any) -> bool:
 
 
 def _is_loss(value: Any) -> bool:
-    return isinstance(value, losses.Loss) or (callable(value) and not _is_type(value))
+    return isinstance(value, Loss) or (callable(value) and not _is_type(value))
 
 
 def _unknown_name_message(name: str, known: Iterable[str]) -> str:
@@ -404,7 +273,7 @@ def parse(text: str, env: Mapping[str, Any] | None = None) -> Diagram:
     env : Mapping[str, Any], optional
         Values for the names in ``text``: data sets, models, callables,
         losses, types. They shadow the default namespace (``Any``, ``Tensor``
-        and the losses of :mod:`learning_diagrams.losses`).
+        and the losses of :mod:`learning_diagrams.core.losses`).
 
     Returns
     -------
@@ -581,18 +450,17 @@ class _Compiler:
         """Call the builder (or :class:`Lambda`), its errors located at ``tree``."""
         line, column = tree.meta.line, tree.meta.column
         try:
-            return method(*args, **kwargs)
+            with located(f"line {line}, column {column}"):
+                return method(*args, **kwargs)
         except DiagramSyntaxError as e:
             raise DiagramSyntaxError(e.message, text=self.line_text(line), line=line, column=column) from e
-        except DiagramError as e:
-            raise type(e)(f"line {line}, column {column}: {e}") from e
 
     # -- expressions --------------------------------------------------------
 
     def function(self, tree: Tree) -> Lambda:
         params, body = (self.expr(child) for child in tree.children)
         pattern = self.pattern(params, tree.children[0])
-        names = _pattern_names(pattern)
+        names = pattern_names(pattern)
         for name in names:
             if names.count(name) > 1:
                 raise self.syntax_error(tree, f"the parameter {name!r} appears twice")

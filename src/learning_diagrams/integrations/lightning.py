@@ -23,14 +23,14 @@ What the module does, hook by hook:
   parameters only (``module.loss.parameters()``).
 
 Frozen maps stay frozen and in eval mode throughout: compilation turns their
-gradients off, :meth:`CompiledLoss.train <learning_diagrams.compile.CompiledLoss.train>`
+gradients off, :meth:`CompiledLoss.train <learning_diagrams.torch.compiled.CompiledLoss.train>`
 keeps them in eval mode, and Lightning's saving and restoring of the modules'
 modes around validation restores them to eval mode.
 
 >>> import operator, torch
 >>> from torch.utils.data import DataLoader, TensorDataset
 >>> import learning_diagrams as ld
->>> from learning_diagrams.lightning import DiagramModule
+>>> from learning_diagrams.integrations.lightning import DiagramModule
 >>> data = TensorDataset(torch.randn(16, 2), torch.randn(16, 1))
 >>> d = (ld.Diagram().space("N", data=DataLoader(data, batch_size=4))
 ...      .space("X").space("Y", loss=ld.losses.mse)
@@ -64,9 +64,8 @@ between processes is then up to you.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
-from collections.abc import Callable, Mapping, Sized
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import torch
@@ -78,13 +77,15 @@ try:
     from lightning.pytorch.utilities.combined_loader import CombinedLoader
 except ImportError as err:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        "learning_diagrams.lightning needs Lightning (the package 'lightning', version 2.2 or later), "
+        "learning_diagrams.integrations.lightning needs Lightning (the package 'lightning', version 2.2 or later), "
         "which is not installed: pip install 'learning-diagrams[lightning]'"
     ) from err
 
-from .compile import CompiledLoss, Losses
-from .diagram import Diagram
-from .errors import TypeMismatchError, UnknownNameError
+from ..core.diagram import Diagram
+from ..core.errors import OptionError, TypeMismatchError
+from ..core.messages import NO_TRAINABLE_PARAMETERS
+from ..torch import CompiledLoss, Losses
+from ..torch.data import batch_size
 
 __all__ = ["DiagramModule", "TRAINING_MODES"]
 
@@ -119,7 +120,7 @@ class DiagramModule(pl.LightningModule):
         More keyword arguments for an optimiser class (``weight_decay``,
         ``momentum``, ...); not with a factory.
     weights : mapping of term name to weight, optional
-        Passed to :meth:`Diagram.compile <learning_diagrams.diagram.Diagram.compile>`.
+        Passed to :meth:`Diagram.compile <learning_diagrams.core.diagram.Diagram.compile>`.
     mode : {"max_size_cycle", "min_size", "max_size"}
         How the sources' loaders combine into one training step, in
         Lightning's ``CombinedLoader`` terms. It only matters when the pairs
@@ -175,33 +176,25 @@ class DiagramModule(pl.LightningModule):
     ):
         super().__init__()
         if mode == "sequential":
-            raise ValueError(
+            raise OptionError(
                 "mode 'sequential' cannot train: Lightning's fit loop does not support "
                 f"CombinedLoader(mode='sequential'); choose one of {', '.join(map(repr, TRAINING_MODES))}"
             )
         if mode not in TRAINING_MODES:
-            raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(map(repr, TRAINING_MODES))}")
+            raise OptionError(f"unknown mode {mode!r}; choose one of {', '.join(map(repr, TRAINING_MODES))}")
         _check_optimizer(optimizer, lr, optimizer_kwargs)
         self.loss: CompiledLoss = diagram.compile(weights=weights)
         self.optimizer, self.lr, self.mode = optimizer, lr, mode
         self.optimizer_kwargs = dict(optimizer_kwargs or {})
         self.train_data = {v: _loader(diagram.spaces[v].data, v, "data") for v in self.loss.sources}
         self.val_data = {}
+        self.loss.check_sources(val_data or {}, "val_data")
         for v, loader in (val_data or {}).items():
-            if v not in self.loss.sources:
-                raise UnknownNameError(
-                    f"val_data given for {v!r}, which is not a source of any compiled pair "
-                    f"(sources: {', '.join(self.loss.sources)})"
-                )
             self.val_data[v] = _loader(loader, v, "validation data")
         if not self.val_data:
             # Lightning validates when these hooks are overridden; with no validation data, there is nothing to run.
             self.validation_step = self.val_dataloader = None
-        # A snapshot of the maps, as compiled, for the losses of the pairs of some sources only.
-        used = {e for pair in self.loss.pairs for e in (*pair.first, *pair.second)}
-        self._maps = {e: dataclasses.replace(diagram.maps[e]) for e in used}
-        self._partial: dict[tuple[str, ...], CompiledLoss] = {}  # not submodules: they share self.loss's maps
-        self._frozen = tuple(e for e in self.loss.maps if not self._maps[e].trainable)
+        self._frozen = tuple(e for e in self.loss.maps if e not in self.loss.trainable_maps())
         self._quiet: warnings.catch_warnings | None = None
 
     # -- data -----------------------------------------------------------------
@@ -219,28 +212,12 @@ class DiagramModule(pl.LightningModule):
 
         Raises
         ------
-        ValueError
-            when no vertex has a batch.
+        NoBatchError
+            (a ``ValueError``) when no vertex has a batch.
         """
-        present = tuple(v for v in self.loss.sources if batch.get(v) is not None)
-        for v in batch:
-            if v not in self.loss.sources:
-                raise UnknownNameError(
-                    f"a batch was given for {v!r}, which is not a source of any compiled pair "
-                    f"(sources: {', '.join(self.loss.sources)})"
-                )
-        if not present:
-            raise ValueError(
-                f"no source vertex has a batch in this step (sources: {', '.join(self.loss.sources)}), "
-                f"so no term can be computed"
-            )
-        batches = {v: batch[v] for v in present}
-        if present == self.loss.sources:
-            return self.loss(batches)
-        if present not in self._partial:
-            pairs = [p for p in self.loss.pairs if p.source in present]
-            self._partial[present] = CompiledLoss(pairs, self._maps, {v: None for v in present})
-        return self._partial[present](batches)
+        self.loss.check_sources(batch, "a batch")
+        # A source without a batch is given None: the compiled loss skips its pairs (and draws nothing).
+        return self.loss({v: batch.get(v) for v in self.loss.sources})
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         """Compute, log (under ``train/``) and return the composite loss of one combined batch."""
@@ -252,7 +229,7 @@ class DiagramModule(pl.LightningModule):
 
     def _step(self, batch: Mapping[str, Any], stage: str) -> torch.Tensor:
         total, terms = self.losses(batch)
-        sizes = {v: _batch_size(b) for v, b in batch.items() if b is not None}
+        sizes = {v: batch_size(b) for v, b in batch.items() if b is not None}
         sync = stage != "train"
         for pair in self.loss.pairs:
             if pair.name in terms:
@@ -269,13 +246,10 @@ class DiagramModule(pl.LightningModule):
         These are ``self.loss.parameters()``, collected from the trainable edges' modules
         so that they are right in a copy of the module too (a process of ``ddp_spawn``).
         """
-        modules = self.loss.maps.items()
-        params = list(dict.fromkeys(p for e, m in modules if self._maps[e].trainable for p in m.parameters()))
+        modules = self.loss.trainable_maps().values()
+        params = list(dict.fromkeys(p for m in modules for p in m.parameters()))
         if not params:
-            raise ValueError(
-                "the compiled loss has no trainable parameters: every map on its pairs is frozen or a "
-                "plain function; unfreeze a map (diagram.unfreeze(name)) to train it"
-            )
+            raise OptionError(NO_TRAINABLE_PARAMETERS)
         if isinstance(self.optimizer, type):
             return self.optimizer(params, lr=1e-3 if self.lr is None else self.lr, **self.optimizer_kwargs)
         return self.optimizer(params)
@@ -309,15 +283,15 @@ class DiagramModule(pl.LightningModule):
 
 def _check_optimizer(optimizer: Any, lr: float | None, kwargs: Mapping[str, Any] | None) -> None:
     if not callable(optimizer):
-        raise TypeError(
+        raise TypeMismatchError(
             f"optimizer must be an optimiser class (torch.optim.Adam) or a factory params -> optimiser, "
             f"got a {type(optimizer).__name__}"
         )
     if isinstance(optimizer, type):
         if kwargs and "lr" in kwargs:
-            raise ValueError("give the learning rate as lr=..., not in optimizer_kwargs")
+            raise OptionError("give the learning rate as lr=..., not in optimizer_kwargs")
     elif lr is not None or kwargs:
-        raise ValueError(
+        raise OptionError(
             "optimizer is a factory params -> optimiser, so it sets its own learning rate and options; "
             "leave out lr and optimizer_kwargs, or pass an optimiser class"
         )
@@ -341,22 +315,3 @@ def _loader(data: Any, vertex: str, what: str) -> DataLoader:
             f"give the vertex a DataLoader: DataLoader(dataset, batch_size=...)"
         )
     return data
-
-
-def _batch_size(batch: Any) -> int:
-    """The length of the first tensor found in ``batch``, else its length, else 1."""
-    found = _first_length(batch)
-    if found is not None:
-        return found
-    return len(batch) if isinstance(batch, Sized) and not isinstance(batch, (str, bytes)) else 1
-
-
-def _first_length(batch: Any) -> int | None:
-    if isinstance(batch, torch.Tensor):
-        return batch.shape[0] if batch.ndim else 1
-    items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
-    for item in items:
-        found = _first_length(item)
-        if found is not None:
-            return found
-    return None

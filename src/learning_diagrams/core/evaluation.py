@@ -1,0 +1,157 @@
+"""Evaluating a diagram's paths, as every back end must: the semantics written once.
+
+A compiled loss evaluates, on one batch per indexing vertex, the two paths of
+every compiled pair. What any back end must honour is fixed here:
+
+* **Each path prefix is evaluated once per batch.** :func:`plan` lists one
+  :class:`Step` per prefix of the given paths, and :class:`Evaluator` caches
+  each prefix's value, so a backbone shared by fifty heads runs once.
+* **Frozen maps are constants.** A step carries ``grad``: whether gradients
+  must flow through it, which they must when its map is trainable or a
+  trainable map with parameters precedes it on its path. A back end runs the
+  other steps without autograd (:meth:`Evaluator.apply`).
+* **A term is** ``weight * loss(first, second)``, named by its pair, a failing
+  loss reported with its pair and vertex (:class:`Term`).
+
+A dry run checks the value at every vertex against the vertex's annotation
+(:func:`check_value`) and reports what it saw (:class:`CheckReport`).
+
+>>> from learning_diagrams.core import Diagram
+>>> d = Diagram().space("N", data=[3]).space("X").map("f", "N", "X", abs).map("g", "X", "X", lambda v: v + 1)
+>>> steps = plan([d.path("f·g")], d.maps, parametric=lambda fn: False)
+>>> [(prefix, step.grad) for prefix, step in steps.items()]
+[(('f',), True), (('f', 'g'), True)]
+>>> Evaluator(steps).value(("f", "g"), {(): -3})
+4
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import MapError, TypeMismatchError
+from .graph import Path
+from .messages import LOSS_FAILED
+from .types import conforms, describe
+
+if TYPE_CHECKING:
+    from .diagram import Diagram, Map, Pair
+
+__all__ = ["Step", "plan", "Evaluator", "Term", "CheckReport", "check_value"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """Apply ``map`` to the value of the prefix one edge shorter.
+
+    ``along`` is the prefix as a path (for error messages); ``grad`` says whether
+    gradients must flow through the step.
+    """
+
+    map: Map
+    along: Path
+    grad: bool
+
+
+def plan(
+    paths: Iterable[Path], maps: Mapping[str, Map], *, parametric: Callable[[Any], bool]
+) -> dict[tuple[str, ...], Step]:
+    """One :class:`Step` per non-empty prefix of ``paths``, keyed by the prefix's edges.
+
+    ``parametric(fn)`` tells whether a map's function holds parameters (a
+    ``torch.nn.Module`` on PyTorch): a trainable map with parameters makes every
+    later step of its path need gradients, even a frozen one.
+    """
+    steps: dict[tuple[str, ...], Step] = {}
+    for path in paths:
+        upstream = False
+        for i, e in enumerate(path.edges):
+            m = maps[e]
+            steps[path.edges[: i + 1]] = Step(m, Path(path.source, m.tgt, path.edges[: i + 1]), m.trainable or upstream)
+            upstream = upstream or (m.trainable and parametric(m.fn))
+    return steps
+
+
+class Evaluator:
+    """The values of paths on one batch, each prefix computed once.
+
+    ``values`` maps prefixes (tuples of edge names) to their values and starts as
+    ``{(): batch}``; :meth:`value` fills it in as it goes. Back ends override
+    :meth:`apply` to run the steps that need no gradients without autograd.
+    """
+
+    def __init__(self, steps: Mapping[tuple[str, ...], Step]):
+        self.steps = dict(steps)
+
+    def value(self, edges: tuple[str, ...], values: dict[tuple[str, ...], Any]) -> Any:
+        """The value of the path ``edges``, reusing and caching the values of its prefixes."""
+        known = len(edges)
+        while edges[:known] not in values:
+            known -= 1
+        x = values[edges[:known]]
+        for i in range(known, len(edges)):
+            prefix = edges[: i + 1]
+            x = values[prefix] = self.apply(self.steps[prefix], x)
+        return x
+
+    def apply(self, step: Step, x: Any) -> Any:
+        """Run one step (with autograd, if the back end has one)."""
+        return step.map(x, along=step.along)
+
+
+@dataclass(frozen=True)
+class Term:
+    """The term ``weight * loss(first, second)`` of a pair, with the back end's formula of its loss."""
+
+    pair: Pair
+    fn: Callable[[Any, Any], Any]
+
+    def __call__(self, first: Any, second: Any) -> Any:
+        try:
+            value = self.fn(first, second)
+            return value if self.pair.weight == 1.0 else self.pair.weight * value
+        except Exception as err:
+            raise MapError(
+                LOSS_FAILED.format(
+                    loss=self.pair.loss.name,
+                    target=self.pair.target,
+                    pair=self.pair.name,
+                    first=describe(first),
+                    second=describe(second),
+                    error=type(err).__name__,
+                    message=err,
+                )
+            ) from err
+
+
+def check_value(diagram: Diagram, path: Path, value: Any) -> None:
+    """Raise :class:`TypeMismatchError` if ``value``, at the end of ``path``, does not fit its vertex's annotation."""
+    annotation = diagram.spaces[path.target].type
+    reason = conforms(value, annotation)
+    if reason:
+        if path.edges:
+            e = path.edges[-1]
+            by = f"edge {e!r} ({diagram.graph.src(e)} → {path.target}) gave a {describe(value)} at"
+        else:
+            by = f"the batch is a {describe(value)} at"
+        raise TypeMismatchError(
+            f"{by} vertex {path.target!r} (path {path}), which is annotated {annotation!r}: {reason}"
+        )
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What a dry run saw: one row ``(vertex, path, value description)`` per path, and each term."""
+
+    rows: tuple[tuple[str, str, str], ...]
+    terms: dict[str, float]
+
+    def __str__(self) -> str:
+        table = [("vertex", "path", "value"), *self.rows]
+        widths = [max(len(row[i]) for row in table) for i in range(3)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines += [f"term {name} = {value:.6g}" for name, value in self.terms.items()]
+        return "\n".join(lines)

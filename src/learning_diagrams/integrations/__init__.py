@@ -1,0 +1,1 @@
+"""Adapters to other training frameworks, each an optional extra: :mod:`.lightning` (Lightning)."""

@@ -1,0 +1,31 @@
+"""Input and output at the edges: files, the text syntax, drawings.
+
+* :mod:`.files`: :func:`save` and :func:`load` a diagram as Catlab's ACSet JSON
+  (:mod:`.acset`) or a YAML config (:mod:`.config`), its objects named and bound
+  again by :mod:`.binding`, type annotations as :mod:`.typespecs`, and its
+  modules' weights in safetensors (:mod:`.weights`);
+* :mod:`.syntax`: :func:`parse` the text syntax of the paper's Listing 1, whose
+  lambdas (:mod:`.lambdas`) are interpreted, never evaluated as Python;
+* :mod:`.drawing`: pictures through Graphviz, compiled pairs coloured pair by pair;
+* :mod:`.atomic`: the one atomic writer every file of the library goes through.
+"""
+
+from .atomic import write_atomic
+from .drawing import draw, to_graphviz
+from .files import from_config, from_json, load, save, to_config, to_json, weights_path
+from .syntax import Lambda, parse
+
+__all__ = [
+    "save",
+    "load",
+    "to_json",
+    "from_json",
+    "to_config",
+    "from_config",
+    "weights_path",
+    "parse",
+    "Lambda",
+    "draw",
+    "to_graphviz",
+    "write_atomic",
+]

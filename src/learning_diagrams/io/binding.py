@@ -1,0 +1,192 @@
+"""Naming a diagram's objects when it is saved, and binding the names when it is loaded.
+
+A file holds a diagram's structure; what the diagram holds (data sources,
+models and functions, losses) is stored **by name**.
+
+On save, each object gets its name from, in order:
+
+1. ``names``, a mapping *name → object* (typically the very ``env`` you will
+   load with), inverted by identity; a plain callable given as a loss is
+   found through the :class:`~learning_diagrams.core.losses.Loss` wrapping it;
+2. for a library loss (:data:`learning_diagrams.core.losses.LIBRARY`), its
+   ``name`` (``"mse"``, ``"kl_div(T=2.0)"``); another
+   :class:`~learning_diagrams.core.losses.Loss` goes by its ``name`` when that
+   is an identifier which is not a library loss's name, and is refused otherwise;
+3. for a function or model, the name of the first edge that carries it (so
+   by default ``fn`` is the edge's own name, and one model on two edges gets
+   one name and is stored once); for a data source, the name of the first
+   vertex that carries it.
+
+Two different objects may not get the same name (saving raises
+:class:`~learning_diagrams.core.errors.FileFormatError` naming both places). On
+load, ``data`` and ``fn`` names are looked up in ``env``; a ``loss`` name in
+``env``, then among the library losses. An unknown name raises
+:class:`~learning_diagrams.core.errors.UnknownNameError` naming the place (and,
+for a function, the edge) and suggesting the closest names. ``null`` stays ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..core.arrays import is_torch_module
+from ..core.diagram import Diagram
+from ..core.errors import FileFormatError, OptionError, UnknownNameError
+from ..core.losses import LIBRARY, Loss, as_loss, by_name, is_library
+from ..core.messages import did_you_mean, located
+from .plan import EdgeRow, Plan, RelationRow, VertexRow
+from .typespecs import type_from, type_spec
+
+__all__ = ["Namer", "plan_of", "build"]
+
+
+class Namer:
+    """Names objects by the rules of the module docstring, refusing one name for two objects."""
+
+    def __init__(self, names: Mapping[str, Any] | None):
+        self._given: dict[int, str] = {}
+        if names is not None:
+            if not isinstance(names, Mapping):
+                raise FileFormatError(
+                    f"names must be a mapping from name to object, e.g. {{'model': model}}, "
+                    f"got a {type(names).__name__}"
+                )
+            for name, obj in names.items():
+                if not isinstance(name, str) or not name:
+                    raise FileFormatError(f"names: {name!r} is not a name (a non-empty string)")
+                if obj is not None:
+                    self._given.setdefault(id(obj), name)
+        self._first: dict[tuple[str, int], str] = {}
+        self._claimed: dict[str, tuple[Any, str]] = {}
+
+    def given(self, *objects: Any) -> tuple[str, Any] | None:
+        """The name ``names`` gives the first of ``objects`` it knows, with that object."""
+        for obj in objects:
+            if id(obj) in self._given:
+                return self._given[id(obj)], obj
+        return None
+
+    def first(self, role: str, obj: Any, default: str) -> str:
+        """The name of the first carrier of ``obj`` in this role (``default`` for the first)."""
+        return self._first.setdefault((role, id(obj)), default)
+
+    def claim(self, name: str, identity: Any, what: str) -> str:
+        """Record that ``name`` stands for the object known by ``identity``; refuse a second one."""
+        previous = self._claimed.setdefault(name, (identity, what))
+        if previous[0] != identity:
+            raise FileFormatError(
+                f"the name {name!r} would stand for two different objects, {previous[1]} and {what}; "
+                f"give them different names with names={{...}}"
+            )
+        return name
+
+
+def plan_of(diagram: Diagram, names: Mapping[str, Any] | None) -> Plan:
+    namer = Namer(names)
+    vertices = []
+    for v, space in diagram.spaces.items():
+        data = None
+        if space.data is not None:
+            found = namer.given(space.data)
+            name = found[0] if found else namer.first("data", space.data, v)
+            data = namer.claim(name, id(space.data), f"the data of vertex {v!r}")
+        loss = None if space.loss is None else _loss_name(space.loss, namer, v)
+        vertices.append(VertexRow(v, data, loss, type_spec(space.type, f"vertex {v!r}")))
+    edges, modules = [], {}
+    for e, m in diagram.maps.items():
+        fn = None
+        if m.fn is not None:
+            found = namer.given(m.fn)
+            name = found[0] if found else namer.first("fn", m.fn, e)
+            fn = namer.claim(name, id(m.fn), f"the function of edge {e!r}")
+            if is_torch_module(m.fn):
+                if "." in fn:
+                    raise FileFormatError(
+                        f"edge {e!r}: its module is named {fn!r}, but a module's name keys its weights "
+                        f"('{fn}.weight' would be ambiguous): give it a name without '.'"
+                    )
+                modules[fn] = m.fn
+        edges.append(EdgeRow(e, m.src, m.tgt, fn, m.trainable, m.training))
+    relations = []
+    for r in diagram.relations:
+        if not math.isfinite(r.weight):
+            raise FileFormatError(f"relation {r}: its weight {r.weight} is not a finite number")
+        relations.append(RelationRow(r.first, r.second, r.weight))
+    return Plan(vertices, edges, relations, diagram.max_length, diagram.max_paths, modules)
+
+
+def _loss_name(loss: Loss, namer: Namer, vertex: str) -> str:
+    what = f"the loss of vertex {vertex!r}"
+    identity = ("loss", id(loss.fn), loss.symmetric, loss.name)
+    # A plain callable given as a loss was wrapped by as_loss: it is named by the callable, and
+    # loads back to the same wrapper. A Loss that as_loss would not rebuild is named by itself.
+    wraps = type(loss) is Loss and not isinstance(loss.fn, Loss) and loss == as_loss(loss.fn)
+    found = namer.given(loss, loss.fn) if wraps else namer.given(loss)
+    if found:
+        return namer.claim(found[0], identity, what)
+    if is_library(loss):
+        return loss.name
+    if loss.name.isidentifier() and loss.name not in LIBRARY:
+        return namer.claim(loss.name, identity, what)
+    raise FileFormatError(
+        f"vertex {vertex!r}: its loss {loss!r} is not a library loss and its name {loss.name!r} "
+        f"cannot stand for it; name it: names={{'my_loss': loss}} (then load with env={{'my_loss': ...}})"
+    )
+
+
+def build(plan: Plan, env: Mapping[str, Any] | None) -> tuple[Diagram, dict[str, Any]]:
+    """The diagram of ``plan`` with its names bound, and the objects its ``fn`` names stand for."""
+    scope: Mapping[str, Any] = {} if env is None else env
+    diagram = Diagram(max_length=plan.max_length, max_paths=plan.max_paths)
+    for v in plan.vertices:
+        data = None if v.data is None else _lookup(scope, v.data, v.at("data"), f"the data of vertex {v.name!r}")
+        loss = None if v.loss is None else _resolve_loss(scope, v.loss, v.at("loss"))
+        annotation = type_from(v.type, v.at("type"))
+        with located(v.at(None)):
+            diagram.space(v.name, data=data, loss=loss, type=annotation)
+    functions: dict[str, Any] = {}
+    for e in plan.edges:
+        for key in ("src", "tgt"):
+            end = getattr(e, key)
+            if end not in diagram.spaces:
+                raise UnknownNameError(f"{e.at(key)}: no space named {end!r}{did_you_mean(end, diagram.spaces)}")
+        fn = None
+        if e.fn is not None:
+            what = f"the function of edge {e.name!r} ({e.src} → {e.tgt})"
+            fn = functions[e.fn] = _lookup(scope, e.fn, e.at("fn"), what)
+        with located(e.at(None)):
+            diagram.map(e.name, e.src, e.tgt, fn, trainable=e.trainable, training=e.training)
+    for r in plan.relations:
+        with located(r.at("first")):
+            first = diagram.path(r.first)
+        with located(r.at("second")):
+            second = diagram.path(r.second)
+        with located(r.at(None)):
+            diagram.relate(first, second, weight=r.weight)
+    return diagram, functions
+
+
+def _lookup(scope: Mapping[str, Any], name: str, where: str, what: str) -> Any:
+    if name in scope:
+        return scope[name]
+    raise UnknownNameError(
+        f"{where}: env has no {name!r}, {what}{did_you_mean(name, scope)}; pass it: env={{{name!r}: ...}}"
+    )
+
+
+def _resolve_loss(scope: Mapping[str, Any], name: str, where: str) -> Any:
+    if name in scope:
+        return scope[name]
+    try:
+        loss = by_name(name)
+    except OptionError as err:  # kl_div(T=0)
+        raise FileFormatError(f"{where}: {err}") from err
+    if loss is not None:
+        return loss
+    known = [*scope, *LIBRARY, "kl_div(T=1.0)"]
+    raise UnknownNameError(
+        f"{where}: no loss named {name!r} in env or the library{did_you_mean(name, known)}; "
+        f"library losses: {', '.join(LIBRARY)}, kl_div(T=<temperature>)"
+    )

@@ -1,0 +1,211 @@
+"""The YAML config form (``.yaml``, ``.yml``): a diagram's plan keyed by name, for configs written by hand.
+
+::
+
+A friendlier form for configs written by hand, keyed by name rather than id::
+
+    format: learning-diagrams/1          # optional when read
+    spaces:
+      N: {data: train_ds}
+      X: {}                              # or just "X:"
+      Y: {loss: cross_entropy, type: Tensor}
+    maps:
+      x: {src: N, tgt: X, fn: first}
+      f: {src: X, tgt: Y, fn: model, trainable: true}
+      g: {src: X, tgt: Y}                # no fn key: fn is env['g']; "fn: null" is no function
+    relations:
+      - [x·f, y]                         # first ≤ second, weight 1; '·' or '.', or id(X)
+      - [x·f, x·g, 0.5]                  # with a weight
+      - {first: x.f.soft, second: x.g.soft, weight: 0.25}
+    options: {max_length: 4}
+
+``trainable`` and ``training`` default to true. Errors name the key path
+(``maps.f.src``, ``relations[1].first``). :func:`save` writes this form, with
+only the non-default flags.
+
+YAML is read with a subclass of ``yaml.SafeLoader`` that only adds a
+duplicate-key check, so tags such as ``!!python/object`` are refused before
+anything is built; every string is a *name*, bound by :mod:`.binding`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+from ..core.errors import FileFormatError
+from .plan import (
+    FORMAT,
+    EdgeRow,
+    Plan,
+    RelationRow,
+    VertexRow,
+    Where,
+    check_boolean,
+    check_keys,
+    check_name_or_null,
+    check_weight,
+    kind_of,
+    quoted,
+    read_options,
+)
+
+__all__ = ["config_of", "plan_from_config", "read_yaml", "dump_yaml"]
+
+CONFIG_KEYS = ("format", "spaces", "maps", "relations", "options")
+
+
+def config_of(plan: Plan) -> dict[str, Any]:
+    spaces = {}
+    for v in plan.vertices:
+        spaces[v.name] = {k: x for k, x in (("data", v.data), ("loss", v.loss), ("type", v.type)) if x is not None}
+    maps = {}
+    for e in plan.edges:
+        entry: dict[str, Any] = {"src": e.src, "tgt": e.tgt, "fn": e.fn}
+        if not e.trainable:
+            entry["trainable"] = False
+        if not e.training:
+            entry["training"] = False
+        maps[e.name] = entry
+    relations: list[Any] = [
+        [str(r.first), str(r.second)]
+        if r.weight == 1.0
+        else {"first": str(r.first), "second": str(r.second), "weight": r.weight}
+        for r in plan.relations
+    ]
+    return {
+        "format": FORMAT,
+        "spaces": spaces,
+        "maps": maps,
+        "relations": relations,
+        "options": {"max_length": plan.max_length, "max_paths": plan.max_paths},
+    }
+
+
+def dump_yaml(obj: Any) -> str:
+    """``obj`` (plain dicts and lists) as YAML text, in the order and style :func:`config_of` intends."""
+    return _yaml().safe_dump(obj, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120)
+
+
+@functools.cache
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError as err:  # pragma: no cover - PyYAML is a dependency
+        raise ImportError("reading and writing .yaml diagrams needs PyYAML: pip install pyyaml") from err
+    return yaml
+
+
+@functools.cache
+def _loader() -> type:
+    """``yaml.SafeLoader`` plus a duplicate-key check: still only plain data, never a Python object."""
+    yaml = _yaml()
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any) -> Any:
+        loader.flatten_mapping(node)
+        seen: list[Any] = []
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            with contextlib.suppress(TypeError):  # an unhashable key: SafeLoader itself refuses it
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+                    )
+            seen.append(key)
+        return loader.construct_mapping(node, deep=True)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Loader
+
+
+def read_yaml(text: str) -> Any:
+    yaml = _yaml()
+    try:
+        return yaml.load(text, Loader=_loader())  # a SafeLoader: no tag can build a Python object
+    except yaml.constructor.ConstructorError as err:
+        raise FileFormatError(f"refused YAML (only plain data is read, never Python objects): {err}") from err
+    except yaml.YAMLError as err:
+        raise FileFormatError(f"not valid YAML: {err}") from err
+
+
+def plan_from_config(obj: Any) -> Plan:
+    if obj is None:
+        obj = {}
+    if not isinstance(obj, dict):
+        raise FileFormatError(f"a diagram config is a mapping with keys {quoted(CONFIG_KEYS)}, got {kind_of(obj)}")
+    check_keys(obj, CONFIG_KEYS, "the top level")
+    if "format" in obj and obj["format"] != FORMAT:
+        raise FileFormatError(f"format: {obj['format']!r}, but this version reads {FORMAT!r}")
+    vertices = []
+    for name, entry in _named_entries(obj.get("spaces"), "spaces"):
+        at = _key_at(f"spaces.{name}")
+        entry = {} if entry is None else entry
+        if not isinstance(entry, dict):
+            raise FileFormatError(f"{at(None)}: expected a mapping such as {{data: train_ds}}, got {kind_of(entry)}")
+        check_keys(entry, ("data", "loss", "type"), at(None))
+        for key in ("data", "loss"):
+            check_name_or_null(entry.get(key), at(key))
+        vertices.append(VertexRow(name, entry.get("data"), entry.get("loss"), entry.get("type"), at))
+    edges = []
+    for name, entry in _named_entries(obj.get("maps"), "maps"):
+        at = _key_at(f"maps.{name}")
+        if not isinstance(entry, dict):
+            raise FileFormatError(f"{at(None)}: expected a mapping such as {{src: X, tgt: Y}}, got {kind_of(entry)}")
+        check_keys(entry, ("src", "tgt", "fn", "trainable", "training"), at(None))
+        for key in ("src", "tgt"):
+            if key not in entry:
+                raise FileFormatError(f"{at(key)}: missing (a map has src and tgt, the names of two spaces)")
+            if not isinstance(entry[key], str):
+                raise FileFormatError(f"{at(key)}: expected the name of a space, got {kind_of(entry[key])}")
+        fn = entry.get("fn", name)
+        check_name_or_null(fn, at("fn"))
+        flags = [check_boolean(entry.get(k, True), at(k)) for k in ("trainable", "training")]
+        edges.append(EdgeRow(name, entry["src"], entry["tgt"], fn, *flags, at=at))
+    relations = []
+    items = obj.get("relations") or []
+    if not isinstance(items, list):
+        raise FileFormatError(f"relations: expected a list, got {kind_of(items)}")
+    for k, item in enumerate(items):
+        at = _key_at(f"relations[{k}]")
+        if isinstance(item, list) and len(item) in (2, 3):
+            first, second, weight = item[0], item[1], item[2] if len(item) == 3 else 1.0
+        elif isinstance(item, dict):
+            check_keys(item, ("first", "second", "weight"), at(None))
+            for key in ("first", "second"):
+                if key not in item:
+                    raise FileFormatError(f"{at(key)}: missing")
+            first, second, weight = item["first"], item["second"], item.get("weight", 1.0)
+        else:
+            raise FileFormatError(
+                f"{at(None)}: a relation is [first, second], [first, second, weight] or "
+                f"{{first: ..., second: ..., weight: ...}}, got {item!r}"
+            )
+        for key, p in (("first", first), ("second", second)):
+            if not (isinstance(p, str) or (isinstance(p, list) and p and all(isinstance(e, str) for e in p))):
+                raise FileFormatError(f"{at(key)}: a path is 'a·b', 'a.b', 'id(X)' or a list of edge names, got {p!r}")
+        relations.append(RelationRow(first, second, check_weight(weight, at("weight")), at))
+    max_length, max_paths = read_options(obj.get("options") or {}, "options")
+    return Plan(vertices, edges, relations, max_length, max_paths)
+
+
+def _named_entries(section: Any, key: str) -> Iterator[tuple[str, Any]]:
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise FileFormatError(f"{key}: expected a mapping from names to entries, got {kind_of(section)}")
+    for name, entry in section.items():
+        if not isinstance(name, str):
+            raise FileFormatError(
+                f"{key}: the key {name!r} is not a name (YAML reads yes/no/on/off/true/false/null and numbers "
+                f"as other things than strings: quote it)"
+            )
+        yield name, entry
+
+
+def _key_at(prefix: str) -> Where:
+    return lambda key: prefix if key is None else f"{prefix}.{key}"

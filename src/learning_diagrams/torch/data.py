@@ -1,0 +1,112 @@
+"""Data sources of indexing vertices: checked and wrapped once, the one way every consumer needs.
+
+A vertex's ``data`` may be
+
+* a ``torch.utils.data.DataLoader`` or any re-iterable of batches (a list of
+  batches, for instance): each draw is the next batch, and a new pass starts
+  when one ends;
+* a map-style ``torch.utils.data.Dataset``: wrapped in
+  ``DataLoader(dataset, batch_size=DEFAULT_BATCH_SIZE)`` (pass your own
+  DataLoader to choose batch size, shuffling and workers);
+* a tensor, or a tuple of tensors: the whole data set as one batch, drawn
+  every time (full-batch training).
+
+:class:`DataSource` is that reading, written once: the compiled loss draws
+batches from it, the trainer's data policies open its passes, and evaluation
+runs over one pass.
+
+>>> import torch
+>>> draw = DataSource([torch.ones(2), torch.zeros(2)], "N").forever()
+>>> [next(draw).sum().item() for _ in range(3)]
+[2.0, 0.0, 2.0]
+>>> next(DataSource(torch.arange(3), "N").forever())
+tensor([0, 1, 2])
+>>> batch_size((["a", "b", "c"], torch.zeros(3, 2)))
+3
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sized
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from ..core.errors import TypeMismatchError
+from ..core.messages import NO_BATCHES, NOT_A_DATA_SOURCE, ONE_SHOT_ITERATOR
+
+__all__ = ["DataSource", "DEFAULT_BATCH_SIZE", "is_full_batch", "batch_size"]
+
+#: Batch size used when a vertex carries a bare map-style Dataset.
+DEFAULT_BATCH_SIZE = 32
+
+
+def is_full_batch(data: Any) -> bool:
+    """Whether ``data`` is one whole batch: a tensor, or a non-empty tuple of tensors."""
+    return isinstance(data, torch.Tensor) or (
+        isinstance(data, tuple) and bool(data) and all(isinstance(t, torch.Tensor) for t in data)
+    )
+
+
+class DataSource:
+    """The data of indexing vertex ``vertex``, checked and wrapped.
+
+    Attributes
+    ----------
+    data
+        What batches are drawn from: the given data, or a ``DataLoader`` around a map-style ``Dataset``.
+    full_batch : bool
+        Whether the data is one whole batch (a tensor or a tuple of tensors).
+
+    Raises
+    ------
+    TypeMismatchError
+        When the data is a one-shot iterator (it cannot start a second pass), or
+        not iterable at all.
+    """
+
+    def __init__(self, data: Any, vertex: str):
+        self.vertex = vertex
+        self.full_batch = is_full_batch(data)
+        if not self.full_batch:
+            if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+                data = DataLoader(data, batch_size=DEFAULT_BATCH_SIZE)
+            if isinstance(data, Iterator):
+                raise TypeMismatchError(ONE_SHOT_ITERATOR.format(vertex=vertex, kind=type(data).__name__))
+            if not hasattr(data, "__iter__"):
+                raise TypeMismatchError(NOT_A_DATA_SOURCE.format(vertex=vertex, kind=type(data).__name__))
+        self.data = data
+
+    def __iter__(self) -> Iterator[Any]:
+        """One pass over the batches."""
+        return iter([self.data]) if self.full_batch else iter(self.data)
+
+    def forever(self) -> Iterator[Any]:
+        """Pass after pass, endlessly; a pass without a batch raises :class:`TypeMismatchError`."""
+        while True:
+            empty = True
+            for batch in self:
+                empty = False
+                yield batch
+            if empty:
+                raise TypeMismatchError(NO_BATCHES.format(vertex=self.vertex))
+
+
+def batch_size(batch: Any) -> int:
+    """How many samples ``batch`` holds: the length of the first tensor in it, else its length, else 1."""
+    found = _first_length(batch)
+    if found is not None:
+        return found
+    return len(batch) if isinstance(batch, Sized) and not isinstance(batch, (str, bytes)) else 1
+
+
+def _first_length(batch: Any) -> int | None:
+    if isinstance(batch, torch.Tensor):
+        return batch.shape[0] if batch.ndim else 1
+    items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
+    for item in items:
+        found = _first_length(item)
+        if found is not None:
+            return found
+    return None

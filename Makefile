@@ -3,13 +3,14 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install graphviz data glyphs captioning clean
+.PHONY: demo test lint docs install graphviz data glyphs captioning clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,examples]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,examples,lint,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,8 +18,22 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m learning_diagrams.examples.distillation
 
-test: $(STAMP) graphviz
+# The checks CI runs, in order of cost: style and layers, the documentation site, the suite.
+test: lint docs graphviz
 	$(PY) -m pytest
+
+# Ruff's lint and format checks, the layer contracts (import-linter, configured in
+# pyproject.toml) and mypy over the library. The same hooks run in .pre-commit-config.yaml.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+# The documentation site (MkDocs, Material, mkdocstrings), built strictly: a broken link,
+# a page missing from the navigation or a docstring griffe cannot read fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 # Drawings need Graphviz's `dot` program, which PyPI does not ship. Installed with
 # apt-get where we are root on Debian (as CI is); elsewhere the drawing tests skip
@@ -56,4 +71,4 @@ captioning: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[captioning]'
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -13,18 +13,21 @@ in :data:`sys.modules` and never imports anything.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+if TYPE_CHECKING:  # for the annotations only: the core never imports torch
+    import torch
 
 __all__ = ["is_array", "is_torch_tensor", "is_torch_module", "is_dtype", "dtype_name", "array_kind"]
 
 
-def is_torch_tensor(value: Any) -> bool:
+def is_torch_tensor(value: Any) -> TypeGuard[torch.Tensor]:
     """Whether ``value`` is a ``torch.Tensor`` (``False`` whenever torch is not imported)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
 
 
-def is_torch_module(value: Any) -> bool:
+def is_torch_module(value: Any) -> TypeGuard[torch.nn.Module]:
     """Whether ``value`` is a ``torch.nn.Module`` (``False`` whenever torch is not imported)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.nn.Module)

@@ -50,7 +50,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from . import plugins
 from .errors import (
@@ -277,8 +278,7 @@ class Diagram:
         leq = self.preorder(paths)
         weights = {(r.first, r.second): r.weight for r in self.relations}
         pairs, unoriented = [], []
-        for p, q in self._candidates(paths, indexing):
-            loss = self.spaces[p.target].loss
+        for p, q, loss in self._candidates(paths, indexing):
             below, above = leq(p, q), leq(q, p)
             if below and above and not loss.symmetric:
                 unoriented.append(f"{p} and {q} at {p.target} (related both ways)")
@@ -291,20 +291,20 @@ class Diagram:
 
     def _unrelated_pairs(self, indexing: tuple[str, ...]) -> list[Pair]:
         pairs, unoriented = [], []
-        for p, q in self._candidates(self.paths(indexing), indexing):
-            loss = self.spaces[p.target].loss
+        for p, q, loss in self._candidates(self.paths(indexing), indexing):
             if not loss.symmetric:
                 unoriented.append(f"{p} and {q} at {p.target}")
             pairs.append(Pair(p.source, p.target, p.edges, q.edges, loss))
         _refuse_unoriented(unoriented)
         return pairs
 
-    def _candidates(self, paths: PathMatrix, indexing: tuple[str, ...]) -> Iterable[tuple[Path, Path]]:
-        """Parallel pairs from an indexing vertex to a vertex with a loss, in matrix order."""
+    def _candidates(self, paths: PathMatrix, indexing: tuple[str, ...]) -> Iterator[tuple[Path, Path, Loss]]:
+        """Parallel pairs from an indexing vertex to a vertex with a loss, in matrix order, with the loss."""
         for source in indexing:
             for target, space in self.spaces.items():
                 if space.loss is not None:
-                    yield from combinations(paths[source, target], 2)
+                    for p, q in combinations(paths[source, target], 2):
+                        yield p, q, space.loss
 
     def compiled_pairs(self, weights: Mapping[str, float] | None = None) -> list[Pair]:
         """The pairs every back end compiles: :meth:`parallel_pairs`, with ``weights`` overriding theirs.

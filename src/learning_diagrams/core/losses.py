@@ -100,7 +100,7 @@ __all__ = [
 Array = Any  # an array of whichever back end computes the loss
 
 
-def _rebuild(cls: type, state: dict[str, Any]) -> Any:
+def _rebuild(cls: type[Loss], state: dict[str, Any]) -> Loss:
     """Recreate a frozen :class:`Loss` from its fields (for pickle and copy)."""
     obj = cls.__new__(cls)
     for key, value in state.items():
@@ -216,7 +216,8 @@ class Loss:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._key() == other._key()  # type: ignore[attr-defined]
+        assert isinstance(other, Loss)  # the same type as self
+        return self._key() == other._key()
 
     def __hash__(self) -> int:
         return hash((type(self), self._key()))

@@ -47,10 +47,10 @@ class PathMatrix:
     ``p`` in ``A[u, v]`` and ``q`` in ``B[v, w]`` that uses no edge twice.
     """
 
-    def __init__(self, vertices: Sequence[str], entries: Mapping[tuple[str, str], Iterable[Path]] = ()):
+    def __init__(self, vertices: Sequence[str], entries: Mapping[tuple[str, str], Iterable[Path]] | None = None):
         self.vertices = tuple(vertices)
         self._entries: dict[tuple[str, str], tuple[Path, ...]] = {}
-        for key, paths in dict(entries).items():
+        for key, paths in dict(entries or {}).items():
             unique = tuple(dict.fromkeys(paths))
             if unique:
                 self._entries[key] = unique

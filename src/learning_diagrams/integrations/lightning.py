@@ -90,7 +90,8 @@ from ..torch.data import batch_size
 __all__ = ["DiagramModule", "TRAINING_MODES"]
 
 #: The ``CombinedLoader`` modes that Lightning's fit loop accepts for training.
-TRAINING_MODES = ("max_size_cycle", "min_size", "max_size")
+Mode = Literal["max_size_cycle", "min_size", "max_size"]
+TRAINING_MODES: tuple[Mode, ...] = ("max_size_cycle", "min_size", "max_size")
 
 #: Lightning's warning at the start of fit when some module is in eval mode (frozen maps are, by design).
 _EVAL_MODE_WARNING = r"Found \d+ module\(s\) in eval mode at the start of training"
@@ -171,7 +172,7 @@ class DiagramModule(pl.LightningModule):
         lr: float | None = None,
         optimizer_kwargs: Mapping[str, Any] | None = None,
         weights: Mapping[str, float] | None = None,
-        mode: Literal["max_size_cycle", "min_size", "max_size"] = "max_size_cycle",
+        mode: Mode = "max_size_cycle",
         val_data: Mapping[str, DataLoader] | None = None,
     ):
         super().__init__()
@@ -193,7 +194,7 @@ class DiagramModule(pl.LightningModule):
             self.val_data[v] = _loader(loader, v, "validation data")
         if not self.val_data:
             # Lightning validates when these hooks are overridden; with no validation data, there is nothing to run.
-            self.validation_step = self.val_dataloader = None
+            self.validation_step = self.val_dataloader = None  # type: ignore[method-assign,assignment]
         self._frozen = tuple(e for e in self.loss.maps if e not in self.loss.trainable_maps())
         self._quiet: warnings.catch_warnings | None = None
 
@@ -297,7 +298,7 @@ def _check_optimizer(optimizer: Any, lr: float | None, kwargs: Mapping[str, Any]
         )
 
 
-def _combined(loaders: Mapping[str, DataLoader], mode: str) -> CombinedLoader:
+def _combined(loaders: Mapping[str, DataLoader], mode: Mode) -> CombinedLoader:
     with warnings.catch_warnings():
         # Lightning (2.6 at least) builds a torch pytree ``LeafSpec``, deprecated since torch 2.10:
         # Lightning-AI/pytorch-lightning#21326. Nothing a user can act on.

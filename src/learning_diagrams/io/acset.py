@@ -103,18 +103,21 @@ def json_of(plan: Plan) -> dict[str, Any]:
             }
             for e in plan.edges
         ],
-        "R": [
-            {
-                "_id": i,
-                "src": vid[r.first.source],
-                "tgt": vid[r.first.target],
-                "first": [eid[e] for e in r.first.edges],
-                "second": [eid[e] for e in r.second.edges],
-                "weight": r.weight,
-            }
-            for i, r in enumerate(plan.relations, 1)
-        ],
+        "R": [_relation_json(i, r, vid, eid) for i, r in enumerate(plan.relations, 1)],
         "options": {"max_length": plan.max_length, "max_paths": plan.max_paths},
+    }
+
+
+def _relation_json(i: int, r: RelationRow, vid: dict[str, int], eid: dict[str, int]) -> dict[str, Any]:
+    first, second = r.first, r.second
+    assert isinstance(first, Path) and isinstance(second, Path), "a plan made from a diagram holds its paths"
+    return {
+        "_id": i,
+        "src": vid[first.source],
+        "tgt": vid[first.target],
+        "first": [eid[e] for e in first.edges],
+        "second": [eid[e] for e in second.edges],
+        "weight": r.weight,
     }
 
 
@@ -160,8 +163,8 @@ def plan_from_json(obj: Any) -> Plan:
         at = _row_at("E", i, f"edge {row['name']!r}")
         src, tgt = (names[_foreign(row[k], "V", len(names), at(k)) - 1] for k in ("src", "tgt"))
         check_name_or_null(row["fn"], at("fn"))
-        flags = [check_boolean(row[k], at(k)) for k in ("trainable", "training")]
-        edges.append(EdgeRow(row["name"], src, tgt, row["fn"], *flags, at=at))
+        trainable, training = (check_boolean(row[k], at(k)) for k in ("trainable", "training"))
+        edges.append(EdgeRow(row["name"], src, tgt, row["fn"], trainable, training, at=at))
         ends.append((src, tgt))
     relations = []
     for i, row in _rows(obj, "R", R_FIELDS):

@@ -31,9 +31,10 @@ anything is built; every string is a *name*, bound by :mod:`.binding`.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 from typing import Any
+
+import yaml
 
 from ..core.errors import FileFormatError
 from .plan import (
@@ -86,47 +87,34 @@ def config_of(plan: Plan) -> dict[str, Any]:
 
 def dump_yaml(obj: Any) -> str:
     """``obj`` (plain dicts and lists) as YAML text, in the order and style :func:`config_of` intends."""
-    return _yaml().safe_dump(obj, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120)
+    return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120)
 
 
-@functools.cache
-def _yaml() -> Any:
-    try:
-        import yaml
-    except ImportError as err:  # pragma: no cover - PyYAML is a dependency
-        raise ImportError("reading and writing .yaml diagrams needs PyYAML: pip install pyyaml") from err
-    return yaml
-
-
-@functools.cache
-def _loader() -> type:
+class _Loader(yaml.SafeLoader):
     """``yaml.SafeLoader`` plus a duplicate-key check: still only plain data, never a Python object."""
-    yaml = _yaml()
 
-    class Loader(yaml.SafeLoader):
-        pass
 
-    def mapping(loader: Any, node: Any) -> Any:
-        loader.flatten_mapping(node)
-        seen: list[Any] = []
-        for key_node, _ in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            with contextlib.suppress(TypeError):  # an unhashable key: SafeLoader itself refuses it
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while reading a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
-                    )
-            seen.append(key)
-        return loader.construct_mapping(node, deep=True)
+def _mapping(loader: _Loader, node: yaml.MappingNode) -> Any:
+    loader.flatten_mapping(node)
+    seen: list[Any] = []
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        with contextlib.suppress(TypeError):  # an unhashable key: SafeLoader itself refuses it
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+                )
+        seen.append(key)
+    return loader.construct_mapping(node, deep=True)
 
-    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return Loader
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
 def read_yaml(text: str) -> Any:
-    yaml = _yaml()
+    """The plain data of a YAML text; a Python tag, a duplicate key or bad YAML raises :class:`FileFormatError`."""
     try:
-        return yaml.load(text, Loader=_loader())  # a SafeLoader: no tag can build a Python object
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: no tag can build a Python object
     except yaml.constructor.ConstructorError as err:
         raise FileFormatError(f"refused YAML (only plain data is read, never Python objects): {err}") from err
     except yaml.YAMLError as err:
@@ -164,8 +152,8 @@ def plan_from_config(obj: Any) -> Plan:
                 raise FileFormatError(f"{at(key)}: expected the name of a space, got {kind_of(entry[key])}")
         fn = entry.get("fn", name)
         check_name_or_null(fn, at("fn"))
-        flags = [check_boolean(entry.get(k, True), at(k)) for k in ("trainable", "training")]
-        edges.append(EdgeRow(name, entry["src"], entry["tgt"], fn, *flags, at=at))
+        trainable, training = (check_boolean(entry.get(k, True), at(k)) for k in ("trainable", "training"))
+        edges.append(EdgeRow(name, entry["src"], entry["tgt"], fn, trainable, training, at=at))
     relations = []
     items = obj.get("relations") or []
     if not isinstance(items, list):

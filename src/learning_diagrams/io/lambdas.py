@@ -144,7 +144,7 @@ def show(expr: Expr | Pattern) -> str:
         case Index(value, Slice(start, stop)):
             bounds = ("" if b is None else str(b) for b in (start, stop))
             return f"{show(value)}[{':'.join(bounds)}]"
-        case Index(value, key):
+        case Index(value, int() | str() as key):
             return f"{show(value)}[{show(Const(key))}]"
         case Tuple(items):
             return _show_tuple([show(item) for item in items])

@@ -400,7 +400,7 @@ class _Compiler:
         getattr(self, tree.data)(diagram, tree)
 
     def vertex(self, diagram: Diagram, tree: Tree) -> None:
-        name, spec = tree.children
+        name, spec = _token(tree.children[0]), _tree(tree.children[1])
         if spec.data == "data_spec":
             kwargs = {"data": self.value(spec.children[0])}
         else:
@@ -426,7 +426,8 @@ class _Compiler:
     def edge(self, diagram: Diagram, tree: Tree) -> None:
         name, src, tgt, rhs = tree.children
         if rhs is None:
-            fn = self.lookup(name.value, name.line, name.column)
+            name = _token(name)
+            fn = self.lookup(name.value, name.line or 0, name.column or 0)
         elif len(rhs.children) == 2:
             fn = self.function(rhs)
         else:
@@ -502,9 +503,10 @@ class _Compiler:
         kids = tree.children
         match tree.data:
             case "name":
-                return Name(kids[0].value, kids[0].line, kids[0].column)
+                token = _token(kids[0])
+                return Name(token.value, token.line or 0, token.column or 0)
             case "string":
-                return Const(kids[0].value[1:-1])
+                return Const(_token(kids[0]).value[1:-1])
             case "number":
                 return Const(self.number(tree))
             case "call":
@@ -518,17 +520,24 @@ class _Compiler:
     def key(self, tree: Tree) -> int | str | Slice:
         match tree.data:
             case "integer_key":
-                return self.number(tree.children[0])
+                return self.integer(_tree(tree.children[0]))
             case "string_key":
-                return tree.children[0].value[1:-1]
-        start, stop = (None if k is None else self.number(k) for k in tree.children)
+                return _token(tree.children[0]).value[1:-1]
+        start, stop = (None if k is None else self.integer(_tree(k)) for k in tree.children)
         return Slice(start, stop)
 
     @staticmethod
     def number(tree: Tree) -> int | float:
         *sign, digits = tree.children
+        digits = _token(digits)
         value = int(digits) if digits.type == "INT" else float(digits)
         return -value if sign else value
+
+    @classmethod
+    def integer(cls, tree: Tree) -> int:
+        value = cls.number(tree)
+        assert isinstance(value, int), "the grammar's integer rule reads digits only"
+        return value
 
     # -- positions ----------------------------------------------------------
 
@@ -539,6 +548,18 @@ class _Compiler:
         return self.lines[line - 1].rstrip("\r")
 
     def syntax_error(self, where: Tree | Token, message: str) -> DiagramSyntaxError:
-        line = where.line if isinstance(where, Token) else where.meta.line
-        column = where.column if isinstance(where, Token) else where.meta.column
+        line = (where.line if isinstance(where, Token) else where.meta.line) or 1
+        column = (where.column if isinstance(where, Token) else where.meta.column) or 1
         return DiagramSyntaxError(message, text=self.line_text(line), line=line, column=column)
+
+
+def _token(node: Tree | Token) -> Token:
+    """A child the grammar makes a token (lark types children as either)."""
+    assert isinstance(node, Token), f"expected a token, got {node!r}"
+    return node
+
+
+def _tree(node: Tree | Token) -> Tree:
+    """A child the grammar makes a tree."""
+    assert isinstance(node, Tree), f"expected a tree, got {node!r}"
+    return node

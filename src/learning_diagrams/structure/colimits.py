@@ -162,6 +162,7 @@ class Colimit:
         """
         legs = self._complete(list(cocone), codom)
         target = legs[0].codom if legs else codom
+        assert target is not None, "_complete refuses an empty cocone without codom"
         for k, (i, j, f) in enumerate(self.morphisms):
             _check_triangle(k, i, j, f, legs[i], legs[j])
         vertices = {name: legs[i].vertices[v] for name, (i, v) in self._vertex_reps.items()}

@@ -155,7 +155,9 @@ def agrees(pattern: Space | Map, part: Space | Map) -> bool:
     compared only when the pattern sets a function.
     """
     if isinstance(pattern, Map):
+        assert isinstance(part, Map), "a pattern's edge maps to an edge"
         return pattern.fn is None or (pattern.fn is part.fn and pattern.trainable == part.trainable)
+    assert isinstance(part, Space), "a pattern's vertex maps to a vertex"
     return (
         (pattern.data is None or pattern.data is part.data)
         and (pattern.loss is None or pattern.loss == part.loss)

@@ -53,7 +53,8 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
             raise UnknownNameError(NOT_INDEXING.format(vertex=name, indexing=", ".join(diagram.indexing) or "none"))
     modules = [m.fn for m in diagram.maps.values() if isinstance(m.fn, nn.Module)]
     modes = [(module, module.training) for module in modules]
-    rows, values = [], {}
+    rows: list[tuple[str, str, str]] = []
+    values: dict[str, dict[tuple[str, ...], Any]] = {}
     try:
         for module in modules:
             module.eval()

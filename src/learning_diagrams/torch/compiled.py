@@ -233,7 +233,9 @@ class CompiledLoss(nn.Module):
         self.check_sources(given, "a batch")
         if draw:
             given.update({s: self._draw(s) for s in self.sources if s not in given})
-        values = {s: {(): batch} for s, batch in given.items() if batch is not None}
+        values: dict[str, dict[tuple[str, ...], Any]] = {
+            s: {(): batch} for s, batch in given.items() if batch is not None
+        }
         value = self._evaluator.value
         return [
             (pair, value(pair.first, values[pair.source]), value(pair.second, values[pair.source]))

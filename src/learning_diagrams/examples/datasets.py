@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+import learning_diagrams as ld
+
 __all__ = [
     "digits",
     "fashion_mnist",
@@ -85,16 +87,16 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        when the header is not an idx header, or the data are shorter or longer
-        than the sizes it gives.
+    FileFormatError
+        (``ld.errors.FileFormatError``, a ``ValueError``) when the header is not
+        an idx header, or the data are shorter or longer than the sizes it gives.
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(
+        raise ld.errors.FileFormatError(
             f"{path} is not an idx file: it starts with {raw[:4].hex() or 'nothing'}, "
             f"expected 0000 then a type code and a number of dimensions"
         )
@@ -104,7 +106,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - offset != expected:
-        raise ValueError(
+        raise ld.errors.FileFormatError(
             f"{path}: the header gives shape {shape} ({expected} bytes of data), "
             f"but {len(raw) - offset} bytes follow it"
         )
@@ -158,20 +160,22 @@ def fashion_mnist(
     DataMissingError
         (a ``FileNotFoundError``) when a file is missing; the message says
         ``apt-get install dataset-fashion-mnist`` and how to pass ``root=``.
-    ValueError
-        when a file is not an idx file, or images and labels disagree in number.
+    FileFormatError
+        (``ld.errors.FileFormatError``, a ``ValueError``) when a file is not an
+        idx file, or images and labels disagree in number.
     """
     root = Path(root)
     found = {key: _find(root, name) for key, name in FASHION_MNIST_FILES.items()}
     missing = [FASHION_MNIST_FILES[key] for key, path in found.items() if path is None]
     if missing:
         raise DataMissingError(_missing_message(root, missing))
+    paths = {key: path for key, path in found.items() if path is not None}
     splits = []
     for split, keep in (("train", limit), ("test", test_limit)):
-        images = read_idx(found[(split, "images")])  # type: ignore[arg-type]
-        labels = read_idx(found[(split, "labels")])  # type: ignore[arg-type]
+        images = read_idx(paths[(split, "images")])
+        labels = read_idx(paths[(split, "labels")])
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(
+            raise ld.errors.FileFormatError(
                 f"{root}: {split} images of shape {images.shape} do not go with labels of shape {labels.shape}"
             )
         images, labels = images[:keep], labels[:keep]

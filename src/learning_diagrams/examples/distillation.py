@@ -330,7 +330,7 @@ def variant_diagram(
     :data:`tutorial_cosine`, the tutorial's own formulas for the same quantities.
     """
     if losses not in LOSSES:
-        raise ValueError(f"unknown losses {losses!r}; choose from {', '.join(LOSSES)}")
+        raise ld.errors.OptionError(f"unknown losses {losses!r}; choose from {', '.join(LOSSES)}")
     tutorial = losses == "tutorial"
     if variant == "kd":
         return distillation(teacher, student, data, soft_loss=tutorial_kl(TEMPERATURE) if tutorial else None)
@@ -338,9 +338,9 @@ def variant_diagram(
         return cosine_distillation(teacher, student, data, hidden_loss=tutorial_cosine if tutorial else None)
     if variant == "regressor":
         if regressor is None:
-            raise ValueError("the regressor variant needs a regressor module")
+            raise ld.errors.OptionError("the regressor variant needs a regressor module")
         return regressor_distillation(teacher, student, regressor, data)
-    raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    raise ld.errors.OptionError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -387,7 +387,8 @@ def held_out(data: TensorDataset, batch_size: int = 256) -> list[Batch]:
 class ModifiedDeepNNCosine(DeepNN):
     """The tutorial's teacher for the cosine variant: logits and the pooled, flattened feature maps."""
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # As in the tutorial, a subclass whose forward returns two outputs where its base returns the logits.
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         x = self.features(x)
         flattened_conv_output = torch.flatten(x, 1)
         logits = self.classifier(x)
@@ -397,7 +398,8 @@ class ModifiedDeepNNCosine(DeepNN):
 class ModifiedLightNNCosine(LightNN):
     """The tutorial's student for the cosine variant: logits and the flattened feature maps."""
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # As in the tutorial, a subclass whose forward returns two outputs where its base returns the logits.
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         x = self.features(x)
         flattened_conv_output = torch.flatten(x, 1)
         logits = self.classifier(x)
@@ -407,7 +409,8 @@ class ModifiedLightNNCosine(LightNN):
 class ModifiedDeepNNRegressor(DeepNN):
     """The tutorial's teacher for the regressor variant: logits and the last feature maps."""
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # As in the tutorial, a subclass whose forward returns two outputs where its base returns the logits.
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         conv_feature_map = self.features(x)
         return self.classifier(conv_feature_map), conv_feature_map
 
@@ -424,7 +427,8 @@ class ModifiedLightNNRegressor(LightNN):
         super().__init__(num_classes, side)
         self.regressor = Regressor()
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    # As in the tutorial, a subclass whose forward returns two outputs where its base returns the logits.
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         x = self.features(x)
         regressor_output = self.regressor(x)
         return self.classifier(x), regressor_output
@@ -591,7 +595,7 @@ def accuracy_by_hand(model: nn.Module, batches: Sequence[Batch], device: torch.d
             outputs = outputs[0]
         _, predicted = torch.max(outputs.data, 1)
         total += labels.size(0)
-        correct += (predicted == labels).sum().item()
+        correct += int((predicted == labels).sum())
     return 100 * correct / total
 
 
@@ -609,6 +613,8 @@ def hand_models(
     t.load_state_dict(teacher.state_dict())
     state = dict(student.state_dict())
     if variant == "regressor":
+        if regressor is None:
+            raise ld.errors.OptionError("the regressor variant needs a regressor module")
         state.update({f"regressor.{k}": v for k, v in regressor.state_dict().items()})
     s.load_state_dict(state)
     return t, s
@@ -617,7 +623,12 @@ def hand_models(
 def hand_step_loss(
     variant: str, teacher: nn.Module, student: nn.Module
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    fn = {"kd": tutorial_kd_loss, "cosine": tutorial_cosine_loss, "regressor": tutorial_mse_loss}[variant]
+    losses: dict[str, Callable[..., torch.Tensor]] = {
+        "kd": tutorial_kd_loss,
+        "cosine": tutorial_cosine_loss,
+        "regressor": tutorial_mse_loss,
+    }
+    fn = losses[variant]
     return lambda x, y: fn(teacher, student, x, y)
 
 

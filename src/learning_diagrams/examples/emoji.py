@@ -51,6 +51,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import learning_diagrams as ld
+
 __all__ = [
     "Captioned",
     "Vocabulary",
@@ -158,7 +160,7 @@ def split(data: Captioned, test_fraction: float = 0.2, salt: str = "split-v1") -
     (42, 8, set())
     """
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+        raise ld.errors.OptionError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     cut = int(test_fraction * 2**32)
     in_test = [
         int.from_bytes(hashlib.blake2b(f"{salt}:{k}".encode(), digest_size=4).digest(), "big") < cut for k in data.keys
@@ -208,7 +210,7 @@ class Vocabulary:
         rows = [[START, *(index.get(w, UNK) for w in words(c)), END] for c in captions]
         length = max((len(r) for r in rows), default=2) if length is None else length
         if length < 2:
-            raise ValueError(f"length must leave room for <start> and <end>, got {length}")
+            raise ld.errors.OptionError(f"length must leave room for <start> and <end>, got {length}")
         out = torch.full((len(rows), length), PAD, dtype=torch.int64)
         for i, r in enumerate(rows):
             r = r if len(r) <= length else [*r[: length - 1], END]
@@ -292,7 +294,7 @@ def _render_emoji(chars: Sequence[str], font: Path, size: int) -> np.ndarray:
     face = ImageFont.truetype(str(font), NATIVE_SIZE)
     out = np.empty((len(chars), size, size, 3), dtype=np.uint8)
     for i, ch in enumerate(chars):
-        left, top, right, bottom = face.getbbox(ch)
+        left, top, right, bottom = map(int, face.getbbox(ch))  # whole pixels (Pillow types them float)
         side = max(right - left, bottom - top)
         canvas = Image.new("RGBA", (side, side), (255, 255, 255, 0))
         ImageDraw.Draw(canvas).text(
@@ -349,7 +351,7 @@ def emoji(
         raise _font_missing(path)
     cached = None
     if cache is not False:
-        folder = cache_dir() if cache in (None, True) else Path(cache)
+        folder = cache_dir() if cache is None or cache is True else Path(cache)
         cached = folder / f"emoji-{_file_hash(path)}-unicode{unicodedata.unidata_version}-{size}px.npz"
         if cached.is_file():
             with np.load(cached, allow_pickle=False) as z:
@@ -414,7 +416,7 @@ def glyphs(
                 face = ImageFont.load_default()
             image = Image.new("RGB", (size, size), paper)
             draw = ImageDraw.Draw(image)
-            left, top, right, bottom = draw.textbbox((0, 0), ch, font=face)
+            left, top, right, bottom = map(int, draw.textbbox((0, 0), ch, font=face))  # whole pixels
             room_x, room_y = size - (right - left), size - (bottom - top)
             x = int(rng.integers(max(room_x // 4, 0), max(3 * room_x // 4, 1)))
             y = int(rng.integers(max(room_y // 4, 0), max(3 * room_y // 4, 1)))

@@ -75,6 +75,7 @@ from learning_diagrams.examples import datasets, glyphs, machine
 __all__ = [
     "ClassSet",
     "Episode",
+    "Backbone",
     "Conv4",
     "ResNet12",
     "L2Normalize",
@@ -164,13 +165,19 @@ def load_classes(name: str = "glyphs", *, seed: int = 0) -> ClassSet:
             glyphs.split_classes(names, (0.5, 0.0, 0.5)),
             ["scikit-learn's 8×8 digits, scaled to 20×20 and centred in 28×28"],
         )
-    raise ValueError(f"--data {name!r}: known class sets are glyphs, digits")
+    raise ld.errors.OptionError(f"--data {name!r}: known class sets are glyphs, digits")
 
 
 # -- the models ------------------------------------------------------------------------------
 
 
-class Conv4(nn.Module):
+class Backbone(nn.Module):
+    """A backbone: a module from images to ``features`` numbers each (:class:`Conv4`, :class:`ResNet12`)."""
+
+    features: int
+
+
+class Conv4(Backbone):
     """Four blocks conv 3×3 (64) → BatchNorm → ReLU → max-pool 2: 1×28×28 images to 64 features."""
 
     def __init__(self, channels: int = 64):
@@ -208,7 +215,7 @@ class _ResBlock(nn.Module):
         return self.out(self.body(x) + self.shortcut(x))
 
 
-class ResNet12(nn.Module):
+class ResNet12(Backbone):
     """The ResNet-12 of RFS (channels 64, 160, 320, 640; no DropBlock), average-pooled to 640 features."""
 
     def __init__(self, channels: Sequence[int] = (64, 160, 320, 640), in_channels: int = 1):
@@ -223,16 +230,16 @@ class ResNet12(nn.Module):
         return self.net(x)
 
 
-BACKBONES: dict[str, Callable[[], nn.Module]] = {"small": Conv4, "resnet12": ResNet12}
+BACKBONES: dict[str, Callable[[], Backbone]] = {"small": Conv4, "resnet12": ResNet12}
 
 
-def make_backbone(name: str, width: int = 64) -> nn.Module:
+def make_backbone(name: str, width: int = 64) -> Backbone:
     """A new backbone ``small`` (:class:`Conv4` of ``width`` channels) or ``resnet12`` (:class:`ResNet12`).
 
     ``.features`` is the size of its output.
     """
     if name not in BACKBONES:
-        raise ValueError(f"--backbone {name!r}: known backbones are {', '.join(BACKBONES)}")
+        raise ld.errors.OptionError(f"--backbone {name!r}: known backbones are {', '.join(BACKBONES)}")
     return Conv4(width) if name == "small" else BACKBONES[name]()
 
 
@@ -357,7 +364,7 @@ def sample_episodes(
     by_class = classes.indices(split)
     usable = [c for c, idx in by_class.items() if len(idx) >= shots + queries]
     if len(usable) < ways:
-        raise ValueError(
+        raise ld.errors.OptionError(
             f"split {split!r} of {classes.name} has {len(usable)} classes with at least "
             f"{shots + queries} images; a {ways}-way {shots}-shot episode with {queries} queries "
             f"per class needs {ways}"
@@ -410,7 +417,7 @@ def glue_episodes(
 
 def pretrain(
     classes: ClassSet,
-    backbone: nn.Module,
+    backbone: Backbone,
     *,
     epochs: int,
     batch_size: int = 64,
@@ -435,7 +442,7 @@ def pretrain(
 
 def meta_train(
     classes: ClassSet,
-    backbone: nn.Module,
+    backbone: Backbone,
     *,
     epochs: int,
     rounds: int = 4,
@@ -463,7 +470,7 @@ def meta_train(
         order = rng.sample(train, len(train))
         tasks += [order[i : i + ways] for i in range(0, len(order) - ways + 1, ways)]
     if not tasks:
-        raise ValueError(f"{len(train)} meta-train classes do not make one {ways}-class task")
+        raise ld.errors.OptionError(f"{len(train)} meta-train classes do not make one {ways}-class task")
     torch.manual_seed(seed)
     squares = []
     for t, task in enumerate(tasks):
@@ -503,7 +510,7 @@ def _adam_with_l2(lr: float, weight_decay: float):
 
 def fit_heads(
     episodes: Sequence[Episode],
-    backbone: nn.Module,
+    backbone: Backbone,
     *,
     glue: int = 50,
     steps: int = 100,

@@ -61,10 +61,11 @@ import subprocess
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
+import learning_diagrams as ld
 from learning_diagrams.io import write_atomic
 from learning_diagrams.examples.datasets import DataMissingError
 
@@ -173,9 +174,11 @@ def split_classes(
     {'train': [0, 4, 6, 8, 9], 'val': [], 'test': [1, 2, 3, 5, 7]}
     """
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(f"fractions {tuple(fractions)} are not three shares (train, val, test) adding up to 1")
+        raise ld.errors.OptionError(
+            f"fractions {tuple(fractions)} are not three shares (train, val, test) adding up to 1"
+        )
     if len(set(names)) != len(names):
-        raise ValueError("class names must be distinct")
+        raise ld.errors.DuplicateNameError("class names must be distinct")
     order = sorted(range(len(names)), key=lambda i: hashlib.sha256(f"{salt}/{names[i]}".encode()).hexdigest())
     n_train = round(fractions[0] * len(names))
     n_val = round(fractions[1] * len(names))
@@ -248,15 +251,16 @@ class FontsMissingError(DataMissingError):
     """Font files of the glyph data set are missing; the message says what to install."""
 
 
-def font_files(fonts: dict[str, tuple[str, Sequence[str]]] | None = None) -> list[Path]:
+def font_files(fonts: Mapping[str, tuple[str, Sequence[str]]] | None = None) -> list[Path]:
     """The font files, checked to exist; raises :class:`FontsMissingError` listing the packages.
 
     ``fonts`` has the form of :data:`FONT_FILES` (package or any label: folder, file names);
     default the pinned Debian fonts.
     """
-    fonts = FONT_FILES if fonts is None else fonts
-    paths, missing = [], {}
-    for package, (folder, names) in fonts.items():
+    table = FONT_FILES if fonts is None else fonts
+    paths: list[Path] = []
+    missing: dict[str, list[str]] = {}
+    for package, (folder, names) in table.items():
         for name in names:
             path = Path(folder) / name
             if path.is_file():
@@ -361,7 +365,7 @@ def _render_one(font, char: str, size: int) -> np.ndarray | None:
         return _render_one(font.font_variant(size=int(font.size * factor)), char, size)
     image = Image.new("L", (side, side), 0)
     ImageDraw.Draw(image).text(((side - width) / 2 - left, baseline), char, fill=255, font=font, anchor="ls")
-    small = image.resize((size, size), Image.BOX)
+    small = image.resize((size, size), Image.Resampling.BOX)
     pixels = np.asarray(small, dtype=np.uint8)
     return pixels if pixels.max() > 0 else None
 
@@ -423,7 +427,7 @@ def _key(paths: Sequence[Path], classes: Sequence[str]) -> str:
 
 def glyphs(
     *,
-    fonts: dict[str, tuple[str, Sequence[str]]] | None = None,
+    fonts: Mapping[str, tuple[str, Sequence[str]]] | None = None,
     cache: str | os.PathLike | None | bool = None,
     refresh: bool = False,
 ) -> GlyphSet:
@@ -433,8 +437,8 @@ def glyphs(
     ----------
     fonts : mapping, optional
         Font files in the form of :data:`FONT_FILES`; default the pinned Debian fonts.
-    cache : path-like, False or None
-        The cache folder (default :func:`cache_dir`); ``False``: neither read nor write a cache.
+    cache : path-like, bool or None
+        The cache folder (default, or ``True``: :func:`cache_dir`); ``False``: neither read nor write a cache.
     refresh : bool
         Render again even when a cached copy exists (and replace it).
 
@@ -446,7 +450,7 @@ def glyphs(
     """
     paths = font_files(fonts)
     classes = character_classes()
-    folder = None if cache is False else Path(cache) if cache is not None else cache_dir()
+    folder = None if cache is False else cache_dir() if cache is None or cache is True else Path(cache)
     file = folder / f"glyphs-{_key(paths, classes)}.npz" if folder is not None else None
     if file is not None and file.is_file() and not refresh:
         with np.load(file, allow_pickle=False) as z:
@@ -481,7 +485,7 @@ def grid(data: GlyphSet, classes: Sequence[str], fonts: int = 16, zoom: int = 2)
         row += [np.zeros((SIZE, SIZE), np.uint8)] * (fonts - len(row))
         rows.append(np.concatenate([np.pad(img, 1, constant_values=64) for img in row], axis=1))
     pixels = np.concatenate(rows, axis=0)
-    return Image.fromarray(pixels).resize((pixels.shape[1] * zoom, pixels.shape[0] * zoom), Image.NEAREST)
+    return Image.fromarray(pixels).resize((pixels.shape[1] * zoom, pixels.shape[0] * zoom), Image.Resampling.NEAREST)
 
 
 def main(argv: list[str] | None = None) -> GlyphSet:

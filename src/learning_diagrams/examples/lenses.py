@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import learning_diagrams as ld
 from learning_diagrams.examples import machine
 from learning_diagrams.io import write_atomic
 from learning_diagrams.lenses import Para, adam, dream, parts, rmsprop, sgd, supervised, train, wgan
@@ -103,7 +104,7 @@ _TORCH_ACTIVATIONS: dict[str | None, Callable[[], nn.Module]] = {
     None: nn.Identity,
 }
 
-Pairs = list[tuple[str, str, nn.Parameter]]
+Pairs = list[tuple[str, str, torch.Tensor]]
 
 
 def build(spec: Sequence[tuple], seed: int = 0, prefix: str = "") -> tuple[Para, nn.Sequential, Pairs]:
@@ -129,6 +130,8 @@ def build(spec: Sequence[tuple], seed: int = 0, prefix: str = "") -> tuple[Para,
     for i, layer in enumerate(spec):
         kind, args = layer[0], layer[1:]
         name, s = f"{prefix}{kind}{i}", 1000 * seed + 10 * i
+        lens: Para
+        module: nn.Module
         if kind == "linear":
             n_in, n_out = args
             lens, module = parts.linear(n_in, n_out, name, seed=s), nn.Linear(n_in, n_out, bias=False)
@@ -142,6 +145,7 @@ def build(spec: Sequence[tuple], seed: int = 0, prefix: str = "") -> tuple[Para,
             c_in, c_out, k, padding = args
             lens = parts.conv2d(c_in, c_out, k, name, padding=padding, seed=s)
             module = nn.Conv2d(c_in, c_out, k, padding=padding)
+            assert module.bias is not None  # a convolution has a bias unless made with bias=False
             pairs += [(name, "weight", module.weight), (name, "bias", module.bias)]
         elif kind == "relu":
             lens, module = parts.relu(), nn.ReLU()
@@ -150,7 +154,7 @@ def build(spec: Sequence[tuple], seed: int = 0, prefix: str = "") -> tuple[Para,
         elif kind == "flatten":
             lens, module = parts.flatten(), nn.Flatten()
         else:
-            raise ValueError(f"unknown layer {layer!r}")
+            raise ld.errors.OptionError(f"unknown layer {layer!r}")
         lenses.append(lens)
         modules.append(module)
     model, net = parts.chain(*lenses), nn.Sequential(*modules)
@@ -511,7 +515,8 @@ def run_gan(args: argparse.Namespace) -> dict[str, Any]:
     generator, g_net, g_pairs = build(GENERATOR, args.seed, "g_")
     critic, c_net, c_pairs = build(CRITIC, args.seed + 1, "c_")
     settings = dict(noise_dim=2, clip=0.05, n_critic=5, steps=args.gan_steps, batch_size=64, seed=args.seed)
-    g_hyper, c_hyper = {"lr": 2e-3, "betas": (0.5, 0.9)}, {"lr": 2e-3}
+    g_hyper: dict[str, Any] = {"lr": 2e-3, "betas": (0.5, 0.9)}
+    c_hyper: dict[str, Any] = {"lr": 2e-3}
     _say(
         args,
         f"\nWasserstein GAN on a mixture of {len(CENTRES)} Gaussians in R² ({len(data)} points): generator "

@@ -173,7 +173,9 @@ def load_tasks(
     """The tasks of ``names``; raises :class:`~.datasets.DataMissingError` without Fashion-MNIST."""
     unknown = [n for n in names if n not in TASKS]
     if unknown or len(set(names)) != len(names) or len(names) < 1:
-        raise ValueError(f"--tasks: {','.join(names)} is not a list of distinct tasks among {', '.join(TASKS)}")
+        raise ld.errors.OptionError(
+            f"--tasks: {','.join(names)} is not a list of distinct tasks among {', '.join(TASKS)}"
+        )
     digit_tasks = [n for n in names if n.startswith("digits")]
     shares = _digits_shares(len(digit_tasks), seed) if len(digit_tasks) > 1 else None
     _, digits_test = datasets.digits(size=20, pad=4, seed=seed, test_limit=test_limit)

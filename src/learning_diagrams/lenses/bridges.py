@@ -44,7 +44,7 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, cast
 
 import torch
 from torch.func import functional_call, vjp
@@ -129,7 +129,9 @@ def diagram_loss(compiled: CompiledLoss, name: str = "diagram") -> Para:
 
     def fwd(pa: tuple[dict, Any]) -> tuple[torch.Tensor, Any]:
         p, batch = pa
-        loss, pullback, _terms = vjp(lambda q: total(q, batch), p, has_aux=True)
+        # torch annotates vjp's result as either arity; with has_aux it is the triple.
+        with_aux = cast("tuple[torch.Tensor, Callable[..., Any], Any]", vjp(lambda q: total(q, batch), p, has_aux=True))
+        loss, pullback, _terms = with_aux
         return loss, pullback
 
     def bwd(pullback: Any, dl: torch.Tensor) -> tuple[dict, None]:

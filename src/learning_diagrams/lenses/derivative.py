@@ -20,7 +20,7 @@ from a hand-written backward part.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import nn
@@ -55,7 +55,7 @@ def reverse_derivative(fn: Callable[[Any], Any], name: str | None = None) -> Len
                 return _DUMMY
             return b
 
-        b, pullback = vjp(fn_or_dummy, a)
+        b, pullback = _vjp(fn_or_dummy, a)
         if empty:  # R[!](a, ()) = 0 (RD.4); the pullback gives zeros shaped like a
             return empty[0], lambda db: pullback(_DUMMY)
         return b, pullback
@@ -63,7 +63,13 @@ def reverse_derivative(fn: Callable[[Any], Any], name: str | None = None) -> Len
     def bwd(pullback: Callable, db: Any) -> Any:
         return pullback(db)[0]
 
-    return Lens(fwd, bwd, name or getattr(fn, "__name__", "R(f)"))
+    return Lens(fwd, bwd, name or str(getattr(fn, "__name__", "R(f)")))
+
+
+def _vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
+    """``torch.func.vjp`` without auxiliary output: the value of ``fn`` and its pullback."""
+    # torch annotates vjp's result as either arity; without has_aux it is the pair.
+    return cast("tuple[Any, Callable[..., Any]]", vjp(fn, *primals))
 
 
 _DUMMY = torch.zeros(())
@@ -84,7 +90,7 @@ def para_derivative(fn: Callable[[dict[str, Any], Any], Any], params: dict[str, 
     """The parametric lens of ``fn(params, a)``: its backward part returns ``(dparams, da)``."""
 
     def fwd(pa: tuple[dict, Any]) -> tuple[Any, Any]:
-        return vjp(fn, pa[0], pa[1])
+        return _vjp(fn, pa[0], pa[1])
 
     def bwd(pullback: Callable, db: Any) -> tuple[dict, Any]:
         dp, da = pullback(db)

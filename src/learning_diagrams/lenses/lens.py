@@ -33,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -40,25 +41,33 @@ import torch
 
 from ..core.category import Monoidal
 
-__all__ = ["Lens", "same", "tensor_add", "tensor_zero"]
+__all__ = ["Lens", "same", "tensor_add", "tensor_zero", "leafwise"]
+
+
+def leafwise(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """``fn`` at each leaf of ``tree`` (nested tuples and dicts), with the matching entries of ``rest``.
+
+    The walk of every change of a lens: :func:`tensor_add` and :func:`tensor_zero`
+    here, and XOR and ``False`` over Z2 (:mod:`learning_diagrams.lenses.boolean`).
+
+    >>> leafwise(lambda a, b: a - b, (5, {"w": 3}), (1, {"w": 1}))
+    (4, {'w': 2})
+    """
+    if isinstance(tree, tuple):
+        return tuple(leafwise(fn, *entries) for entries in zip(tree, *rest))
+    if isinstance(tree, dict):
+        return {k: leafwise(fn, v, *(r[k] for r in rest)) for k, v in tree.items()}
+    return fn(tree, *rest)
 
 
 def tensor_add(a: Any, b: Any) -> Any:
     """Add two changes: tensors, or tuples/dicts of them, entry by entry."""
-    if isinstance(a, tuple):
-        return tuple(tensor_add(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return {k: tensor_add(a[k], b[k]) for k in a}
-    return a + b
+    return leafwise(operator.add, a, b)
 
 
 def tensor_zero(a: Any) -> Any:
     """The zero change at ``a``: zeros of the same shapes."""
-    if isinstance(a, tuple):
-        return tuple(tensor_zero(x) for x in a)
-    if isinstance(a, dict):
-        return {k: tensor_zero(v) for k, v in a.items()}
-    return torch.zeros_like(a) if isinstance(a, torch.Tensor) else 0 * a
+    return leafwise(lambda x: torch.zeros_like(x) if isinstance(x, torch.Tensor) else 0 * x, a)
 
 
 @dataclass(frozen=True)

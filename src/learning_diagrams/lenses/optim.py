@@ -66,7 +66,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..core.errors import ConflictError
+from ..core.errors import ConflictError, OptionError
 from .lens import Lens
 from .para import Para
 
@@ -105,8 +105,8 @@ def _update(step: LeafStep, hyper: Mapping[str, Any], p: Tree, s: Tree, dp: Tree
         pairs = {k: _update(step, hyper, p[k], s[k], dp[k]) for k in p}
         return {k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()}
     if isinstance(p, (tuple, list)):
-        pairs = [_update(step, hyper, *x) for x in zip(p, s, dp)]
-        return type(p)(v[0] for v in pairs), type(p)(v[1] for v in pairs)
+        entries = [_update(step, hyper, *x) for x in zip(p, s, dp)]
+        return type(p)(v[0] for v in entries), type(p)(v[1] for v in entries)
     return step(p, dict(s), dp, hyper)
 
 
@@ -136,8 +136,9 @@ class Optimiser:
     def update(self, params: Tree, state: Tree, change: Tree) -> tuple[Tree, Tree]:
         """The backward map: the parameters and state after a step along ``change``."""
         new, state = _update(self.step_leaf, self.hyper, params, state, change)
-        if self.clip is not None:
-            new = tree_map(lambda t: t.clamp(-self.clip, self.clip), new)
+        c = self.clip
+        if c is not None:
+            new = tree_map(lambda t: t.clamp(-c, c), new)
         return new, state
 
     def lens(self) -> Lens:
@@ -183,7 +184,7 @@ class Optimiser:
         """The same optimiser with some hyperparameters changed."""
         unknown = set(hyper) - set(self.hyper)
         if unknown:
-            raise ValueError(f"{self.name} has no hyperparameters {sorted(unknown)}; it has {sorted(self.hyper)}")
+            raise OptionError(f"{self.name} has no hyperparameters {sorted(unknown)}; it has {sorted(self.hyper)}")
         return replace(self, hyper={**self.hyper, **hyper})
 
     def __repr__(self) -> str:
@@ -253,7 +254,7 @@ def sgd(
     the stored parameter being that look-ahead point.
     """
     if nesterov and (momentum <= 0 or dampening != 0):
-        raise ValueError("Nesterov momentum requires a momentum and zero dampening, as in torch.optim.SGD")
+        raise OptionError("Nesterov momentum requires a momentum and zero dampening, as in torch.optim.SGD")
     name = "nesterov" if nesterov else "momentum" if momentum else "gradient_descent"
     hyper = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay)
     return Optimiser(name, hyper, _sgd_init, _sgd_step)

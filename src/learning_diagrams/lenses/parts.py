@@ -61,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.errors import ConflictError, OptionError
 from .derivative import R, from_module, para_derivative
 from .lens import Lens
 from .para import Para
@@ -121,7 +122,7 @@ def dense(n_in: int, n_out: int, name: str, activation: Para | str | None = "rel
     """
     if isinstance(activation, str):
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; use one of {sorted(_ACTIVATIONS)}, a Para, or None")
+            raise OptionError(f"unknown activation {activation!r}; use one of {sorted(_ACTIVATIONS)}, a Para, or None")
         activation = _ACTIVATIONS[activation]()
     parts = linear(n_in, n_out, name + ".linear", seed=seed) >> bias(
         n_out, name + ".bias", fan_in=n_in, seed=None if seed is None else seed + 1
@@ -212,7 +213,7 @@ def regroup(model: Para, name: str) -> Para:
     groups = {k: tuple(v) for k, v in model.params.items()}
     inner = [i for ks in groups.values() for i in ks]
     if len(set(inner)) != len(inner):
-        raise ValueError(f"cannot regroup {model.name} under {name!r}: inner parameter names repeat ({inner})")
+        raise ConflictError(f"cannot regroup {model.name} under {name!r}: inner parameter names repeat ({inner})")
     split = Lens(
         lambda q: ({k: {i: q[name][i] for i in ks} for k, ks in groups.items()}, None),
         lambda _, dp: {name: {i: v for d in dp.values() for i, v in d.items()}},
@@ -232,7 +233,7 @@ def _reduce(per: torch.Tensor, reduction: str) -> tuple[torch.Tensor, float]:
         return per.mean(), 1.0 / max(per.numel(), 1)
     if reduction == "sum":
         return per.sum(), 1.0
-    raise ValueError(f"reduction {reduction!r} is not 'mean' or 'sum'")
+    raise OptionError(f"reduction {reduction!r} is not 'mean' or 'sum'")
 
 
 def _loss_map(fwd: Callable, bwd: Callable, label: Any, name: str, title: str) -> Para:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from learning_diagrams.core.errors import DiagramError, FileFormatError, OptionError
 from learning_diagrams.io.atomic import write_atomic
 from learning_diagrams.training import logs
 from learning_diagrams.training.logs import (
@@ -82,8 +83,9 @@ def test_make_record_converts_values_and_keeps_order() -> None:
     ],
 )
 def test_bad_records_are_refused(record: dict, error: type[Exception], tmp_path: Path) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error) as refused:
         History().log(record)
+    assert isinstance(refused.value, DiagramError)  # the library's error, and the built-in
     with CSVLogger(tmp_path / "log.csv") as logger, pytest.raises(error):
         logger.log(record)
     assert _csv_rows(tmp_path / "log.csv") == [list(CSV_COLUMNS)]
@@ -182,7 +184,7 @@ def test_csv_append_drops_a_line_cut_short_by_a_crash(tmp_path: Path) -> None:
 def test_csv_append_refuses_a_foreign_header(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="header"):
+    with pytest.raises(FileFormatError, match="header"):
         CSVLogger(path, append=True)
     assert path.read_text(encoding="utf-8") == "a,b\n1,2\n"
 
@@ -251,10 +253,10 @@ def test_from_jsonl_reports_bad_lines(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     good = json.dumps(_records()[0])
     path.write_text(f"{good}\nnot json\n{good}\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"log\.jsonl:2"):
+    with pytest.raises(FileFormatError, match=r"log\.jsonl:2"):
         History.from_jsonl(path)
     path.write_text(f'{good}\n\n{{"stage": 0}}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"log\.jsonl:3"):
+    with pytest.raises(FileFormatError, match=r"log\.jsonl:3"):
         History.from_jsonl(path)
 
 
@@ -343,7 +345,7 @@ def test_short_name_rule() -> None:
     assert len(short_name(name)) == 24
     assert short_name(SOFT) == "x·student·s…teacher·soft"
     assert short_name(name, width=3) == "0…z"
-    with pytest.raises(ValueError):
+    with pytest.raises(OptionError, match="width must be at least 3"):
         short_name(name, width=2)
 
 

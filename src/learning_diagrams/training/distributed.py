@@ -18,23 +18,45 @@
   need for ``find_unused_parameters``. (Each process must run the same maps in
   a step, which the combined batches guarantee: every process draws the same
   number of steps.)
+* Held-out data is evaluated in shares, each sample by exactly one process
+  (:func:`held_out_share`, no sample padded or repeated), and the sums are
+  added over the processes (:func:`sum_over_processes`), so every process
+  gets the means over all the data. Evaluation calls the maps themselves, not
+  their DDP wrappers (a wrapper may broadcast buffers in its forward, and
+  processes with different numbers of held-out batches would then wait on
+  each other); :func:`broadcast_buffers` first gives every process rank 0's
+  buffers, as the wrappers' next forward would.
 * Logs, plots and checkpoints are written by rank 0; the others wait at a barrier.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, RandomSampler
 
 from ..core.errors import TypeMismatchError
+from ..torch.data import DEFAULT_BATCH_SIZE, is_full_batch
 
-__all__ = ["wanted", "setup", "rank", "local_rank", "world_size", "barrier", "wrapper", "shard"]
+__all__ = [
+    "wanted",
+    "setup",
+    "rank",
+    "local_rank",
+    "world_size",
+    "barrier",
+    "wrapper",
+    "shard",
+    "held_out_share",
+    "sum_over_processes",
+    "broadcast_buffers",
+]
 
 
 def wanted(strategy: str) -> bool:
@@ -93,7 +115,7 @@ def shard(data: Any, seed: int) -> Any:
             )
         if isinstance(data.sampler, DistributedSampler):
             return data
-        sampler = DistributedSampler(
+        sampler: DistributedSampler[int] = DistributedSampler(
             data.dataset,
             num_replicas=world_size(),
             rank=rank(),
@@ -116,3 +138,71 @@ def shard(data: Any, seed: int) -> Any:
     if isinstance(data, list):
         return data[rank() :: world_size()]
     return data
+
+
+def held_out_share(data: Any) -> Any | None:
+    """This process's share of a data vertex's held-out data; None when it has none.
+
+    Each sample goes to exactly one process, so that sums over the processes are
+    sums over the data (a ``DistributedSampler`` pads the shares to one length
+    with repeated samples, which would count them twice):
+
+    * a ``DataLoader`` with a batch size, over a map-style dataset: samples
+      ``rank, rank + world_size, ...``, in batches of the loader's size (a loader
+      whose sampler is already a ``DistributedSampler`` is the user's share, kept);
+    * a map-style ``Dataset``: the same, batched as a single process would;
+    * a list or tuple of batches: dealt round-robin;
+    * anything else (one full batch, a loader with its own batch sampler or over an
+      iterable dataset, another iterable): evaluated whole by rank 0.
+    """
+    if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
+        data = DataLoader(data, batch_size=DEFAULT_BATCH_SIZE)
+    if isinstance(data, DataLoader):
+        if isinstance(data.sampler, DistributedSampler):
+            return data
+        if data.batch_size is not None and not isinstance(data.dataset, IterableDataset):
+            indices = range(rank(), len(data.dataset), world_size())  # type: ignore[arg-type]
+            if not indices:
+                return None
+            return DataLoader(
+                data.dataset,
+                batch_size=data.batch_size,
+                sampler=indices,
+                num_workers=data.num_workers,
+                collate_fn=data.collate_fn,
+                pin_memory=data.pin_memory,
+                drop_last=data.drop_last,
+                timeout=data.timeout,
+                worker_init_fn=data.worker_init_fn,
+                persistent_workers=data.persistent_workers,
+            )
+    elif isinstance(data, (list, tuple)) and not is_full_batch(data):
+        return data[rank() :: world_size()] or None
+    return data if rank() == 0 else None
+
+
+def sum_over_processes(values: Sequence[float]) -> list[float]:
+    """``values`` added element-wise over the processes, in float64; every process gets the sums.
+
+    Without a process group, the values as they are.
+    """
+    if not dist.is_initialized():
+        return list(values)
+    nccl = dist.get_backend() == "nccl"  # NCCL reduces CUDA tensors only
+    device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+    sums = torch.tensor(list(values), dtype=torch.float64, device=device)
+    dist.all_reduce(sums)
+    return sums.tolist()
+
+
+def broadcast_buffers(modules: Iterable[nn.Module]) -> None:
+    """Give every process rank 0's buffers of ``modules`` (BatchNorm statistics, say), each module once."""
+    if not dist.is_initialized():
+        return
+    seen: set[int] = set()
+    for module in modules:
+        if id(module) in seen:
+            continue
+        seen.add(id(module))
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)

@@ -163,7 +163,7 @@ class CombinedBatches:
 
     def __len__(self) -> int:
         """Steps in one epoch."""
-        if self.policy == "steps":
+        if self.policy == "steps" and self.steps_per_epoch is not None:  # __init__ requires it for "steps"
             return int(self.steps_per_epoch)
         lengths = [len(s) for s in self.streams.values()]
         n = min(lengths) if self.policy == "min_size" else max(lengths)

@@ -1,10 +1,24 @@
 """Metrics on held-out data, computed along the same compiled paths as the loss.
 
 A metric belongs to a vertex: for every compiled pair ending there, it scores
-the pair's first path (the prediction) against its second (the target), batch
-by batch, and the scores are averaged over the held-out data weighted by batch
-size. A metric is a callable ``(prediction, target) -> number`` that returns
-the batch mean, or the name of a built-in one (``"accuracy"``).
+the pair's first path (the prediction) against its second (the target). It is
+given as
+
+* the name of a built-in one (``"accuracy"``, see :data:`METRICS`), or a
+  callable ``(prediction, target) -> number`` that returns the batch mean: the
+  batch scores are averaged over the held-out data, weighted by batch size;
+* a ``torchmetrics.Metric`` (``pip install learning-diagrams[torchmetrics]``):
+  each pair gets its own copy (``metric.clone()``), reset before the pass,
+  updated with every batch and computed at the end, so the value is exact over
+  all the data (an F1 score or an AUROC is no mean of batch scores). The copy is
+  kept on the device of the predictions. torchmetrics is never imported here:
+  a metric is recognised only when the user's code has imported it already.
+
+Each is reported as ``f"{name}[{pair}]"``: ``name`` is the built-in's name, a
+callable's ``__name__``, a torchmetrics metric's class name
+(``torchmetrics.Accuracy(task="multiclass", ...)`` is a ``MulticlassAccuracy``),
+or the key under which it is given when a vertex's metrics come as a mapping
+(``{"Y": {"top1": ..., "top5": ...}}``).
 
 >>> import torch
 >>> accuracy(torch.tensor([[2.0, 1.0], [0.0, 3.0]]), torch.tensor([0, 0]))
@@ -13,13 +27,17 @@ the batch mean, or the name of a built-in one (``"accuracy"``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+import sys
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
-from ..core.errors import UnknownNameError
+from ..core.errors import DuplicateNameError, TypeMismatchError, UnknownNameError
 from ..torch import CompiledLoss
 from ..torch.data import DataSource, batch_size
+from . import distributed
 
 __all__ = ["accuracy", "evaluate", "METRICS"]
 
@@ -38,22 +56,61 @@ def accuracy(prediction: torch.Tensor, target: torch.Tensor) -> float:
 METRICS: dict[str, Callable[[Any, Any], float]] = {"accuracy": accuracy}
 
 
-def _resolve(metrics: Mapping[str, Any], loss: CompiledLoss) -> dict[str, list[tuple[str, Callable]]]:
+def _is_torchmetric(item: Any) -> bool:
+    """Whether ``item`` is a ``torchmetrics.Metric`` (``False`` whenever torchmetrics is not imported)."""
+    torchmetrics = sys.modules.get("torchmetrics")
+    return torchmetrics is not None and isinstance(item, torchmetrics.Metric)
+
+
+def _is_metric_collection(item: Any) -> bool:
+    torchmetrics = sys.modules.get("torchmetrics")
+    return torchmetrics is not None and isinstance(item, torchmetrics.MetricCollection)
+
+
+def _named(spec: Any) -> list[tuple[str | None, Any]]:
+    """The metrics of one vertex with the names they are given (None: named after themselves)."""
+    if isinstance(spec, Mapping):
+        return list(spec.items())
+    return [(None, item) for item in (spec if isinstance(spec, (list, tuple)) else [spec])]
+
+
+def _resolve(metrics: Mapping[str, Any], loss: CompiledLoss) -> dict[str, list[tuple[str, Any]]]:
+    """Each vertex's metrics as (name, callable or torchmetrics metric), checked."""
     targets = {pair.target for pair in loss.pairs}
-    resolved: dict[str, list[tuple[str, Callable]]] = {}
+    resolved: dict[str, list[tuple[str, Any]]] = {}
     for vertex, spec in metrics.items():
         if vertex not in targets:
             raise UnknownNameError(
                 f"metric given for vertex {vertex!r}, where no compiled pair ends "
                 f"(pairs end at: {', '.join(sorted(targets))})"
             )
-        for item in spec if isinstance(spec, (list, tuple)) else [spec]:
+        chosen = resolved.setdefault(vertex, [])
+        for given, item in _named(spec):
             if isinstance(item, str):
                 if item not in METRICS:
                     raise UnknownNameError(f"unknown metric {item!r} (known: {', '.join(METRICS)})")
-                resolved.setdefault(vertex, []).append((item, METRICS[item]))
+                name, metric = item, METRICS[item]
+            elif _is_metric_collection(item):
+                raise TypeMismatchError(
+                    f"metric for vertex {vertex!r} is a torchmetrics MetricCollection; give its metrics "
+                    f"as a list or a mapping of name to metric instead"
+                )
+            elif _is_torchmetric(item):
+                name, metric = type(item).__name__, item
+            elif callable(item):
+                name, metric = getattr(item, "__name__", "metric"), item
             else:
-                resolved.setdefault(vertex, []).append((getattr(item, "__name__", "metric"), item))
+                raise TypeMismatchError(
+                    f"metric {item!r} for vertex {vertex!r} is none of: a metric name ({', '.join(METRICS)}), "
+                    f"a callable (prediction, target) -> number, a torchmetrics.Metric"
+                )
+            name = given if given is not None else name
+            if any(name == other for other, _ in chosen):
+                raise DuplicateNameError(
+                    f"two metrics of vertex {vertex!r} are named {name!r}; give them as a mapping "
+                    f'of name to metric, e.g. {{"{vertex}": {{"top1": ..., "top5": ...}}}}'
+                )
+            chosen.append((name, metric))
     return resolved
 
 
@@ -64,6 +121,7 @@ def evaluate(
     metrics: Mapping[str, Any] | None = None,
     *,
     move: Callable[[Any], Any] = lambda batch: batch,
+    shard: bool = False,
 ) -> dict[str, float]:
     """Every loss term and metric of ``loss`` on held-out ``data``, one pass over each source.
 
@@ -73,37 +131,127 @@ def evaluate(
     data : mapping of source vertex to held-out data
         Pairs whose source has no held-out data are left out.
     metrics : mapping of vertex to metric(s)
-        ``{"Y": "accuracy"}`` or ``{"Y": [accuracy, my_metric]}``; each is reported
-        as ``"name[pair]"`` for every pair ending at the vertex.
+        ``{"Y": "accuracy"}``, ``{"Y": [accuracy, my_metric, torchmetrics_metric]}``
+        or ``{"Y": {"top1": ..., "top5": ...}}``; each is reported as
+        ``"name[pair]"`` for every pair ending at the vertex (see the module docstring).
     move : callable
         Applied to each batch (the trainer moves batches to its device).
+    shard : bool, default False
+        Under ``torch.distributed``: each process evaluates its share of the data
+        (see :func:`~learning_diagrams.training.distributed.held_out_share`), the
+        sums and sample counts are added over the processes, and torchmetrics
+        metrics synchronise in ``compute()``, so every process returns the values
+        over all the data. Every process must call it, with the same arguments.
 
     Returns
     -------
     dict
         ``"total"``, every term by name, and every metric, averaged over the data
-        weighted by batch size. The loss is left in the mode it was in.
+        weighted by batch size (torchmetrics metrics: computed over all of it).
+        The loss is left in the mode it was in.
+
+    Raises
+    ------
+    UnknownNameError
+        If a metric is given for a vertex where no pair ends, or a metric name is unknown.
+    DuplicateNameError
+        If two metrics of a vertex have the same name.
+    TypeMismatchError
+        If a metric is none of the kinds above, or a torchmetrics metric computes
+        more than one number.
     """
     loss.check_sources(data, "held-out data")
     chosen = _resolve(metrics or {}, loss)
+    pairs = [pair for pair in loss.pairs if pair.source in data]
+    # One copy of each torchmetrics metric per pair, made before the pass (not when a batch
+    # first comes), so that every process computes, and synchronises, the same ones in order.
+    states: dict[str, Any] = {}
+    for pair in pairs:
+        for name, metric in chosen.get(pair.target, ()):
+            if _is_torchmetric(metric):
+                state = metric.clone()
+                state.reset()
+                state.sync_on_compute = shard
+                states[f"{name}[{pair.name}]"] = state
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     was_training = loss.training
     loss.eval()
     try:
         for vertex, source in data.items():
-            for batch in DataSource(source, vertex):
+            share = distributed.held_out_share(source) if shard else source
+            if share is None:
+                continue
+            for batch in DataSource(share, vertex):
                 n = batch_size(batch)
                 values: dict[str, float] = {}
                 for pair, first, second in loss.outputs({vertex: move(batch)}, draw=False):
                     values[pair.name] = float(loss.term(pair, first, second))
                     for name, metric in chosen.get(pair.target, ()):
-                        values[f"{name}[{pair.name}]"] = float(metric(first, second))
+                        key = f"{name}[{pair.name}]"
+                        if key in states:
+                            _update(states[key], first, second)
+                        else:
+                            values[key] = float(metric(first, second))
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value * n
                     counts[name] = counts.get(name, 0) + n
     finally:
         loss.train(was_training)
+    if shard:
+        sums, counts = _summed_over_processes(pairs, chosen, states, sums, counts)
     means = {name: sums[name] / counts[name] for name in sums}
     terms = [pair.name for pair in loss.pairs if pair.name in means]
-    return {"total": sum(means[t] for t in terms), **means}
+    computed = {key: _computed(key, state, quiet=shard) for key, state in states.items()}
+    return {"total": sum(means[t] for t in terms), **means, **computed}
+
+
+def _update(state: Any, first: Any, second: Any) -> None:
+    """Update a torchmetrics metric with one batch, moving it to the batch's device first."""
+    device = getattr(first, "device", None)
+    if device is not None and state.device != device:
+        state.to(device)
+    state.update(first, second)
+
+
+def _summed_over_processes(
+    pairs: list[Any], chosen: Mapping[str, list[tuple[str, Any]]], states: Mapping[str, Any], sums: dict, counts: dict
+) -> tuple[dict[str, float], dict[str, int]]:
+    """``sums`` and ``counts`` added over the processes, in the same order on each.
+
+    The names come from the pairs, not from the batches seen: a process may have
+    seen no batch of some source, yet must add its zeros in the same place.
+    """
+    names = [
+        key
+        for pair in pairs
+        for key in (pair.name, *(f"{name}[{pair.name}]" for name, _ in chosen.get(pair.target, ())))
+        if key not in states
+    ]
+    totals = distributed.sum_over_processes([sums.get(k, 0.0) for k in names] + [counts.get(k, 0) for k in names])
+    summed, counted = totals[: len(names)], totals[len(names) :]
+    return (
+        {k: s for k, s, c in zip(names, summed, counted) if c},
+        {k: int(c) for k, c in zip(names, counted) if c},
+    )
+
+
+def _computed(key: str, state: Any, *, quiet: bool) -> float:
+    """The value of a torchmetrics metric as one number.
+
+    ``quiet``: a process whose share had no batch computes anyway (it must join the
+    synchronisation), so torchmetrics' warning that it was never updated is expected.
+    """
+    with warnings.catch_warnings():
+        if quiet:
+            warnings.filterwarnings(
+                "ignore", message=r".*was called before the ``update`` method", category=UserWarning
+            )
+        value = state.compute()
+    value = torch.as_tensor(value)
+    if value.numel() != 1:
+        raise TypeMismatchError(
+            f"metric {key!r} computed {value.numel()} numbers (shape {tuple(value.shape)}), not one; "
+            f"configure it to reduce to one number (e.g. average='macro')"
+        )
+    return float(value)

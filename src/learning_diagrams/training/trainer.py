@@ -21,6 +21,7 @@ logged ``step`` count steps over the whole run, across stages.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
@@ -39,7 +40,8 @@ from ..torch import CompiledLoss
 from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .loaders import CombinedBatches
-from .logs import History, Progress, default_loggers
+from .logs import History, Logger, Progress, as_logger, default_loggers
+from .logs.trackers import plain_options
 from .metrics import evaluate
 
 __all__ = ["Trainer", "Stage", "fit"]
@@ -108,15 +110,27 @@ class Trainer:
         ``losses.png`` go; default ``runs/<date-time>``; ``False`` writes nothing.
     log_every : int
         Log every this many steps.
+    loggers : sequence of loggers
+        More places for the records, besides ``log_dir``'s files (also with
+        ``log_dir=False``): our :class:`~learning_diagrams.training.logs.Logger`
+        objects (anything with ``log(record)``), and any object with Lightning's
+        logger interface ``log_metrics(metrics, step)``, so that Weights & Biases,
+        MLflow, aim and the rest plug in through Lightning's own loggers (see
+        :mod:`~learning_diagrams.training.logs.trackers`). Each gets the run's
+        plain-data options once at the start (``log_hyperparams``) and is
+        finalised at the end with ``"success"`` or ``"failed"``; the trainer does
+        not close them. Under DDP only rank 0 logs.
     progress : bool
         Show a progress bar with the running value of every term.
     checkpoint_dir : str or Path, optional
         Write a checkpoint at the end of every epoch (and every ``checkpoint_every``
         steps, and at ``max_steps``), keeping the last ``keep``.
     eval_data : mapping of vertex to held-out data
-        Evaluated after every epoch, along the compiled paths.
-    metrics : mapping of vertex to metric name(s) or callables
-        E.g. ``{"Y": "accuracy"}``.
+        Evaluated after every epoch, along the compiled paths; under DDP each
+        process evaluates its share and the results are reduced.
+    metrics : mapping of vertex to metric name(s), callables or torchmetrics metrics
+        E.g. ``{"Y": "accuracy"}`` or ``{"Y": torchmetrics.Accuracy(task="multiclass", num_classes=10)}``
+        (see :mod:`~learning_diagrams.training.metrics`).
     strategy : {"auto", "single", "ddp"}
         "ddp" trains with ``torch.distributed`` (launch with ``torchrun``); "auto"
         picks it when a process group exists or ``WORLD_SIZE`` > 1.
@@ -142,6 +156,7 @@ class Trainer:
     deterministic: bool = False
     log_dir: str | os.PathLike | bool | None = None
     log_every: int = 1
+    loggers: Sequence[Any] = ()
     progress: bool = True
     plot: bool = True
     checkpoint_dir: str | os.PathLike | None = None
@@ -160,6 +175,14 @@ class Trainer:
             raise OptionError(f"strategy {self.strategy!r} is not 'auto', 'single' or 'ddp'")
         if self.accumulate < 1:
             raise OptionError(f"accumulate must be at least 1, got {self.accumulate}")
+        if any(callable(getattr(self.loggers, method, None)) for method in ("log", "log_metrics")):
+            self.loggers = (self.loggers,)  # one logger, given alone
+        if not isinstance(self.loggers, (list, tuple)):
+            raise TypeMismatchError(
+                f"loggers takes a list of loggers, got an object of type {type(self.loggers).__name__}"
+            )
+        for logger in self.loggers:
+            as_logger(logger)  # refuses what is no logger now, not at the end of the first step
         for name in ("max_steps", "checkpoint_every"):
             value = getattr(self, name)
             if value is not None and self.accumulate > 1 and value % self.accumulate:
@@ -185,13 +208,19 @@ class Trainer:
     def evaluate(
         self, diagram: Diagram | CompiledLoss, data: Mapping[str, Any], metrics: Mapping[str, Any] | None = None
     ) -> dict[str, float]:
-        """Loss terms and metrics of ``diagram`` on held-out ``data`` (see :func:`~.metrics.evaluate`)."""
+        """Loss terms and metrics of ``diagram`` on held-out ``data`` (see :func:`~.metrics.evaluate`).
+
+        Under DDP each process evaluates its share of ``data`` and every process gets the
+        values over all of it: call it in every process, with the same arguments.
+        """
         loss = diagram.compile() if isinstance(diagram, Diagram) else diagram
+        shard = distributed.wanted(self.strategy)
+        if shard:
+            distributed.setup(self.device)
         device = _device(self.device, distributed.local_rank())
         loss.to(device)
-        return evaluate(
-            loss, data, metrics if metrics is not None else self.metrics, move=lambda b: _to_device(b, device)
-        )
+        chosen = metrics if metrics is not None else self.metrics
+        return evaluate(loss, data, chosen, move=lambda b: _to_device(b, device), shard=shard)
 
 
 def fit(
@@ -243,17 +272,25 @@ class _Run:
         state = self._read_resume(resume) if resume is not None else None
         if state is None:
             random.seed(t.seed), np.random.seed(t.seed % 2**32), torch.manual_seed(t.seed)
-        self.loggers = self._loggers(append=state is not None, keep=state.get("records") if state else None)
+        owned = self._loggers(append=state is not None, keep=state.get("records") if state else None)
+        self.loggers = [*owned, *(as_logger(logger) for logger in t.loggers if self.rank0)]
         deterministic = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(t.deterministic or deterministic)
+        status = "failed"
         try:
+            options = plain_options({f.name: getattr(t, f.name) for f in dataclasses.fields(t)})
+            for logger in self.loggers:
+                logger.log_hyperparams(options)
             first = int(state["stage"]) if state else 0
             for index in range(first, len(self.stages)):
                 if not self._stage(index, state if index == first else None):
                     break
+            status = "success"
         finally:
             torch.use_deterministic_algorithms(deterministic)
             for logger in self.loggers:
+                logger.finalize(status)
+            for logger in owned:  # the loggers passed in are their owner's to close
                 logger.close()
         if self.rank0 and self.log_dir and t.plot and self.history.records:
             self.history.plot(self.log_dir / "losses.png")
@@ -267,13 +304,14 @@ class _Run:
         self.resume_folder = folder
         return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
 
-    def _loggers(self, *, append: bool, keep: int | None) -> list:
-        """The run's loggers; a resumed run's files keep the ``keep`` records its checkpoint had logged."""
+    def _loggers(self, *, append: bool, keep: int | None) -> list[Logger]:
+        """The loggers of ``log_dir``; a resumed run's files keep the ``keep`` records its checkpoint had logged."""
         t = self.t
         self.log_dir = None
         if t.log_dir is False or not self.rank0:
             return []
-        self.log_dir = Path(t.log_dir) if t.log_dir else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+        given = t.log_dir if isinstance(t.log_dir, (str, os.PathLike)) else None  # True: the default folder
+        self.log_dir = Path(given) if given else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
         loggers = default_loggers(self.log_dir, append=append, keep=keep)
         if append and (self.log_dir / "log.jsonl").exists():
             self.history = History.from_jsonl(self.log_dir / "log.jsonl")
@@ -285,11 +323,13 @@ class _Run:
         t, stage = self.t, self.stages[index]
         label = stage.name or (f"stage {index + 1}" if len(self.stages) > 1 else "train")
         loss = stage.diagram.compile(weights=stage.weights).to(self.device)
+        # Evaluation calls the maps themselves: under DDP, an unwrapped copy of the loss (see distributed).
+        held_out = loss
         if self.distributed:
+            held_out = stage.diagram.compile(weights=stage.weights).to(self.device) if t.eval_data else loss
             loss.wrap(distributed.wrapper(self.device))
-        forward = (
-            loss if not t.compile else torch.compile(loss, **({} if t.compile is True else {"backend": t.compile}))
-        )
+        backend = t.compile if isinstance(t.compile, str) else "inductor"  # torch.compile's default
+        forward: Callable[..., Any] = torch.compile(loss, backend=backend) if t.compile else loss
         optimizers = self._optimizers(loss, stage)
         schedulers = [t.scheduler(o) for o in optimizers] if t.scheduler else []
         scaler = torch.amp.GradScaler(self.device.type) if t.precision == "16" else None
@@ -339,7 +379,11 @@ class _Run:
                 for s in schedulers:
                     s.step()
             if t.eval_data:
-                values = evaluate(loss, t.eval_data, t.metrics, move=lambda b: _to_device(b, self.device))
+                if self.distributed:
+                    distributed.broadcast_buffers(loss.trainable_maps().values())
+                values = evaluate(
+                    held_out, t.eval_data, t.metrics, move=lambda b: _to_device(b, self.device), shard=self.distributed
+                )
                 if self.rank0:
                     self._log({"stage": index, "epoch": epoch, "step": self.step, "split": "eval", "values": values})
             self._save(context, epoch + 1, 0)
@@ -435,10 +479,13 @@ def _as_stages(regime: Diagram | Stage | Sequence[Diagram | Stage]) -> list[Stag
     return stages
 
 
-def _make_optimizer(spec: OptimizerSpec, groups: list[dict], lr: float, kwargs: Mapping[str, Any]):
+def _make_optimizer(
+    spec: OptimizerSpec, groups: list[dict], lr: float, kwargs: Mapping[str, Any]
+) -> torch.optim.Optimizer:
+    make: Callable[..., torch.optim.Optimizer] = spec
     if isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer):
-        return spec(groups, lr=lr, **kwargs)
-    return spec(groups)
+        return make(groups, lr=lr, **kwargs)
+    return make(groups)
 
 
 def _device(name: str, local_rank: int) -> torch.device:

@@ -72,6 +72,11 @@ class Namer:
         """The name of the first carrier of ``obj`` in this role (``default`` for the first)."""
         return self._first.setdefault((role, id(obj)), default)
 
+    def name(self, obj: Any, role: str, default: str, what: str) -> str:
+        """The name of ``obj`` (a data source or a function), by the rules of the module docstring."""
+        found = self.given(obj)
+        return self.claim(found[0] if found else self.first(role, obj, default), id(obj), what)
+
     def claim(self, name: str, identity: Any, what: str) -> str:
         """Record that ``name`` stands for the object known by ``identity``; refuse a second one."""
         previous = self._claimed.setdefault(name, (identity, what))
@@ -89,18 +94,14 @@ def plan_of(diagram: Diagram, names: Mapping[str, Any] | None) -> Plan:
     for v, space in diagram.spaces.items():
         data = None
         if space.data is not None:
-            found = namer.given(space.data)
-            name = found[0] if found else namer.first("data", space.data, v)
-            data = namer.claim(name, id(space.data), f"the data of vertex {v!r}")
+            data = namer.name(space.data, "data", v, f"the data of vertex {v!r}")
         loss = None if space.loss is None else _loss_name(space.loss, namer, v)
         vertices.append(VertexRow(v, data, loss, type_spec(space.type, f"vertex {v!r}")))
     edges, modules = [], {}
     for e, m in diagram.maps.items():
         fn = None
         if m.fn is not None:
-            found = namer.given(m.fn)
-            name = found[0] if found else namer.first("fn", m.fn, e)
-            fn = namer.claim(name, id(m.fn), f"the function of edge {e!r}")
+            fn = namer.name(m.fn, "fn", e, f"the function of edge {e!r}")
             if is_torch_module(m.fn):
                 if "." in fn:
                     raise FileFormatError(

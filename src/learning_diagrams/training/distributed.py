@@ -123,18 +123,7 @@ def shard(data: Any, seed: int) -> Any:
             seed=seed,
             drop_last=data.drop_last,
         )
-        return DataLoader(
-            data.dataset,
-            batch_size=data.batch_size,
-            sampler=sampler,
-            num_workers=data.num_workers,
-            collate_fn=data.collate_fn,
-            pin_memory=data.pin_memory,
-            drop_last=data.drop_last,
-            timeout=data.timeout,
-            worker_init_fn=data.worker_init_fn,
-            persistent_workers=data.persistent_workers,
-        )
+        return _with_sampler(data, sampler)
     if isinstance(data, list):
         return data[rank() :: world_size()]
     return data
@@ -164,18 +153,7 @@ def held_out_share(data: Any) -> Any | None:
             indices = range(rank(), len(data.dataset), world_size())  # type: ignore[arg-type]
             if not indices:
                 return None
-            return DataLoader(
-                data.dataset,
-                batch_size=data.batch_size,
-                sampler=indices,
-                num_workers=data.num_workers,
-                collate_fn=data.collate_fn,
-                pin_memory=data.pin_memory,
-                drop_last=data.drop_last,
-                timeout=data.timeout,
-                worker_init_fn=data.worker_init_fn,
-                persistent_workers=data.persistent_workers,
-            )
+            return _with_sampler(data, indices)
     elif isinstance(data, (list, tuple)) and not is_full_batch(data):
         return data[rank() :: world_size()] or None
     return data if rank() == 0 else None
@@ -206,3 +184,19 @@ def broadcast_buffers(modules: Iterable[nn.Module]) -> None:
         seen.add(id(module))
         for buffer in module.buffers():
             dist.broadcast(buffer, src=0)
+
+
+def _with_sampler(loader: DataLoader, sampler: Any) -> DataLoader:
+    """``loader`` again, over the same dataset with the same batching and workers, drawing from ``sampler``."""
+    return DataLoader(
+        loader.dataset,
+        batch_size=loader.batch_size,
+        sampler=sampler,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        persistent_workers=loader.persistent_workers,
+    )

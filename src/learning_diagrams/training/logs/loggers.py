@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 import os
 from collections.abc import Mapping
@@ -63,7 +64,22 @@ class Logger:
         self.close()
 
 
-class CSVLogger(Logger):
+class _FileLogger(Logger):
+    """A logger writing to one text file, flushed after each record."""
+
+    _file: io.TextIOWrapper
+
+    def flush(self) -> None:
+        """Flush the file (already done after each record)."""
+        if not self._file.closed:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+class CSVLogger(_FileLogger):
     """A CSV file in tidy (long) form: one row per value.
 
     The columns are :data:`CSV_COLUMNS`: ``stage,epoch,step,split,name,value``.
@@ -121,17 +137,8 @@ class CSVLogger(Logger):
         )
         self._file.flush()
 
-    def flush(self) -> None:
-        """Flush the file (already done after each record)."""
-        if not self._file.closed:
-            self._file.flush()
 
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
-
-
-class JSONLinesLogger(Logger):
+class JSONLinesLogger(_FileLogger):
     """A JSON Lines file: one record per line, as a JSON object.
 
     Lines are written with ``ensure_ascii=False`` (names stay readable) and
@@ -161,15 +168,6 @@ class JSONLinesLogger(Logger):
         """Write ``record`` as one line and flush."""
         self._file.write(json.dumps(checked(record), ensure_ascii=False) + "\n")
         self._file.flush()
-
-    def flush(self) -> None:
-        """Flush the file (already done after each record)."""
-        if not self._file.closed:
-            self._file.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
 
 
 class TensorBoardLogger(Logger):

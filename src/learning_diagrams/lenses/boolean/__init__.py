@@ -65,7 +65,7 @@ size but 1 (a step of 0 never learns); the update (:func:`xor_update`) is
 step flips exactly the parameters whose reverse derivative at the error is 1.
 :func:`rda` runs it online (one example per step, as Wilson & Zanasi do).
 
-What it learns (measured; see ``tests/test_boolean.py``):
+What it learns (measured; see ``tests/lenses/test_boolean.py``):
 
 * :func:`affine` (``y = W·x ⊕ b`` over Z2) recovers a random affine map
   ``Z2⁸ → Z2³`` from its truth table exactly (100%, the same ``W`` and ``b``;
@@ -80,8 +80,8 @@ What it learns (measured; see ``tests/test_boolean.py``):
   digits right (seed 0; 98.3–98.9% over seeds 0–4), where always answering
   "no" scores 90.0%; see :func:`digits_experiment`.
 
-Modules
--------
+The package's modules:
+
 * :mod:`.z2` — changes over Z2 (:func:`z2_add`, :func:`z2_zero`) and bit strings;
 * :mod:`.circuit` — :class:`Circuit`, the gates, the builder, ``R[f]`` and ``D[f]`` as circuits;
 * :mod:`.engine` — running a circuit on bool tensors, forward and in one reverse sweep;

@@ -28,6 +28,7 @@ import importlib
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from .core.errors import CheckpointError, NonFiniteError
 from .core import (
     CheckReport,
     Diagram,
@@ -97,6 +98,8 @@ __all__ = [
     "TensorType",
     "Loss",
     "DiagramError",
+    "NonFiniteError",
+    "CheckpointError",
     "check",
     "enumerate_paths",
     "parallel_paths",

@@ -210,3 +210,35 @@ def test_one_shot_iterator_as_data():
     d = square(data=iter([1, 2])).relate("x·f", "y")
     with pytest.raises(errors.TypeMismatchError, match=r"data of vertex 'N' is a one-shot iterator"):
         d.compile()()
+
+
+# -- no silent no-ops at the core (issue 11) ----------------------------------------------
+
+
+def test_a_relation_weight_must_be_a_finite_number_and_the_error_names_the_relation():
+    d = square().space("Z", loss=ld.losses.mse).map("p", "X", "Z", abs).map("q", "X", "Z", abs)
+    with pytest.raises(errors.TypeMismatchError, match=r"relation p ≤ q: its weight must be a number, got 'abc'"):
+        d.relate("p", "q", weight="abc")
+    with pytest.raises(errors.OptionError, match=r"relation p ≤ q: its weight must be finite, got nan"):
+        d.relate("p", "q", weight=float("nan"))
+    with pytest.raises(errors.TypeMismatchError, match="got True"):
+        d.relate("p", "q", weight=True)
+    assert d.relate("p", "q", weight=-2).relations[-1].weight == -2.0  # adversarial terms are allowed
+
+
+@pytest.mark.parametrize("loss", [3, nn.MSELoss, "mse"])
+def test_a_bad_loss_names_its_vertex(loss):
+    with pytest.raises(errors.TypeMismatchError, match=r"^vertex 'Y': a loss must be a Loss"):
+        ld.Diagram().space("Y", loss=loss)
+
+
+@pytest.mark.parametrize(
+    ("fn", "shown"),
+    [(lambda a, b: (a - b) ** 2, r"Tensor\[float32, \(4, 1\)\]"), (lambda a, b: 0.5, "float")],
+    ids=["a vector", "a float"],
+)
+def test_a_loss_that_returns_no_scalar_tensor_names_its_term(fn, shown):
+    d = square().space("Z", loss=ld.Loss(fn, symmetric=True)).map("p", "X", "Z", nn.Linear(3, 1))
+    d.map("q", "X", "Z", nn.Linear(3, 1)).relate("x·p", "x·q")
+    with pytest.raises(errors.TypeMismatchError, match=rf"at vertex 'Z' returned {shown} for pair 'x·p ≤ x·q'"):
+        d.compile()()

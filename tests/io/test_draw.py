@@ -15,7 +15,7 @@ from torch import nn
 import learning_diagrams as ld
 from learning_diagrams.io import drawing as draw_module
 from learning_diagrams.core.errors import GraphvizNotFoundError, UnsupportedFormatError
-from learning_diagrams.io.drawing import _repr_mimebundle_, draw, repr_svg, to_graphviz
+from learning_diagrams.io.drawing import draw, repr_svg, to_graphviz
 
 needs_dot = pytest.mark.skipif(
     shutil.which("dot") is None,
@@ -313,12 +313,16 @@ def test_jupyter_reprs_give_svg():
     d = distillation()
     svg = repr_svg(d)
     assert_names_everything(svg, d)
-    assert _repr_mimebundle_(d) == {"image/svg+xml": svg}
-    assert _repr_mimebundle_(d, include=["text/plain"]) is None
+    assert d._repr_mimebundle_() == {"image/svg+xml": svg, "text/plain": d.summary()}
+    assert d._repr_mimebundle_(include=["text/plain"]) == {"text/plain": d.summary()}
 
 
 def test_jupyter_reprs_fall_back_when_dot_is_missing(monkeypatch):
     monkeypatch.setattr(draw_module.shutil, "which", lambda name: None)
     d = distillation()
     assert repr_svg(d) is None
-    assert _repr_mimebundle_(d) is None
+    bundle = d._repr_mimebundle_()  # a table of vertices, edges and pairs instead of nothing useful
+    assert list(bundle) == ["text/plain"]
+    assert (
+        "x·student·soft ≤ x·teacher·soft" in bundle["text/plain"] and "teacher: X → L (frozen)" in bundle["text/plain"]
+    )

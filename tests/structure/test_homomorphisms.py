@@ -410,7 +410,7 @@ def test_ready_made_predicates():
     def images(**where):
         return [m("g") for m in homomorphisms(one, d, where=where)]
 
-    assert images(g=hom.trainable) == ["x", "conv", "head"]
+    assert images(g=hom.trainable) == ["conv", "head"]  # "x", a plain function, has nothing to train
     assert images(g=hom.frozen) == ["linear"]
     assert images(g=hom.is_module(nn.Linear)) == ["linear", "head"]
     assert images(g=hom.is_module((nn.Sequential, nn.Conv2d))) == ["conv"]

@@ -48,6 +48,7 @@ Relations are whiskered: had ``soft`` started at ``Y``, the relation
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from itertools import combinations
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -55,17 +56,19 @@ from typing import Any
 
 from . import plugins
 from .errors import (
+    DiagramError,
     MapError,
     NoIndexingVertexError,
     NoLossError,
     NothingToCompileError,
+    OptionError,
     OrientationError,
     TypeMismatchError,
     UnknownNameError,
 )
 from .graph import Graph, Path, PathLike
 from .losses import Loss, as_loss
-from .messages import MAP_FAILED, MAP_HAS_NO_FUNCTION, MAP_NEEDS_CALLABLE, listed
+from .messages import MAP_FAILED, MAP_HAS_NO_FUNCTION, MAP_NEEDS_CALLABLE, listed, located
 from .order import Preorder, check_parallel
 from .paths import DEFAULT_MAX_PATHS, PathMatrix, enumerate_paths
 from .types import check_annotation, describe
@@ -188,7 +191,8 @@ class Diagram:
     # -- building -----------------------------------------------------------
     def space(self, name: str, *, data: Any = None, loss: Any = None, type: Any = None) -> Diagram:
         """Add a vertex; ``data`` makes it an indexing vertex, ``loss`` lets it compare paths."""
-        loss = as_loss(loss)
+        with located(f"vertex {name!r}"):
+            loss = as_loss(loss)
         check_annotation(type, f"vertex {name!r}")
         self.graph.add_vertex(name)
         self.spaces[name] = Space(name, data, loss, type)
@@ -208,10 +212,14 @@ class Diagram:
         return self
 
     def relate(self, p: PathLike, q: PathLike, *, weight: float = 1.0) -> Diagram:
-        """Declare ``p ≤ q`` between parallel paths: ``p`` is the loss's first argument."""
+        """Declare ``p ≤ q`` between parallel paths: ``p`` is the loss's first argument.
+
+        ``weight`` multiplies the term: a finite real number (negative for an adversarial
+        term, 0 to keep the pair but not train on it).
+        """
         first, second = self.path(p), self.path(q)
         check_parallel(first, second)
-        self.relations.append(Relation(first, second, float(weight)))
+        self.relations.append(Relation(first, second, _weight(weight, f"{first} ≤ {second}")))
         return self
 
     def path(self, spec: PathLike) -> Path:
@@ -358,9 +366,39 @@ class Diagram:
         """
         return plugins.load("renderer", "graphviz").draw(self, path, **options)
 
-    def _repr_svg_(self) -> str | None:
-        """Jupyter shows the drawing (or, without Graphviz's dot, the repr)."""
-        return plugins.load("renderer", "graphviz").repr_svg(self)
+    def summary(self) -> str:
+        """A text table of the vertices, the edges and the compiled pairs (or why none compile).
+
+        >>> from learning_diagrams.core import losses
+        >>> d = Diagram().space("N", data=[0]).space("Y", loss=losses.l1)
+        >>> print(d.map("f", "N", "Y", float).map("g", "N", "Y", abs, trainable=False).summary())
+        vertices  N (data), Y (loss l1)
+        edges     f: N → Y
+                  g: N → Y (frozen)
+        pairs     f ≤ g  (at Y, weight 1)
+        """
+        roles = {
+            v: [r for r, on in (("data", s.is_indexing), (f"loss {s.loss and s.loss.name}", s.loss)) if on]
+            for v, s in self.spaces.items()
+        }
+        vertices = ", ".join(f"{v} ({', '.join(r)})" if r else v for v, r in roles.items()) or "none"
+        edges = [f"{m.name}: {m.src} → {m.tgt}" + ("" if m.trainable else " (frozen)") for m in self.maps.values()]
+        try:
+            pairs = [str(p) for p in self.parallel_pairs()] or ["none compile"]
+        except DiagramError as err:
+            pairs = [f"none compile: {type(err).__name__}: {str(err).splitlines()[0]}"]
+        rows = [("vertices", [vertices]), ("edges", edges or ["none"]), ("pairs", pairs)]
+        return "\n".join(f"{head if i == 0 else '':<10}{line}" for head, lines in rows for i, line in enumerate(lines))
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter shows the drawing, and the :meth:`summary` table where Graphviz's dot is missing."""
+        bundle = {"text/plain": self.summary()}
+        wanted = "image/svg+xml"
+        if (include is None or wanted in include) and (exclude is None or wanted not in exclude):
+            svg = plugins.load("renderer", "graphviz").repr_svg(self)
+            if svg is not None:
+                bundle[wanted] = svg
+        return bundle
 
     def __repr__(self) -> str:
         return (
@@ -378,3 +416,14 @@ def _refuse_unoriented(unoriented: list[str]) -> None:
             f"orientation:\n  {listed}\nsay which path is the prediction with "
             f"d.relate(prediction, target), or mark the loss symmetric: ld.losses.Loss(fn, symmetric=True)"
         )
+
+
+def _weight(weight: Any, relation: str) -> float:
+    """A relation's weight as a float: a finite real number."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise TypeMismatchError(
+            f"relation {relation}: its weight must be a number, got {weight!r} ({type(weight).__name__})"
+        )
+    if not math.isfinite(weight):
+        raise OptionError(f"relation {relation}: its weight must be finite, got {weight}")
+    return float(weight)

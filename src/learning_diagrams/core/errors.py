@@ -37,10 +37,12 @@ __all__ = [
     "ConflictError",
     "NoBatchError",
     "OptionError",
+    "NonFiniteError",
     # text and files
     "DiagramSyntaxError",
     "FileFormatError",
     "ConfigError",
+    "CheckpointError",
     # homomorphisms and colimits
     "NoHomomorphismError",
     "TooManyHomomorphismsError",
@@ -135,6 +137,10 @@ class OptionError(DiagramError, ValueError):
     """An option with a value that cannot be used: an unknown policy, a negative count, a temperature ≤ 0."""
 
 
+class NonFiniteError(DiagramError, FloatingPointError):
+    """A loss, a term, a gradient or a weight that is NaN or infinite, named with its step, term and edge."""
+
+
 # -- text and files ---------------------------------------------------------------------
 
 
@@ -168,6 +174,10 @@ class FileFormatError(DiagramError, ValueError):
 
 class ConfigError(DiagramError, ValueError):
     """A training config, or an ``--env`` reference, that cannot be used."""
+
+
+class CheckpointError(FileFormatError):
+    """A checkpoint file that cannot be read, or whose contents are not what was saved; names the file."""
 
 
 # -- homomorphisms and colimits ------------------------------------------------------------

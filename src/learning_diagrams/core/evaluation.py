@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .arrays import is_array
 from .errors import MapError, TypeMismatchError
 from .graph import Path
-from .messages import LOSS_FAILED
+from .messages import LOSS_FAILED, LOSS_NOT_SCALAR
 from .types import conforms, describe
 
 if TYPE_CHECKING:
@@ -111,7 +112,6 @@ class Term:
     def __call__(self, first: Any, second: Any) -> Any:
         try:
             value = self.fn(first, second)
-            return value if self.pair.weight == 1.0 else self.pair.weight * value
         except Exception as err:
             raise MapError(
                 LOSS_FAILED.format(
@@ -124,6 +124,12 @@ class Term:
                     message=err,
                 )
             ) from err
+        if not (is_array(value) and len(value.shape) == 0):  # a sum of terms must be a scalar to train on
+            p = self.pair
+            raise TypeMismatchError(
+                LOSS_NOT_SCALAR.format(loss=p.loss.name, target=p.target, value=describe(value), pair=p.name)
+            )
+        return value if self.pair.weight == 1.0 else self.pair.weight * value
 
 
 def check_value(diagram: Diagram, path: Path, value: Any) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "MAP_HAS_NO_FUNCTION",
     "MAP_FAILED",
     "LOSS_FAILED",
+    "LOSS_NOT_SCALAR",
     "ONE_SHOT_ITERATOR",
     "NOT_A_DATA_SOURCE",
     "NO_BATCHES",
@@ -63,6 +64,12 @@ MAP_FAILED = "edge {name!r} ({src} → {tgt}) failed on the value at vertex {src
 #: A loss that raised on the two values of a pair.
 LOSS_FAILED = (
     "the loss {loss} at vertex {target!r} failed on pair {pair!r}, first {first}, second {second}: {error}: {message}"
+)
+
+#: A loss that returned something other than a scalar array.
+LOSS_NOT_SCALAR = (
+    "the loss {loss} at vertex {target!r} returned {value} for pair {pair!r}; a loss returns a scalar "
+    "tensor (reduce it, with .mean() or .sum())"
 )
 
 #: Data that can be iterated once only.

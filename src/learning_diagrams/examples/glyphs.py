@@ -271,7 +271,7 @@ def font_files(fonts: Mapping[str, tuple[str, Sequence[str]]] | None = None) -> 
         lines = [f"  {package}: {len(files)} file(s) missing, e.g. {files[0]}" for package, files in missing.items()]
         raise FontsMissingError(
             "The font-glyph data set needs fonts that are not installed:\n" + "\n".join(lines) + "\n"
-            f"Install them (Debian, needs root; `make fonts` runs it when you are root):\n    {APT_COMMAND}\n"
+            f"Install them (Debian, needs root; `make glyphs` runs it when you are root):\n    {APT_COMMAND}\n"
             "Nothing is downloaded at run time. The data depend on the fonts: the pinned versions are "
             "listed in docs/examples/fewshot.md."
         )

@@ -357,21 +357,12 @@ def _render(graph: graphviz.Digraph, fmt: str) -> bytes:
 
 
 # -----------------------------------------------------------------------------
-# Jupyter
+# Jupyter (Diagram._repr_mimebundle_ adds this drawing to its text table)
 
 
 def repr_svg(diagram: Diagram) -> str | None:
-    """SVG for Jupyter's ``_repr_svg_``; ``None`` (plain repr) when Graphviz is missing."""
+    """The drawing as SVG text for Jupyter; ``None`` when Graphviz's dot is missing (the renderer's protocol)."""
     try:
         return draw(diagram)
     except GraphvizError:
         return None
-
-
-def _repr_mimebundle_(diagram: Diagram, include: Any = None, exclude: Any = None) -> dict[str, str] | None:
-    """A mime bundle with the SVG for Jupyter; ``None`` (plain repr) when Graphviz is missing."""
-    mime = "image/svg+xml"
-    if (include is not None and mime not in include) or (exclude is not None and mime in exclude):
-        return None
-    svg = repr_svg(diagram)
-    return None if svg is None else {mime: svg}

@@ -19,8 +19,16 @@ Predicate = Callable[[Any], bool]
 
 
 def trainable(part: Map) -> bool:
-    """Whether a map is trainable: ``where={"f": trainable}``."""
-    return bool(part.trainable)
+    """Whether a map trains: it is not frozen and holds parameters (a module with some): ``where={"f": trainable}``.
+
+    A plain function has nothing to train, even on an edge that is not frozen.
+
+    >>> from torch import nn
+    >>> import learning_diagrams as ld
+    >>> trainable(ld.Map("f", "A", "B", nn.Linear(2, 2))), trainable(ld.Map("g", "A", "B", abs))
+    (True, False)
+    """
+    return bool(part.trainable) and is_torch_module(part.fn) and any(True for _ in part.fn.parameters())
 
 
 def frozen(part: Map) -> bool:

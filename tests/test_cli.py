@@ -115,15 +115,15 @@ def test_pairs_with_an_env(capsys, distillation_file, env_module, monkeypatch, t
     status, out, _ = run(capsys, "pairs", distillation_file, "--env", f"{env_module}:ENV")
     assert (status, out.splitlines()) == (0, PAIRS)
     status, out, err = run(capsys, "pairs", distillation_file, "--env", f"{env_module}:make_env")
-    assert status == 1 and out == ""
+    assert status == 2 and out == ""
     assert err.startswith("error: ") and "'train_ds'" in err and len(err.splitlines()) == 1
 
 
-def test_pairs_of_a_diagram_that_does_not_compile_exits_1_with_the_reason(capsys, tmp_path):
+def test_pairs_of_a_diagram_that_does_not_compile_exits_2_with_the_reason(capsys, tmp_path):
     path = tmp_path / "unrelated.yaml"
     path.write_text(DISTILLATION.split("relations:")[0], encoding="utf-8")  # no orientation at all
     status, out, err = run(capsys, "pairs", path)
-    assert status == 1 and out == ""
+    assert status == 2 and out == ""
     assert err.startswith("error: ") and "orientation" in err and "Traceback" not in err
 
 
@@ -135,15 +135,15 @@ def test_a_loss_from_the_env_is_read_as_asymmetric_and_said_so(capsys, tmp_path)
     assert "my_loss" in err and "asymmetric" in err
 
 
-def test_errors_are_one_line(capsys, tmp_path):
-    status, _, err = run(capsys, "pairs", tmp_path / "missing.yaml")
+def test_errors_are_one_line_with_status_2_for_bad_input_and_1_for_the_system(capsys, tmp_path):
+    status, _, err = run(capsys, "pairs", tmp_path / "missing.yaml")  # an OSError
     assert status == 1 and err.startswith("error: ") and "missing.yaml" in err and len(err.splitlines()) == 1
     bad = tmp_path / "bad.yaml"
     bad.write_text("spaces: {N: {data: d}}\nmaps:\n  f: {src: N, tgt: Nowhere}\n", encoding="utf-8")
     status, _, err = run(capsys, "pairs", bad)
-    assert status == 1 and "Nowhere" in err and "Traceback" not in err
+    assert status == 2 and "Nowhere" in err and "Traceback" not in err
     status, _, err = run(capsys, "pairs", bad, "--env", "no_such_module_xyz:env")
-    assert status == 1 and "no_such_module_xyz" in err
+    assert status == 2 and "no_such_module_xyz" in err
 
 
 # -- draw ----------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def test_draw_dot_and_no_pairs(capsys, distillation_file, tmp_path, monkeypatch)
 def test_draw_without_dot_says_how_to_install_it(capsys, distillation_file, tmp_path, monkeypatch):
     monkeypatch.setattr(draw_module.shutil, "which", lambda name: None)
     status, out, err = run(capsys, "draw", distillation_file, "-o", tmp_path / "kd.png")
-    assert status == 1 and out == ""
+    assert status == 2 and out == ""
     assert err.startswith("error: ") and "apt-get install graphviz" in err and "brew install graphviz" in err
     assert not (tmp_path / "kd.png").exists()
 
@@ -255,26 +255,70 @@ def test_train_resumes_from_a_checkpoint(capsys, tmp_path, env_module):
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("change", "message", "code"),
     [
-        ({"extra": 1}, "unknown key(s) 'extra'"),
-        ({"train": {"epoch": 1}}, "unknown train option(s) 'epoch'"),
-        ({"env": "nowhere_module_xyz:make_env"}, "no module named 'nowhere_module_xyz'"),
-        ({"env": "just_a_module"}, "is not MODULE:ATTR"),
-        ({"env": None}, "'env' must name the function"),
-        ({"train": {"optimizer": "Adamm"}}, "is not a torch.optim optimiser"),
-        ({"train": {"eval_data": {"N": "test"}}}, "names 'test', which the env does not have"),
-        ({"diagram": "absent.yaml"}, "absent.yaml"),
+        ({"extra": 1}, "unknown key(s) 'extra'", 2),
+        ({"train": {"epoch": 1}}, "unknown train option(s) 'epoch'", 2),
+        ({"env": "nowhere_module_xyz:make_env"}, "no module named 'nowhere_module_xyz'", 2),
+        ({"env": "just_a_module"}, "is not MODULE:ATTR", 2),
+        ({"env": None}, "'env' must name the function", 2),
+        ({"train": {"optimizer": "Adamm"}}, "is not a torch.optim optimiser", 2),
+        ({"train": {"eval_data": {"N": "test"}}}, "names 'test', which the env does not have", 2),
+        ({"diagram": "absent.yaml"}, "absent.yaml", 1),  # an OSError: the file system, not the input
     ],
+    ids=["extra", "option", "module", "attr", "env", "optimizer", "eval_data", "diagram"],  # no '.': module names
 )
-def test_train_config_errors(capsys, tmp_path, env_module, change, message):
+def test_train_config_errors(capsys, tmp_path, env_module, change, message, code):
     config = write_config(tmp_path, env_module)
     data = json.loads(config.read_text())
     data.update(change)
     config.write_text(json.dumps(data))
     status, out, err = run(capsys, "train", config)
-    assert status == 1 and out == ""
+    assert status == code and out == ""
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("epochs", "three", "train.epochs is 'three'; it takes an integer"),
+        ("lr", "fast", "train.lr is 'fast'; it takes a number"),
+        ("lr", -1, "refuses train.lr = -1"),
+        ("seed", "a", "train.seed is 'a'; it takes an integer"),
+        ("clip_grad_norm", "x", "train.clip_grad_norm is 'x'; it takes a number or null"),
+        ("progress", "no", "train.progress is 'no'; it takes true or false"),
+        ("log_dir", 3, "train.log_dir is 3"),
+        ("compile", 3, "train.compile is 3"),
+        ("device", "nope", "train.device 'nope' is not a device"),
+        ("optimizer_kwargs", 3, "train.optimizer_kwargs is 3; it takes a mapping"),
+        ("optimizer_kwargs", {"betas": 3}, "with train.optimizer_kwargs = {'betas': 3}: TypeError"),
+        ("optimizer_kwargs", {"nope": 3}, "unexpected keyword argument 'nope'"),
+        ("lrs", {"f": "x"}, "train.lrs is {'f': 'x'}; it takes a mapping (of names to a number) or null"),
+        ("lrs", {"f": -1}, "refuses train.lrs.f = -1"),
+        ("eval_data", 3, "train.eval_data is 3; it takes a mapping"),
+        ("metrics", [1], "train.metrics is [1]; it takes a mapping"),
+        ("scheduler", "torch.optim.lr_scheduler:StepLR", "train.scheduler fails on an optimiser: TypeError"),
+        ("accumulate", 0, "accumulate must be"),  # the Trainer's own check, reported the same way
+    ],
+)
+def test_a_bad_train_value_is_one_error_line_naming_it_with_status_2(
+    capsys, tmp_path, env_module, option, value, message
+):
+    config = write_config(tmp_path, env_module, **{option: value})
+    status, out, err = run(capsys, "train", config)
+    assert (status, out) == (2, ""), err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_config_with_yaml_aliases_or_deep_nesting_is_refused_as_data(capsys, tmp_path, env_module):
+    write_config(tmp_path, env_module)
+    config = tmp_path / "train.yaml"
+    config.write_text(f"diagram: tiny.yaml\nenv: {env_module}:make_env\ntrain: {{lr: &r 0.1, epochs: *r}}\n")
+    status, _, err = run(capsys, "train", config)
+    assert status == 2 and "anchors and aliases are not read" in err and "Traceback" not in err
+    config.write_text(f"diagram: tiny.yaml\nenv: {env_module}:make_env\ntrain: {{lr: {'[' * 500}{']' * 500}}}\n")
+    status, _, err = run(capsys, "train", config)
+    assert status == 2 and "nested more than 64 levels" in err
 
 
 def test_train_reads_yaml_configs(capsys, tmp_path, env_module):

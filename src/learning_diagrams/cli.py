@@ -33,10 +33,28 @@ are themselves, and a loss the file takes from an env is read as asymmetric
 Paths in the config are relative to the config's folder, which is also put on
 ``sys.path`` while the env module is imported; paths given on the command line
 are relative to the working directory. Command-line options override the
-config's ``train`` options.
+config's ``train`` options. The config is read as plain data, as diagram files
+are (YAML anchors and aliases refused), and each ``train`` value is checked
+before training starts: its type against :class:`~learning_diagrams.training.Trainer`'s
+fields, ``device`` against the machine, and the optimiser, learning rates,
+``optimizer_kwargs`` and scheduler by building them once on a probe parameter.
 
-Every error the library reports (a :class:`~learning_diagrams.core.errors.DiagramError`)
-is printed as one ``error:`` line on stderr, with exit status 1.
+**A training config is code; a diagram file is data.** ``learning-diagrams
+train`` *imports* what the config names, and runs it: the ``env`` module (from
+the config's folder, the working directory, then ``sys.path``) and the function
+it names, an ``optimizer`` or ``scheduler`` given as ``MODULE:ATTR`` (imported
+the same way), and ``torch.optim`` for an optimiser given by name. Run only
+configs you trust, as you would run only scripts you trust. Loading the
+diagram file itself (:func:`learning_diagrams.load`, and ``pairs`` and ``draw``
+without ``--env``) imports and runs nothing from it: it reads plain data and
+looks names up in the env.
+
+Every error the library reports (a :class:`~learning_diagrams.core.errors.DiagramError`:
+a bad file, config value or diagram) is printed as one ``error:`` line on
+stderr, with exit status 2, as for a bad command line; a file that cannot be
+read or written (an :class:`OSError`) exits with status 1. Neither prints a
+traceback; an exception raised by the user's own code (the env module, a
+model) is not the library's to report, and keeps its traceback.
 
 >>> import pathlib, tempfile
 >>> file = pathlib.Path(tempfile.mkdtemp()) / "d.yaml"
@@ -53,12 +71,15 @@ f·g ≤ h  (at Y, weight 0.5)
 from __future__ import annotations
 
 import argparse
+import collections.abc as abc
 import contextlib
 import dataclasses
 import importlib
-import json
+import math
 import os
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -92,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         "pairs",
         help="print the compiled parallel pairs of a diagram file",
         description="Print the pairs of parallel paths that compile to loss terms, one per line "
-        "with their vertex and weight. Exit status 1, with the reason, if the diagram does not compile.",
+        "with their vertex and weight. Exit status 2, with the reason, if the diagram does not compile.",
     )
     pairs.add_argument("file", metavar="FILE", help="a diagram file")
     pairs.add_argument("--env", metavar="MODULE:ATTR", help=env_help)
@@ -128,7 +149,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Train the diagram a config file names with ld.fit, then print the history's "
         "summary. The config (YAML or JSON) has the keys diagram (a diagram file), env (MODULE:ATTR, "
         "a function returning the models and data) and train (options of ld.fit: epochs, lr, policy, "
-        "optimizer, eval_data, metrics, log_dir, checkpoint_dir, ...).",
+        "optimizer, eval_data, metrics, log_dir, checkpoint_dir, ...). A config is code: the env module, "
+        "and an optimizer or scheduler given as MODULE:ATTR, are imported and run; run only configs you trust.",
     )
     train.add_argument("config", metavar="CONFIG", help="a YAML or JSON training config")
     train.add_argument("--epochs", type=int, metavar="N", help="epochs (overrides train.epochs)")
@@ -145,9 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (DiagramError, OSError) as err:
-        message = str(err) if isinstance(err, DiagramError) or not err.filename else _os_message(err)
-        print(f"error: {message}", file=sys.stderr)
+    except DiagramError as err:  # bad input: a file, a config value, a diagram (2, as argparse's usage errors)
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the system: a file missing or unwritable
+        print(f"error: {_os_message(err) if err.filename else err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -279,43 +303,44 @@ def _train(args: argparse.Namespace) -> int:
     config = read_config(config_path)
     base = config_path.parent
     options = _train_options(config.get("train") or {}, config_path)
-    env = load_env(config["env"], base=base)
-    diagram = load(base / config["diagram"], env=env)
-    options = _resolve_options(options, env, base, config_path)
     for option in ("epochs", "device"):
         if getattr(args, option) is not None:
             options[option] = getattr(args, option)
+    _check_types(options, config_path)
+    env = load_env(config["env"], base=base)
+    diagram = load(base / config["diagram"], env=env)
+    options = _resolve_options(options, env, base, config_path)
     if args.log_dir is not None:
         options["log_dir"] = args.log_dir
     if args.checkpoint_dir is not None:
         options["checkpoint_dir"] = args.checkpoint_dir
+    _check_values(options, config_path)
     history = ld.fit(diagram, resume=args.resume, **options)
     print(history.summary())
     return 0
 
 
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
-    """A training config read from YAML or JSON, its keys checked."""
+    """A training config read from YAML or JSON (as plain data, by the readers of diagram files), its keys checked."""
+    from .io.acset import read_json
+    from .io.config import read_yaml
+
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text: {err.reason} at byte {err.start}") from err
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
-            import yaml
-        except ImportError as err:  # pragma: no cover - PyYAML is installed with the package
-            raise ConfigError(
-                f"{path}: reading YAML needs PyYAML (pip install pyyaml); or write the config as JSON"
-            ) from err
-        try:
-            config = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from err
+            config = read_yaml(text)
+        except DiagramError as err:
+            raise ConfigError(f"{path} is not a YAML config that can be read: {err}") from err
     else:
         try:
-            config = json.loads(text)
-        except json.JSONDecodeError as err:
+            config = read_json(text)
+        except DiagramError as err:
             raise ConfigError(
-                f"{path} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}; "
-                f"a YAML config needs the suffix .yaml"
+                f"{path} is not a JSON config that can be read: {err}; a YAML config needs the suffix .yaml"
             ) from err
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a config is a mapping with the keys {', '.join(CONFIG_KEYS)}")
@@ -346,6 +371,117 @@ def _train_options(train: Mapping[str, Any], path: Path) -> dict[str, Any]:
             f"{path}: unknown train option(s) {', '.join(map(repr, unknown))}; ld.fit takes {', '.join(known)}"
         )
     return dict(train)
+
+
+# Options whose config value is a name that the command line resolves (an import, an env entry).
+_NAMED = ("optimizer", "optimizers", "scheduler", "eval_data")
+
+
+def _check_types(options: Mapping[str, Any], path: Path) -> None:
+    """Refuse a ``train`` value whose type the :class:`Trainer` field does not take, naming the key."""
+    from .io.limits import shown
+    from .training import Trainer
+
+    try:
+        hints = typing.get_type_hints(Trainer)
+    except Exception:  # pragma: no cover - annotations this Python cannot evaluate: ld.fit checks alone
+        return
+    for name, value in options.items():
+        hint = hints.get(name)
+        if hint is not None and not _fits(value, hint):
+            raise ConfigError(f"{path}: train.{name} is {shown(value)}; it takes {_kinds(hint)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{path}: train.{name} is {value}; it takes a finite number")
+
+
+_UNIONS = (typing.Union, types.UnionType)
+_PLAIN: dict[Any, tuple[str, Any]] = {
+    type(None): ("null", lambda v: v is None),
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether the plain config ``value`` is of the type ``hint`` (a name stands for a class or callable)."""
+    if hint is Any:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in _UNIONS:
+        return any(_fits(value, a) for a in args)
+    if hint in _PLAIN:
+        return bool(_PLAIN[hint][1](value))
+    base = origin or hint
+    if base in (type, abc.Callable):
+        return isinstance(value, str)  # MODULE:ATTR or a torch.optim name, resolved later
+    if base in (abc.Mapping, dict):
+        inner = args[1] if len(args) == 2 else Any
+        return isinstance(value, dict) and all(isinstance(k, str) and _fits(v, inner) for k, v in value.items())
+    if base in (abc.Sequence, list, tuple):
+        return isinstance(value, list)
+    return False  # os.PathLike and the like: no plain value is one (a path is a string)
+
+
+def _kinds(hint: Any) -> str:
+    """``hint`` in words: "an integer or null"."""
+    if typing.get_origin(hint) in _UNIONS:
+        return " or ".join(dict.fromkeys(w for w in map(_kinds, typing.get_args(hint)) if w))
+    if hint in _PLAIN:
+        return str(_PLAIN[hint][0])
+    base = typing.get_origin(hint) or hint
+    if base in (type, abc.Callable):
+        return "a name (MODULE:ATTR, or a torch.optim class)"
+    if base in (abc.Mapping, dict):
+        args = typing.get_args(hint)
+        inner = _kinds(args[1]) if len(args) == 2 and args[1] is not Any else ""
+        return f"a mapping (of names to {inner})" if inner else "a mapping"
+    return "a list" if base in (abc.Sequence, list) else ""
+
+
+def _check_values(options: Mapping[str, Any], path: Path) -> None:
+    """Try the values that torch will take, once, so that a bad one is an error naming its key, not a traceback."""
+    import torch
+
+    from .io.limits import clipped, shown
+
+    device = options.get("device", "auto")
+    if device != "auto":
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ConfigError(
+                f"{path}: train.device {shown(device)} is not a device: {clipped(str(err), 200)}"
+            ) from err
+        if parsed.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"{path}: train.device is {device!r}, but this machine has no CUDA device")
+    optimizers = [("optimizer", options.get("optimizer", torch.optim.Adam))]
+    optimizers += [(f"optimizers.{k}", v) for k, v in (options.get("optimizers") or {}).items()]
+    rates = [("lr", options.get("lr", 1e-3))] + [(f"lrs.{k}", v) for k, v in (options.get("lrs") or {}).items()]
+    kwargs = dict(options.get("optimizer_kwargs") or {})
+    probe = None
+    for where, spec in optimizers:
+        if not (isinstance(spec, type) and issubclass(spec, torch.optim.Optimizer)):
+            continue  # a function of the parameter groups: the user's own code
+        for rate_key, rate in rates:
+            try:
+                built = typing.cast(Any, spec)([torch.nn.Parameter(torch.zeros(1))], lr=rate, **kwargs)
+            except Exception as err:  # noqa: BLE001 - whatever torch says of the values, said of the config
+                raise ConfigError(
+                    f"{path}: train.{where} ({spec.__name__}) refuses train.{rate_key} = {shown(rate)} with "
+                    f"train.optimizer_kwargs = {shown(kwargs)}: {type(err).__name__}: {clipped(str(err), 200)}"
+                ) from err
+            probe = probe or built
+    scheduler = options.get("scheduler")
+    if scheduler is not None and probe is not None:
+        try:
+            scheduler(probe)
+        except Exception as err:  # noqa: BLE001
+            raise ConfigError(
+                f"{path}: train.scheduler fails on an optimiser: {type(err).__name__}: {clipped(str(err), 200)}; it is called "
+                f"with each optimiser alone, e.g. a function making torch.optim.lr_scheduler.StepLR(opt, 10)"
+            ) from err
 
 
 def _resolve_options(options: dict[str, Any], env: Mapping[str, Any] | None, base: Path, path: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import tempfile
 import typing
 from pathlib import Path as FilePath
@@ -139,7 +140,7 @@ def test_distillation_round_trip_preserves_structure_relations_and_pairs(tmp_pat
 def test_weights_round_trip_into_fresh_modules(tmp_path):
     d, env = distillation()
     save(d, tmp_path / "kd.json", names=env)
-    with safetensors.safe_open(str(tmp_path / "kd.safetensors"), framework="pt") as f:
+    with safetensors.safe_open(str(weights_path(tmp_path / "kd.json")), framework="pt") as f:
         assert sorted(f.keys()) == ["student.bias", "student.weight", "teacher.bias", "teacher.weight"]
     fresh = fresh_env(env)
     assert not torch.equal(fresh["teacher"].weight, env["teacher"].weight)
@@ -164,7 +165,7 @@ def test_a_model_on_two_edges_and_tied_weights_are_stored_once(tmp_path):
     save(d, tmp_path / "d.json")
     rows = json.loads((tmp_path / "d.json").read_text())["E"]
     assert [r["fn"] for r in rows] == ["a", "a"]  # the first edge's name, for both edges
-    with safetensors.safe_open(str(tmp_path / "d.safetensors"), framework="pt") as f:
+    with safetensors.safe_open(str(weights_path(tmp_path / "d.json")), framework="pt") as f:
         assert sorted(f.keys()) == ["a.0.bias", "a.0.weight"]
         assert f.metadata()["a.2.weight"] == "a.0.weight"
     other = nn.Linear(3, 3)
@@ -191,8 +192,9 @@ def test_weights_that_do_not_fit_are_reported_in_one_error(tmp_path):
         with pytest.raises(FileFormatError, match=expected):
             load(tmp_path / "kd.json", dict(fresh_env(env), **change))
     load(tmp_path / "kd.json", bad, weights=False)  # the structure alone still loads
-    os.remove(tmp_path / "kd.safetensors")
-    with pytest.raises(FileNotFoundError, match="kd.safetensors"):
+    tensors = weights_path(tmp_path / "kd.json")
+    os.remove(tensors)
+    with pytest.raises(FileNotFoundError, match=re.escape(tensors.name)):
         load(tmp_path / "kd.json", env, weights=True)
 
 
@@ -328,7 +330,8 @@ TINY_JSON = """\
   "options": {
     "max_length": 3,
     "max_paths": 10000
-  }
+  },
+  "weights": null
 }
 """
 
@@ -384,6 +387,7 @@ def test_identity_paths_round_trip_in_both_layouts(tmp_path):
     }
     assert "- [id(X), loop]" in (tmp_path / "d.yaml").read_text(encoding="utf-8")
     assert not (tmp_path / "d.safetensors").exists()  # weights=False writes none
+    assert weights_path(tmp_path / "d.json") is None and list(tmp_path.glob("*.safetensors")) == []
 
 
 def test_yaml_form_is_written_by_name(tmp_path):
@@ -649,7 +653,7 @@ def test_a_failed_write_leaves_the_old_files_whole(tmp_path, monkeypatch):
     d, env = distillation()
     save(d, tmp_path / "kd.json", names=env)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    assert sorted(before) == ["kd.json", "kd.safetensors"]
+    assert sorted(before) == sorted(["kd.json", weights_path(tmp_path / "kd.json").name])
 
     d.relate("x·teacher·hard", "y", weight=0.5)
     with torch.no_grad():

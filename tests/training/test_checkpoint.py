@@ -1,8 +1,11 @@
 import collections
+import hashlib
+import json
 import os
 import pickle
 import random
 import re
+import struct
 
 import numpy as np
 import pytest
@@ -11,11 +14,12 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from learning_diagrams.core.errors import ConflictError, DiagramError
+from learning_diagrams.core.errors import CheckpointError, ConflictError, DiagramError, NonFiniteError
 from learning_diagrams.training import checkpoint as ckpt
 from learning_diagrams.training.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
+    load_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -356,10 +360,16 @@ def test_a_state_file_holding_an_arbitrary_object_is_refused_without_running_it(
     fresh = TwoEdges()
     before = {k: v.clone() for k, v in fresh.state_dict().items()}
     _RAN.clear()
-    with pytest.raises(pickle.UnpicklingError, match=r"state\.pt.*weights_only=True\) refused") as info:
-        load_checkpoint(tmp_path, module=fresh)
-    assert _RAN == []
+    with pytest.raises(
+        CheckpointError, match=r"state\.pt: holds more than plain data.*weights_only=True\) refused"
+    ) as info:
+        load_checkpoint(path, module=fresh)
     assert isinstance(info.value.__cause__, pickle.UnpicklingError)
+    with pytest.raises(CheckpointError, match=r"no readable checkpoint in .*step-000000001: state\.pt: holds more"):
+        load_checkpoint(tmp_path, module=fresh)  # the directory: its only checkpoint is refused
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        load_state(path)
+    assert _RAN == []
     for k, v in fresh.state_dict().items():
         assert torch.equal(v, before[k]), "the module is untouched when the state is refused"
 
@@ -547,9 +557,173 @@ def test_the_module_documents_its_api():
     assert set(ckpt.__all__) >= {
         "save_checkpoint",
         "load_checkpoint",
+        "load_state",
         "latest_checkpoint",
         "rng_state",
         "set_rng_state",
     }
-    for word in ("layout", "Atomicity", "weights_only", "commit point"):
+    for word in ("layout", "Atomicity", "weights_only", "commit point", "Integrity", "SHA-256"):
         assert word in ckpt.__doc__
+
+
+# ---------------------------------------------------------------------------- unreadable files
+
+
+def relabelled(data, change):
+    """The safetensors ``data`` with its header JSON changed by ``change(header)``."""
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    change(header)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
+
+
+def rewrite_state(folder, change):
+    """Rewrite ``state.pt`` as it is after ``change(state)`` (behind save_checkpoint's back)."""
+    state = torch.load(folder / "state.pt", weights_only=True)
+    change(state)
+    torch.save(state, folder / "state.pt")
+
+
+DAMAGE = {
+    "empty": lambda data: b"",
+    "truncated": lambda data: data[: len(data) // 2],
+    "one byte": lambda data: data[:1],
+    "garbage": lambda data: b"\x00not a zip archive" * 10,
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_an_unreadable_state_file_is_a_checkpoint_error_naming_it(tmp_path, damage):
+    path = save_checkpoint(tmp_path, module=TwoEdges(), state={"step": 1}, step=1)
+    state_file = path / "state.pt"
+    state_file.write_bytes(DAMAGE[damage](state_file.read_bytes()))
+    fresh = TwoEdges()
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(CheckpointError, match=re.escape(f"{state_file}: cannot be read")) as info:
+        load_checkpoint(path, module=fresh)
+    assert isinstance(info.value, DiagramError) and isinstance(info.value, ValueError)
+    with pytest.raises(CheckpointError, match=re.escape(str(state_file))):
+        load_state(path)
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "one byte", "garbage", "flipped"])
+def test_an_unreadable_or_altered_model_file_is_a_checkpoint_error_naming_it(tmp_path, damage):
+    path = save_checkpoint(tmp_path, module=TwoEdges(), state={"step": 1}, step=1)
+    model_file = path / "model.safetensors"
+    data = model_file.read_bytes()
+    if damage == "flipped":  # a bit of a weight: the file still reads, only the checksum tells
+        model_file.write_bytes(data[:-3] + bytes([data[-3] ^ 1]) + data[-2:])
+    else:
+        model_file.write_bytes(DAMAGE[damage](data))
+    fresh = TwoEdges()
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(CheckpointError, match=re.escape(f"{model_file}: its SHA-256 is")):
+        load_checkpoint(path, module=fresh)
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, before[k])
+    rewrite_state(path, lambda state: state.pop(ckpt.CHECKSUM_KEY))  # without the checksum: safetensors tells
+    if damage != "flipped":
+        with pytest.raises(CheckpointError, match=re.escape(f"{model_file}: not a readable safetensors file")):
+            load_checkpoint(path, module=fresh)
+
+
+def test_the_model_file_of_another_checkpoint_is_refused_by_its_checksum(tmp_path):
+    first = save_checkpoint(tmp_path, module=trained(seed=0)[0], state={"step": 1}, step=1)
+    second = save_checkpoint(tmp_path, module=trained(seed=1)[0], state={"step": 2}, step=2)
+    (second / "model.safetensors").write_bytes((first / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match=r"step-000000002/model\.safetensors: its SHA-256 .* not the one saved"):
+        load_checkpoint(second, module=TwoEdges())
+
+
+def test_a_checkpoint_saved_without_a_checksum_still_loads(tmp_path):
+    model = trained()[0]
+    path = save_checkpoint(tmp_path, module=model, state={"step": 1}, step=1)
+    rewrite_state(path, lambda state: state.pop(ckpt.CHECKSUM_KEY))
+    fresh = TwoEdges()
+    assert load_checkpoint(path, module=fresh) == {"step": 1}
+    assert_same_weights(fresh, model)
+
+
+def test_the_checksum_is_kept_in_state_pt_and_out_of_the_state_returned(tmp_path):
+    path = save_checkpoint(tmp_path, module=TwoEdges(), state={"step": 1}, step=1)
+    raw = torch.load(path / "state.pt", weights_only=True)
+    assert raw[ckpt.CHECKSUM_KEY] == hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+    assert load_state(path) == {"step": 1} == load_checkpoint(path, module=TwoEdges())
+    with pytest.raises(ValueError, match="may not use the key"):
+        save_checkpoint(tmp_path, module=TwoEdges(), state={ckpt.CHECKSUM_KEY: "x"}, step=2)
+    assert latest_checkpoint(tmp_path) == path  # the refused save wrote nothing
+
+
+def test_a_weight_relabelled_to_another_dtype_is_refused_not_converted(tmp_path):
+    model = TwoEdges()
+    path = save_checkpoint(tmp_path, module=model, state={}, step=1)
+    model_file = path / "model.safetensors"
+    with safetensors.safe_open(str(model_file), "pt") as f:
+        key = next(k for k in f.keys() if k.endswith("weight"))  # noqa: SIM118 - safe_open is not a dict
+
+    def to_int32(header):
+        header[key]["dtype"] = "I32"  # the same bytes, read as integers
+
+    model_file.write_bytes(relabelled(model_file.read_bytes(), to_int32))
+    rewrite_state(path, lambda state: state.update({ckpt.CHECKSUM_KEY: ckpt.sha256_of(model_file)}))
+    fresh = TwoEdges()
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(
+        ConflictError, match=rf"dtype mismatches: {re.escape(key)}: int32 in the file, float32 in the module"
+    ):
+        load_checkpoint(path, module=fresh)
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_latest_checkpoint_falls_back_past_unreadable_checkpoints_with_a_warning(tmp_path):
+    model = TwoEdges()
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, module=model, state={"step": step}, step=step)
+    (tmp_path / "step-000000003" / "state.pt").write_bytes(b"")
+    (tmp_path / "step-000000002" / "model.safetensors").write_bytes(b"\x00" * 16)
+    with pytest.warns(
+        UserWarning,
+        match=r"skipped unreadable checkpoint\(s\) step-000000003 \(state\.pt: cannot be read.*step-000000002 \(model\.safetensors: .*using step-000000001",
+    ):
+        assert latest_checkpoint(tmp_path) == tmp_path / "step-000000001"
+    with pytest.warns(UserWarning, match="step-000000003"):
+        assert load_checkpoint(tmp_path, module=TwoEdges()) == {"step": 1}
+    (tmp_path / "step-000000001" / "state.pt").write_bytes(b"PK")
+    with pytest.warns(UserWarning, match="no readable checkpoint is left"):
+        assert latest_checkpoint(tmp_path) is None
+    with pytest.raises(CheckpointError, match=r"no readable checkpoint in .*step-000000003: state\.pt.*step-000000001"):
+        load_checkpoint(tmp_path, module=TwoEdges())
+
+
+def test_a_readable_newest_checkpoint_is_returned_without_a_warning(tmp_path, recwarn):
+    save_checkpoint(tmp_path, module=TwoEdges(), state={"step": 1}, step=1)
+    assert latest_checkpoint(tmp_path) == tmp_path / "step-000000001"
+    assert len(recwarn) == 0
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused_naming_the_key_and_nothing_is_written(tmp_path, value):
+    model = TwoEdges()
+    save_checkpoint(tmp_path, module=model, state={"step": 1}, step=1)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with torch.no_grad():
+        model.maps["h"][0].bias[1] = value
+    with pytest.raises(NonFiniteError, match=r"the weights maps\.h\.0\.bias hold NaN or infinite values") as info:
+        save_checkpoint(tmp_path, module=model, state={"step": 2}, step=2)
+    assert isinstance(info.value, FloatingPointError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert latest_checkpoint(tmp_path) == tmp_path / "step-000000001"
+
+
+def test_integer_buffers_are_not_checked_for_finiteness(tmp_path):
+    model = TwoEdges()
+    model.calls.fill_(2**62)
+    save_checkpoint(tmp_path, module=model, state={}, step=1)
+    fresh = TwoEdges()
+    load_checkpoint(tmp_path, module=fresh)
+    assert int(fresh.calls) == 2**62

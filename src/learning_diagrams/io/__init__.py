@@ -7,7 +7,9 @@
 * :mod:`.syntax`: :func:`parse` the text syntax of the paper's Listing 1, whose
   lambdas (:mod:`.lambdas`) are interpreted, never evaluated as Python;
 * :mod:`.drawing`: pictures through Graphviz, compiled pairs coloured pair by pair;
-* :mod:`.atomic`: the one atomic writer every file of the library goes through.
+* :mod:`.atomic`: the one atomic writer every file of the library goes through;
+* :mod:`.limits`: the bounds every reader keeps (nesting, literal sizes, what a
+  message shows), so that every bad input gets a library error in bounded time.
 """
 
 from .atomic import write_atomic

@@ -23,6 +23,12 @@ with the diagram's attributes, plus three keys of our own:
     path of ``src`` (then ``src == tgt``): ``id(X)`` needs no special case.
 ``options``
     ``{"max_length": int or null, "max_paths": int}``, the diagram's options.
+``weights``
+    ``null``, or ``{"file": "<stem>.<sha12>.safetensors", "sha256": "<64 hex digits>"}``:
+    the weights file saved with the diagram (beside it) and the SHA-256 of its
+    bytes, checked when the weights are loaded (:mod:`.files`). A file without
+    this key (written before it existed) still loads, its weights from
+    ``<stem>.safetensors`` when that exists.
 
 Every key is written, in this order, with ``indent=2``; reading is as strict:
 a missing or unknown key, an ``_id`` that is not the row's position, a
@@ -36,12 +42,14 @@ table, row and field. A tiny diagram's tables:
 ...         .map("f", "X", "Y", abs).map("g", "X", "Y", None).relate("f", "g", weight=0.5))
 >>> obj = json_of(plan_of(tiny, None))
 >>> list(obj), obj["V"][1]
-(['format', 'V', 'E', 'R', 'options'], {'_id': 2, 'name': 'Y', 'data': None, 'loss': 'l1', 'type': {'tensor': {'shape': [None, 3], 'dtype': None}}})
+(['format', 'V', 'E', 'R', 'options', 'weights'], {'_id': 2, 'name': 'Y', 'data': None, 'loss': 'l1', 'type': {'tensor': {'shape': [None, 3], 'dtype': None}}})
 >>> obj["E"][1], obj["R"]
 ({'_id': 2, 'src': 1, 'tgt': 2, 'name': 'g', 'fn': None, 'trainable': True, 'training': True}, [{'_id': 1, 'src': 1, 'tgt': 2, 'first': [1], 'second': [2], 'weight': 0.5}])
 
-JSON is read with :mod:`json` (a duplicate key or a ``NaN`` is refused); every
-string in it is a *name*, bound by :mod:`.binding`, never evaluated.
+JSON is read with :mod:`json` (a duplicate key or a ``NaN`` is refused, and
+so is nesting deeper than :data:`~.limits.MAX_FILE_DEPTH`, found by a scan
+before parsing); every string in it is a *name*, bound by :mod:`.binding`,
+never evaluated.
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from typing import Any
 
 from ..core.errors import FileFormatError
 from ..core.graph import Path
+from .limits import check_json_depth, shown
 from .plan import (
     FORMAT,
     EdgeRow,
@@ -61,12 +70,15 @@ from .plan import (
     Where,
     check_boolean,
     check_keys,
+    check_name,
     check_name_or_null,
     check_weight,
     is_int,
     kind_of,
     quoted,
     read_options,
+    read_weights_entry,
+    weights_entry_of,
 )
 
 __all__ = ["json_of", "plan_from_json", "read_json"]
@@ -80,7 +92,7 @@ E_FIELDS = ("_id", "src", "tgt", "name", "fn", "trainable", "training")
 R_FIELDS = ("_id", "src", "tgt", "first", "second", "weight")
 
 
-JSON_KEYS = ("format", "V", "E", "R", "options")
+JSON_KEYS = ("format", "V", "E", "R", "options", "weights")
 
 
 def json_of(plan: Plan) -> dict[str, Any]:
@@ -105,6 +117,7 @@ def json_of(plan: Plan) -> dict[str, Any]:
         ],
         "R": [_relation_json(i, r, vid, eid) for i, r in enumerate(plan.relations, 1)],
         "options": {"max_length": plan.max_length, "max_paths": plan.max_paths},
+        "weights": weights_entry_of(plan.weights),
     }
 
 
@@ -122,21 +135,31 @@ def _relation_json(i: int, r: RelationRow, vid: dict[str, int], eid: dict[str, i
 
 
 def read_json(text: str) -> Any:
+    """The plain data of a JSON text; a duplicate key, ``NaN``, too deep nesting or bad JSON raises
+    :class:`FileFormatError`."""
+
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in items:
             if key in out:
-                raise FileFormatError(f"duplicate key {key!r}")
+                raise FileFormatError(f"duplicate key {shown(key)}")
             out[key] = value
         return out
 
     def constant(name: str) -> Any:
         raise FileFormatError(f"{name} is not a JSON number")
 
+    check_json_depth(text)
     try:
         return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except FileFormatError:
+        raise
     except json.JSONDecodeError as err:
         raise FileFormatError(f"not valid JSON: {err}") from err
+    except ValueError as err:  # an integer of more digits than Python converts (4,300)
+        raise FileFormatError(f"not valid JSON: a number cannot be read: {shown(str(err), 200)}") from err
+    except RecursionError as err:  # pragma: no cover - check_json_depth refuses such nesting first
+        raise FileFormatError("not valid JSON: nested too deep") from err
 
 
 def plan_from_json(obj: Any) -> Plan:
@@ -145,7 +168,7 @@ def plan_from_json(obj: Any) -> Plan:
     if "format" not in obj:
         raise FileFormatError(f"no 'format' key: a learning-diagrams file has \"format\": {FORMAT!r}")
     if obj["format"] != FORMAT:
-        raise FileFormatError(f"'format' is {obj['format']!r}, but this version reads {FORMAT!r}")
+        raise FileFormatError(f"'format' is {shown(obj['format'])}, but this version reads {FORMAT!r}")
     check_keys(obj, JSON_KEYS, "the top level")
     for table in ("V", "E"):
         if table not in obj:
@@ -153,14 +176,16 @@ def plan_from_json(obj: Any) -> Plan:
     vertices = []
     for i, row in _rows(obj, "V", V_FIELDS):
         name = row["name"]
-        at = _row_at("V", i, f"vertex {name!r}")
+        at = _row_at("V", i, "vertex", name)
+        check_name(name, at("name"))
         for key in ("data", "loss"):
             check_name_or_null(row[key], at(key))
         vertices.append(VertexRow(name, row["data"], row["loss"], row["type"], at))
     names = [v.name for v in vertices]
     edges, ends = [], []
     for i, row in _rows(obj, "E", E_FIELDS):
-        at = _row_at("E", i, f"edge {row['name']!r}")
+        at = _row_at("E", i, "edge", row["name"])
+        check_name(row["name"], at("name"))
         src, tgt = (names[_foreign(row[k], "V", len(names), at(k)) - 1] for k in ("src", "tgt"))
         check_name_or_null(row["fn"], at("fn"))
         trainable, training = (check_boolean(row[k], at(k)) for k in ("trainable", "training"))
@@ -173,7 +198,12 @@ def plan_from_json(obj: Any) -> Plan:
         first, second = (_json_path(row[k], src, tgt, edges, ends, at(k)) for k in ("first", "second"))
         relations.append(RelationRow(first, second, check_weight(row["weight"], at("weight")), at))
     max_length, max_paths = read_options(obj.get("options", {}), "'options'")
-    return Plan(vertices, edges, relations, max_length, max_paths)
+    plan = Plan(vertices, edges, relations, max_length, max_paths)
+    if "weights" in obj:
+        plan.weights = read_weights_entry(obj["weights"], "'weights'")
+    else:
+        plan.weights_recorded = False
+    return plan
 
 
 def _rows(obj: dict[str, Any], table: str, fields: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -191,14 +221,17 @@ def _rows(obj: dict[str, Any], table: str, fields: tuple[str, ...]) -> Iterator[
         _id = row["_id"]
         if not is_int(_id) or _id != position:
             raise FileFormatError(
-                f"{where}: '_id' is {_id!r}, but ids are 1-based and follow the row order: this row is {position}"
+                f"{where}: '_id' is {shown(_id)}, but ids are 1-based and follow the row order: this row is {position}"
             )
         yield position, row
 
 
-def _row_at(table: str, i: int, what: str) -> Where:
+def _row_at(table: str, i: int, what: str, name: Any = None) -> Where:
+    """Where a row's field is, for messages; built when a message needs it, the name shown bounded."""
+
     def at(key: str | None) -> str:
-        row = f"table {table}, _id {i} ({what})"
+        label = what if name is None else f"{what} {shown(name)}"
+        row = f"table {table}, _id {i} ({label})"
         return row if key is None else f"{row}, field {key!r}"
 
     return at
@@ -207,7 +240,7 @@ def _row_at(table: str, i: int, what: str) -> Where:
 def _foreign(value: Any, table: str, size: int, where: str) -> int:
     if not is_int(value) or not 1 <= value <= size:
         span = f"ids 1 to {size}" if size else "no rows"
-        raise FileFormatError(f"{where}: {value!r} is not an id of table {table} (it has {span})")
+        raise FileFormatError(f"{where}: {shown(value)} is not an id of table {table} (it has {span})")
     return value
 
 
@@ -220,11 +253,11 @@ def _json_path(value: Any, src: str, tgt: str, edges: list[EdgeRow], ends: list[
         s, t = ends[i - 1]
         if s != at:
             raise FileFormatError(
-                f"{where}: the path does not run from src: E id {i} (edge {edges[i - 1].name!r}) at position {k} "
-                f"starts at {s!r}, not {at!r}"
+                f"{where}: the path does not run from src: E id {i} (edge {shown(edges[i - 1].name)}) at "
+                f"position {k} starts at {shown(s)}, not {shown(at)}"
             )
         at = t
     if at != tgt:
-        which = "the identity path (an empty list) needs src == tgt" if not ids else f"the path ends at {at!r}"
-        raise FileFormatError(f"{where}: {which}, but the relation's tgt is {tgt!r}")
+        which = "the identity path (an empty list) needs src == tgt" if not ids else f"the path ends at {shown(at)}"
+        raise FileFormatError(f"{where}: {which}, but the relation's tgt is {shown(tgt)}")
     return Path(src, tgt, tuple(edges[i - 1].name for i in ids))

@@ -65,7 +65,9 @@ def write_atomic_many(writes: Sequence[tuple[str | os.PathLike[str], bytes]]) ->
 
     A failure before the moves leaves every previous file as it was; the moves
     themselves are one :func:`os.replace` each, so put the file that commits the
-    others (a diagram file after its weights, say) last.
+    others (a diagram file after its weights, say) last. Each move is made
+    durable (its folder fsynced) before the next, so that after a power cut a
+    later file is never in place without the earlier ones.
     """
     staged: list[tuple[Path, Path]] = []
     try:
@@ -74,13 +76,12 @@ def write_atomic_many(writes: Sequence[tuple[str | os.PathLike[str], bytes]]) ->
             staged.append((_stage(target, data), target))
         for tmp, target in staged:
             os.replace(tmp, target)
+            fsync_dir(target.parent)
     except Exception:
         for tmp, _ in staged:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
-    for folder in dict.fromkeys(target.parent for _, target in staged):
-        fsync_dir(folder)
 
 
 def _stage(target: Path, data: bytes) -> Path:

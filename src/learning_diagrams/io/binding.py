@@ -20,9 +20,11 @@ On save, each object gets its name from, in order:
 Two different objects may not get the same name (saving raises
 :class:`~learning_diagrams.core.errors.FileFormatError` naming both places). On
 load, ``data`` and ``fn`` names are looked up in ``env``; a ``loss`` name in
-``env``, then among the library losses. An unknown name raises
-:class:`~learning_diagrams.core.errors.UnknownNameError` naming the place (and,
-for a function, the edge) and suggesting the closest names. ``null`` stays ``None``.
+``env``, then among the library losses. Names that are missing raise one
+:class:`~learning_diagrams.core.errors.UnknownNameError` listing every one of
+them (up to 50, then a count), each with the first place that uses it (and, for
+a function, the edge) and the closest names. ``null`` stays ``None``. Binding
+only looks names up: nothing is imported, called or evaluated.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from typing import Any
 
 from ..core.arrays import is_torch_module
 from ..core.diagram import Diagram
-from ..core.errors import FileFormatError, OptionError, UnknownNameError
+from ..core.errors import FileFormatError, OptionError, TypeMismatchError, UnknownNameError
 from ..core.losses import LIBRARY, Loss, as_loss, by_name, is_library
 from ..core.messages import did_you_mean, located
+from .limits import bounded_messages, clipped, shown
 from .plan import EdgeRow, Plan, RelationRow, VertexRow
 from .typespecs import type_from, type_spec
 
@@ -138,43 +141,104 @@ def _loss_name(loss: Loss, namer: Namer, vertex: str) -> str:
 
 
 def build(plan: Plan, env: Mapping[str, Any] | None) -> tuple[Diagram, dict[str, Any]]:
-    """The diagram of ``plan`` with its names bound, and the objects its ``fn`` names stand for."""
+    """The diagram of ``plan`` with its names bound, and the objects its ``fn`` names stand for.
+
+    Every name the plan needs is looked up first: when some are missing, one
+    :class:`UnknownNameError` lists them all (each with the first place that
+    uses it), rather than the first alone.
+    """
+    if env is not None and not isinstance(env, Mapping):
+        raise TypeMismatchError(f"env must be a mapping from names to objects, got a {type(env).__name__}")
     scope: Mapping[str, Any] = {} if env is None else env
+    _refuse_missing(plan, scope)
     diagram = Diagram(max_length=plan.max_length, max_paths=plan.max_paths)
     for v in plan.vertices:
-        data = None if v.data is None else _lookup(scope, v.data, v.at("data"), f"the data of vertex {v.name!r}")
+        what = f"the data of vertex {shown(v.name)}"
+        data = None if v.data is None else _lookup(scope, v.data, v.at("data"), what)
         loss = None if v.loss is None else _resolve_loss(scope, v.loss, v.at("loss"))
         annotation = type_from(v.type, v.at("type"))
-        with located(v.at(None)):
+        with located(v.at(None)), bounded_messages():
             diagram.space(v.name, data=data, loss=loss, type=annotation)
     functions: dict[str, Any] = {}
     for e in plan.edges:
-        for key in ("src", "tgt"):
-            end = getattr(e, key)
-            if end not in diagram.spaces:
-                raise UnknownNameError(f"{e.at(key)}: no space named {end!r}{did_you_mean(end, diagram.spaces)}")
         fn = None
         if e.fn is not None:
-            what = f"the function of edge {e.name!r} ({e.src} → {e.tgt})"
-            fn = functions[e.fn] = _lookup(scope, e.fn, e.at("fn"), what)
-        with located(e.at(None)):
+            fn = functions[e.fn] = _lookup(scope, e.fn, e.at("fn"), _function_of(e))
+        with located(e.at(None)), bounded_messages():
             diagram.map(e.name, e.src, e.tgt, fn, trainable=e.trainable, training=e.training)
     for r in plan.relations:
-        with located(r.at("first")):
+        with located(r.at("first")), bounded_messages():
             first = diagram.path(r.first)
-        with located(r.at("second")):
+        with located(r.at("second")), bounded_messages():
             second = diagram.path(r.second)
-        with located(r.at(None)):
+        with located(r.at(None)), bounded_messages():
             diagram.relate(first, second, weight=r.weight)
     return diagram, functions
+
+
+#: How many missing names one error lists (the rest are counted).
+MAX_LISTED = 50
+
+
+def _refuse_missing(plan: Plan, scope: Mapping[str, Any]) -> None:
+    """Raise one UnknownNameError for every name of ``plan`` that neither ``scope`` nor the library has.
+
+    An edge whose end is no vertex is refused first: that is a mistake in the file, not in env.
+    """
+    spaces = {v.name for v in plan.vertices}
+    for e in plan.edges:
+        for key in ("src", "tgt"):
+            end = getattr(e, key)
+            if end not in spaces:
+                raise UnknownNameError(f"{e.at(key)}: no space named {shown(end)}{did_you_mean(end, spaces)}")
+    missing: dict[str, str] = {}  # name → the message for its first place
+    for v in plan.vertices:
+        if v.data is not None and v.data not in scope and v.data not in missing:
+            missing[v.data] = _env_has_no(scope, v.data, v.at("data"), f"the data of vertex {shown(v.name)}")
+        if v.loss is not None and v.loss not in scope and v.loss not in missing:
+            try:
+                known = by_name(v.loss) is not None
+            except OptionError:  # kl_div(T=0): not missing, refused when it is bound
+                known = True
+            if not known:
+                missing[v.loss] = _no_loss(scope, v.loss, v.at("loss"))
+    for e in plan.edges:
+        if e.fn is not None and e.fn not in scope and e.fn not in missing:
+            missing[e.fn] = _env_has_no(scope, e.fn, e.at("fn"), _function_of(e))
+    if not missing:
+        return
+    if len(missing) == 1:
+        ((name, message),) = missing.items()
+        raise UnknownNameError(f"{message}; pass it: env={{{shown(name)}: ...}}")
+    listed = list(missing.values())[:MAX_LISTED]
+    if len(missing) > MAX_LISTED:
+        listed.append(f"and {len(missing) - MAX_LISTED} more")
+    passed = ", ".join(f"{shown(name)}: ..." for name in list(missing)[:MAX_LISTED])
+    raise UnknownNameError(
+        f"{len(missing)} names are missing from env: {'; '.join(listed)}; pass them: env={{{passed}}}"
+    )
+
+
+def _function_of(e: EdgeRow) -> str:
+    return f"the function of edge {shown(e.name)} ({clipped(e.src)} → {clipped(e.tgt)})"
+
+
+def _env_has_no(scope: Mapping[str, Any], name: str, where: str, what: str) -> str:
+    return f"{where}: env has no {shown(name)}, {what}{did_you_mean(name, scope)}"
+
+
+def _no_loss(scope: Mapping[str, Any], name: str, where: str) -> str:
+    known = [*scope, *LIBRARY, "kl_div(T=1.0)"]
+    return (
+        f"{where}: no loss named {shown(name)} in env or the library{did_you_mean(name, known)}; "
+        f"library losses: {', '.join(LIBRARY)}, kl_div(T=<temperature>)"
+    )
 
 
 def _lookup(scope: Mapping[str, Any], name: str, where: str, what: str) -> Any:
     if name in scope:
         return scope[name]
-    raise UnknownNameError(
-        f"{where}: env has no {name!r}, {what}{did_you_mean(name, scope)}; pass it: env={{{name!r}: ...}}"
-    )
+    raise UnknownNameError(f"{_env_has_no(scope, name, where, what)}; pass it: env={{{shown(name)}: ...}}")
 
 
 def _resolve_loss(scope: Mapping[str, Any], name: str, where: str) -> Any:
@@ -186,8 +250,4 @@ def _resolve_loss(scope: Mapping[str, Any], name: str, where: str) -> Any:
         raise FileFormatError(f"{where}: {err}") from err
     if loss is not None:
         return loss
-    known = [*scope, *LIBRARY, "kl_div(T=1.0)"]
-    raise UnknownNameError(
-        f"{where}: no loss named {name!r} in env or the library{did_you_mean(name, known)}; "
-        f"library losses: {', '.join(LIBRARY)}, kl_div(T=<temperature>)"
-    )
+    raise UnknownNameError(_no_loss(scope, name, where))

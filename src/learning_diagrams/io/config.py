@@ -1,7 +1,5 @@
 """The YAML config form (``.yaml``, ``.yml``): a diagram's plan keyed by name, for configs written by hand.
 
-::
-
 A friendlier form for configs written by hand, keyed by name rather than id::
 
     format: learning-diagrams/1          # optional when read
@@ -18,25 +16,33 @@ A friendlier form for configs written by hand, keyed by name rather than id::
       - [x·f, x·g, 0.5]                  # with a weight
       - {first: x.f.soft, second: x.g.soft, weight: 0.25}
     options: {max_length: 4}
+    weights: {file: distil.3f2a9c1b0d4e.safetensors, sha256: 3f2a9c1b0d4e...}   # written by save
 
 ``trainable`` and ``training`` default to true. Errors name the key path
 (``maps.f.src``, ``relations[1].first``). :func:`save` writes this form, with
-only the non-default flags.
+only the non-default flags, and ``weights``: ``null``, or the weights file saved
+with the diagram and the SHA-256 of its bytes (see :mod:`.files`). A config
+without ``weights`` (written by hand, or before the key existed) takes its
+weights from ``<stem>.safetensors`` beside it, when that exists.
 
-YAML is read with a subclass of ``yaml.SafeLoader`` that only adds a
-duplicate-key check, so tags such as ``!!python/object`` are refused before
-anything is built; every string is a *name*, bound by :mod:`.binding`.
+YAML is read with a subclass of ``yaml.SafeLoader``, so tags such as
+``!!python/object`` are refused before anything is built; every string is a
+*name*, bound by :mod:`.binding`. It also refuses a duplicate key, nesting
+deeper than :data:`~.limits.MAX_FILE_DEPTH` levels, and **anchors and aliases**
+(``&base`` ... ``*base``, and so ``<<: *base`` merges): a handful of nested
+aliases stand for billions of values (the "billion laughs"), and a diagram
+file is short enough to write out in full. :func:`save` never writes them.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
 from ..core.errors import FileFormatError
+from .limits import MAX_FILE_DEPTH, clipped, shown
 from .plan import (
     FORMAT,
     EdgeRow,
@@ -51,11 +57,13 @@ from .plan import (
     kind_of,
     quoted,
     read_options,
+    read_weights_entry,
+    weights_entry_of,
 )
 
 __all__ = ["config_of", "plan_from_config", "read_yaml", "dump_yaml"]
 
-CONFIG_KEYS = ("format", "spaces", "maps", "relations", "options")
+CONFIG_KEYS = ("format", "spaces", "maps", "relations", "options", "weights")
 
 
 def config_of(plan: Plan) -> dict[str, Any]:
@@ -82,29 +90,74 @@ def config_of(plan: Plan) -> dict[str, Any]:
         "maps": maps,
         "relations": relations,
         "options": {"max_length": plan.max_length, "max_paths": plan.max_paths},
+        "weights": weights_entry_of(plan.weights),
     }
+
+
+class _Dumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that writes a value shared by two places twice, never as an anchor and alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def dump_yaml(obj: Any) -> str:
     """``obj`` (plain dicts and lists) as YAML text, in the order and style :func:`config_of` intends."""
-    return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120)
+    return yaml.dump(obj, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120)
 
 
 class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` plus a duplicate-key check: still only plain data, never a Python object."""
+    """``yaml.SafeLoader`` that reads plain data in bounded time and memory.
+
+    On top of the safe loader (no tag builds a Python object): a duplicate key
+    is refused (a set of the keys seen, so a mapping costs linear time), and so
+    are anchors and aliases (``&name``, ``*name``: an alias repeats a value, and
+    a few nested ones repeat it exponentially often: a "billion laughs"), and
+    nesting deeper than :data:`~.limits.MAX_FILE_DEPTH`. The limits are checked
+    as the document is composed, before anything is built.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "an alias" if isinstance(event, yaml.AliasEvent) else "an anchor"
+            raise FileFormatError(
+                f"{_at(event.start_mark)}: {kind} ({'*' if kind == 'an alias' else '&'}{clipped(event.anchor, 40)}); "
+                f"anchors and aliases are not read in diagram files (a few nested aliases can stand for "
+                f"billions of values): write the value out in full"
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_FILE_DEPTH:
+                raise FileFormatError(
+                    f"{_at(event.start_mark)}: lists and mappings are nested more than {MAX_FILE_DEPTH} levels deep; "
+                    f"a diagram file nests a few levels"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _at(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode) -> Any:
     loader.flatten_mapping(node)
-    seen: list[Any] = []
+    seen: dict[Any, Any] = {}  # key → its node: hashing makes the check linear
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
-        with contextlib.suppress(TypeError):  # an unhashable key: SafeLoader itself refuses it
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
-                )
-        seen.append(key)
+        try:
+            first = seen.setdefault(key, key_node)
+        except TypeError:  # an unhashable key: construct_mapping refuses it, naming the place
+            continue
+        if first is not key_node:
+            raise FileFormatError(
+                f"{_at(key_node.start_mark)}: found duplicate key {shown(key)} (first at "
+                f"{_at(first.start_mark)}); a mapping has each key once"
+            )
     return loader.construct_mapping(node, deep=True)
 
 
@@ -112,13 +165,24 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping
 
 
 def read_yaml(text: str) -> Any:
-    """The plain data of a YAML text; a Python tag, a duplicate key or bad YAML raises :class:`FileFormatError`."""
+    """The plain data of a YAML text.
+
+    Raises
+    ------
+    FileFormatError
+        For a Python tag, a duplicate key, an anchor or alias, nesting past
+        :data:`~.limits.MAX_FILE_DEPTH`, or text that is not YAML.
+    """
     try:
         return yaml.load(text, Loader=_Loader)  # a SafeLoader: no tag can build a Python object
+    except FileFormatError:  # a limit of _Loader
+        raise
     except yaml.constructor.ConstructorError as err:
         raise FileFormatError(f"refused YAML (only plain data is read, never Python objects): {err}") from err
     except yaml.YAMLError as err:
         raise FileFormatError(f"not valid YAML: {err}") from err
+    except (ValueError, OverflowError) as err:  # a value the safe constructors cannot build
+        raise FileFormatError(f"not valid YAML: a value cannot be read: {shown(str(err), 200)}") from err
 
 
 def plan_from_config(obj: Any) -> Plan:
@@ -128,7 +192,7 @@ def plan_from_config(obj: Any) -> Plan:
         raise FileFormatError(f"a diagram config is a mapping with keys {quoted(CONFIG_KEYS)}, got {kind_of(obj)}")
     check_keys(obj, CONFIG_KEYS, "the top level")
     if "format" in obj and obj["format"] != FORMAT:
-        raise FileFormatError(f"format: {obj['format']!r}, but this version reads {FORMAT!r}")
+        raise FileFormatError(f"format: {shown(obj['format'])}, but this version reads {FORMAT!r}")
     vertices = []
     for name, entry in _named_entries(obj.get("spaces"), "spaces"):
         at = _key_at(f"spaces.{name}")
@@ -171,14 +235,21 @@ def plan_from_config(obj: Any) -> Plan:
         else:
             raise FileFormatError(
                 f"{at(None)}: a relation is [first, second], [first, second, weight] or "
-                f"{{first: ..., second: ..., weight: ...}}, got {item!r}"
+                f"{{first: ..., second: ..., weight: ...}}, got {shown(item)}"
             )
         for key, p in (("first", first), ("second", second)):
             if not (isinstance(p, str) or (isinstance(p, list) and p and all(isinstance(e, str) for e in p))):
-                raise FileFormatError(f"{at(key)}: a path is 'a·b', 'a.b', 'id(X)' or a list of edge names, got {p!r}")
+                raise FileFormatError(
+                    f"{at(key)}: a path is 'a·b', 'a.b', 'id(X)' or a list of edge names, got {shown(p)}"
+                )
         relations.append(RelationRow(first, second, check_weight(weight, at("weight")), at))
     max_length, max_paths = read_options(obj.get("options") or {}, "options")
-    return Plan(vertices, edges, relations, max_length, max_paths)
+    plan = Plan(vertices, edges, relations, max_length, max_paths)
+    if "weights" in obj:
+        plan.weights = read_weights_entry(obj["weights"], "weights")
+    else:
+        plan.weights_recorded = False
+    return plan
 
 
 def _named_entries(section: Any, key: str) -> Iterator[tuple[str, Any]]:
@@ -189,7 +260,7 @@ def _named_entries(section: Any, key: str) -> Iterator[tuple[str, Any]]:
     for name, entry in section.items():
         if not isinstance(name, str):
             raise FileFormatError(
-                f"{key}: the key {name!r} is not a name (YAML reads yes/no/on/off/true/false/null and numbers "
+                f"{key}: the key {shown(name)} is not a name (YAML reads yes/no/on/off/true/false/null and numbers "
                 f"as other things than strings: quote it)"
             )
         yield name, entry

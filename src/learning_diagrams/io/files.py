@@ -5,17 +5,33 @@ options. What the diagram holds (data sources, models and functions, losses)
 is stored **by name** and bound again when the file is loaded, from the
 ``env`` mapping the caller passes, as :func:`learning_diagrams.parse` binds
 the names of its text (:mod:`.binding` has the rules). The weights of every
-``torch.nn.Module`` on an edge go to a safetensors file beside it:
-``save(d, "run/distil.json")`` writes ``run/distil.json`` and
-``run/distil.safetensors`` (:mod:`.weights`).
+``torch.nn.Module`` on an edge go to a safetensors file beside it
+(:mod:`.weights`), named after the diagram file and the start of its SHA-256:
+``save(d, "run/distil.json")`` writes ``run/distil.3f2a9c1b0d4e.safetensors``,
+then ``run/distil.json``, whose ``weights`` entry names that file and records
+its whole SHA-256 (:func:`weights_path` finds it).
 
 The two layouts are :mod:`.acset` (``.json``, Catlab.jl's ACSet JSON) and
 :mod:`.config` (``.yaml``, keyed by name for configs written by hand); type
-annotations are written as in :mod:`.typespecs`. Loading never executes code
-from a file: JSON and YAML are read as plain data (YAML with a safe loader),
-every string is a name or parsed by a regular expression, and weights are
-read with safetensors, which holds tensors only. Writes are atomic
-(:mod:`.atomic`): the weights, then the diagram file, each replaced in one step.
+annotations are written as in :mod:`.typespecs`.
+
+**Loading never imports or runs anything from a file.** JSON and YAML are read
+as plain data (YAML with a safe loader that also refuses anchors and aliases),
+every string is a name, looked up in ``env`` or among the library's losses, or
+parsed by a regular expression, and weights are read with safetensors, which
+holds tensors only. Every reader is bounded (:mod:`.limits`): nesting, the
+size of what an error message shows, and the cost of duplicate-key checks.
+
+**A diagram and its weights are saved as one unit.** The weights file's name
+is new whenever its content is (content addressing), so writing it leaves the
+previous pair untouched; the diagram file, which names it, is written last and
+commits the pair (both through :mod:`.atomic`, each move made durable before
+the next); only then are the stem's weights files that no diagram file names
+any longer removed. A crash at any moment leaves the old pair or the new pair
+(and perhaps an unnamed weights file, removed by the next save), and a pair
+mismatched anyway (copied by hand, damaged) is caught by the SHA-256, checked
+before any weight is loaded. A file from before the ``weights`` entry existed
+still loads, its weights from ``<stem>.safetensors`` when that exists.
 
 >>> import tempfile, torch, learning_diagrams as ld
 >>> model = torch.nn.Linear(4, 3)
@@ -27,12 +43,18 @@ read with safetensors, which holds tensors only. Writes are atomic
 >>> e = load(f"{folder}/d.json", fresh)             # fresh's modules now hold the saved weights
 >>> [str(p) for p in e.parallel_pairs()], torch.equal(fresh["f"].weight, model.weight)
 (['f ≤ g  (at Y, weight 1)'], True)
+>>> weights_path(f"{folder}/d.json").name.startswith("d.") and weights_path(f"{folder}/d.json").exists()
+True
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path as FilePath
 from typing import Any
@@ -40,14 +62,14 @@ from typing import Any
 from torch import nn
 
 from ..core.diagram import Diagram
-from ..core.errors import FileFormatError
-from ..core.messages import located
+from ..core.errors import DiagramError, FileFormatError, TypeMismatchError
+from ..core.messages import SHA256_MISMATCH, located
 from .acset import json_of, plan_from_json, read_json
 from .atomic import write_atomic_many
 from .binding import build, plan_of
 from .config import config_of, dump_yaml, plan_from_config, read_yaml
-from .plan import FORMAT
-from .weights import load_weights, weights_bytes
+from .plan import FORMAT, Plan, WeightsEntry
+from .weights import load_weights, sha256_of, weights_bytes
 
 __all__ = ["FORMAT", "save", "load", "to_json", "from_json", "to_config", "from_config", "weights_path"]
 
@@ -66,7 +88,8 @@ def to_json(diagram: Diagram, names: Mapping[str, Any] | None = None) -> dict[st
     Returns
     -------
     dict
-        ``{"format", "V", "E", "R", "options"}``, in that order.
+        ``{"format", "V", "E", "R", "options", "weights"}``, in that order
+        (``"weights"`` is ``None``: only :func:`save` writes a weights file to name).
 
     Raises
     ------
@@ -104,9 +127,21 @@ def save(
     names : mapping of str to object, optional
         What to call the diagram's objects (see :func:`to_json`).
     weights : bool, default True
-        Also write the state dicts of the modules on its edges to
-        :func:`weights_path` of ``path`` (always, even when there are none,
-        so that no stale file is left beside the diagram).
+        Also write the state dicts of the modules on its edges, to
+        ``<stem>.<first 12 hex digits of its SHA-256>.safetensors`` beside
+        ``path``, named with its SHA-256 in the diagram file's ``weights``
+        entry. A diagram with no module (or ``weights=False``) records
+        ``weights: null`` and writes no weights file.
+
+    Notes
+    -----
+    The weights file is written first, under its new name, then the diagram
+    file (the commit point), each replaced atomically; then the weights files
+    of the same stem that no diagram file of that stem (``.json``, ``.yaml``,
+    ``.yml``) names are removed, and so is a ``<stem>.safetensors`` the
+    previous file used, when no other file of the stem may use it. A crash
+    at any moment leaves the previous pair or the new one. One process saves
+    to a path at a time.
 
     Raises
     ------
@@ -116,24 +151,104 @@ def save(
     OSError
         When writing fails; the previous files are left as they were.
     """
-    file = FilePath(path)
+    file = _path(path)
     kind = _kind(file)
     plan = plan_of(diagram, names)
+    writes = []
+    if weights and plan.modules:
+        data = weights_bytes(plan.modules)
+        digest = hashlib.sha256(data).hexdigest()
+        plan.weights = WeightsEntry(f"{file.stem}.{digest[:12]}.safetensors", digest)
+        writes.append((file.with_name(plan.weights.file), data))
     if kind == "json":
         text = json.dumps(json_of(plan), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     else:
         text = dump_yaml(config_of(plan))
-    writes = [(weights_path(file), weights_bytes(plan.modules))] if weights else []
-    write_atomic_many([*writes, (file, text.encode("utf-8"))])  # the diagram file last
+    was_legacy = _previous_was_legacy(file)
+    write_atomic_many([*writes, (file, text.encode("utf-8"))])  # the diagram file last: it commits the pair
+    _remove_unnamed_weights(file, plan.weights, was_legacy)
 
 
-def weights_path(path: str | os.PathLike[str]) -> FilePath:
-    """Where the weights of the diagram saved at ``path`` go: the same stem, ``.safetensors``.
+def weights_path(path: str | os.PathLike[str]) -> FilePath | None:
+    """The weights file of the diagram file at ``path``, or ``None`` when it records none.
 
-    >>> weights_path("runs/distil.json").as_posix()
-    'runs/distil.safetensors'
+    That is the file its ``weights`` entry names, beside it; for a file
+    without the entry (written before it existed, or by hand), the
+    ``<stem>.safetensors`` beside it, as then, whether or not it exists.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    FileFormatError
+        When ``path`` is not a diagram file that can be read.
+
+    >>> import tempfile, pathlib
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "distil.yaml"
+    >>> _ = file.write_text("spaces: {X: {}}", encoding="utf-8")
+    >>> weights_path(file).name
+    'distil.safetensors'
     """
-    return FilePath(path).with_suffix(".safetensors")
+    file = _path(path)
+    return _weights_file(file, _read_plan(file, _kind(file)))
+
+
+def _weights_file(file: FilePath, plan: Plan) -> FilePath | None:
+    if not plan.weights_recorded:
+        return file.with_suffix(".safetensors")
+    return None if plan.weights is None else file.with_name(plan.weights.file)
+
+
+def _read_plan(file: FilePath, kind: str) -> Plan:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise FileFormatError(f"{file}: not UTF-8 text: {err.reason} at byte {err.start}") from err
+    with located(str(file)):
+        return plan_from_json(read_json(text)) if kind == "json" else plan_from_config(read_yaml(text))
+
+
+# Our weights files: "<stem>.<12 hex digits>.safetensors".
+_OWN_WEIGHTS = r"\.[0-9a-f]{12}\.safetensors"
+_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+def _previous_was_legacy(file: FilePath) -> bool:
+    """Whether the diagram file about to be replaced records no weights entry (so used ``<stem>.safetensors``)."""
+    try:
+        return not _read_plan(file, _kind(file)).weights_recorded
+    except (OSError, DiagramError):  # no previous file, or one that cannot be read: nothing to tidy
+        return False
+
+
+def _remove_unnamed_weights(file: FilePath, kept: WeightsEntry | None, was_legacy: bool) -> None:
+    """After a save, remove the weights files of ``file``'s stem that no diagram file of the stem names.
+
+    The other diagram files of the stem (``d.yaml`` beside ``d.json``) are read
+    for what they name; when one cannot be read, nothing is removed.
+    """
+    named = {kept.file} if kept is not None else set()
+    legacy_in_use = False
+    for suffix in _SUFFIXES:
+        sibling = file.with_suffix(suffix)
+        if sibling.name == file.name or not sibling.is_file():
+            continue
+        try:
+            plan = _read_plan(sibling, _kind(sibling))
+        except (OSError, DiagramError):
+            return
+        if not plan.weights_recorded:
+            legacy_in_use = True
+        elif plan.weights is not None:
+            named.add(plan.weights.file)
+    own = re.compile(re.escape(file.stem) + _OWN_WEIGHTS)
+    doomed = [p for p in file.parent.glob(f"{glob.escape(file.stem)}.*.safetensors") if own.fullmatch(p.name)]
+    if was_legacy and not legacy_in_use:
+        doomed.append(file.with_suffix(".safetensors"))
+    for stale in doomed:
+        if stale.name not in named:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
 
 def from_json(obj: Any, env: Mapping[str, Any] | None = None) -> Diagram:
@@ -177,6 +292,9 @@ def load(
 ) -> Diagram:
     """Read a diagram saved by :func:`save` (or written by hand), binding its names from ``env``.
 
+    Loading imports nothing and runs nothing from the file: it reads plain
+    data, looks names up in ``env`` and reads tensors.
+
     Parameters
     ----------
     path : str or path-like
@@ -184,38 +302,66 @@ def load(
     env : mapping of str to object, optional
         The data, functions, models and losses the file names.
     weights : bool, optional
-        Load :func:`weights_path` of ``path`` into the modules of ``env`` (in
-        place, strictly). ``None`` (the default): when that file exists;
-        ``True``: it must exist; ``False``: never.
+        Load the weights file of ``path`` (:func:`weights_path`) into the
+        modules of ``env`` (in place, strictly), after checking its SHA-256
+        against the one the diagram file records. ``None`` (the default): when
+        the diagram file names one (it must exist then), or, for a file from
+        before the ``weights`` entry, when ``<stem>.safetensors`` exists;
+        ``True``: there must be one; ``False``: never.
 
     Raises
     ------
     FileFormatError
-        For a malformed file, naming the place; for weights that do not fit
-        the modules, listing every missing, unexpected and mismatched key.
+        For a malformed file, naming the place; for a weights file whose
+        SHA-256 is not the one recorded (naming both files); for weights that
+        do not fit the modules, listing every missing, unexpected and
+        mismatched key, shape and dtype.
     UnknownNameError
-        For a name that ``env`` (and, for losses, the library) does not have.
+        For names that ``env`` (and, for losses, the library) does not have,
+        every one listed.
     FileNotFoundError
-        When ``path`` is missing, or ``weights=True`` and the weights are.
+        When ``path`` is missing, or the weights it names are (or
+        ``weights=True`` and it names none).
     """
-    file = FilePath(path)
+    if weights is not None and not isinstance(weights, bool):
+        raise TypeMismatchError(f"weights must be True, False or None, got a {type(weights).__name__}")
+    file = _path(path)
     kind = _kind(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise FileFormatError(f"{file}: not UTF-8 text: {err}") from err
+    plan = _read_plan(file, kind)
     with located(str(file)):
-        plan = plan_from_json(read_json(text)) if kind == "json" else plan_from_config(read_yaml(text))
         diagram, functions = build(plan, env)
-    tensors = weights_path(file)
-    if weights is None:
-        weights = tensors.exists()
-    if weights:
-        if not tensors.exists():
-            raise FileNotFoundError(f"{file}: its weights file {tensors} does not exist (pass weights=False)")
-        modules = {n: f for n, f in functions.items() if isinstance(f, nn.Module)}
-        load_weights(tensors, modules)
+    if weights is False:
+        return diagram
+    tensors = _weights_file(file, plan)
+    if tensors is None or (not plan.weights_recorded and not tensors.exists()):
+        if weights:
+            where = "names no weights file" if tensors is None else f"has no weights file {tensors.name}"
+            raise FileNotFoundError(f"{file}: {where} (it was saved without weights; pass weights=False)")
+        return diagram
+    if plan.weights is not None:
+        _check_sha256(tensors, plan.weights.sha256, file)
+    modules = {n: f for n, f in functions.items() if isinstance(f, nn.Module)}
+    load_weights(tensors, modules)
     return diagram
+
+
+def _check_sha256(tensors: FilePath, expected: str, file: FilePath) -> None:
+    try:
+        found = sha256_of(tensors)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"{file}: its weights file {tensors} does not exist (pass weights=False to read the structure alone)"
+        ) from err
+    except IsADirectoryError as err:
+        raise FileFormatError(f"{file}: its weights file {tensors} is a folder") from err
+    if found != expected:
+        raise FileFormatError(SHA256_MISMATCH.format(file=tensors, found=found, record=file, expected=expected))
+
+
+def _path(path: Any) -> FilePath:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeMismatchError(f"a diagram file's path is a str or a path-like object, got a {type(path).__name__}")
+    return FilePath(path)
 
 
 def _kind(file: FilePath) -> str:

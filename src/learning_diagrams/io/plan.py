@@ -10,6 +10,7 @@ row keeps ``at``, which says where in the file it came from, for error messages.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from ..core.errors import FileFormatError
 from ..core.graph import PathLike
 from ..core.paths import DEFAULT_MAX_PATHS
+from .limits import shown
 
 __all__ = [
     "FORMAT",
@@ -26,7 +28,12 @@ __all__ = [
     "EdgeRow",
     "RelationRow",
     "Plan",
+    "WeightsEntry",
+    "WEIGHTS_KEYS",
+    "read_weights_entry",
+    "weights_entry_of",
     "check_keys",
+    "check_name",
     "check_name_or_null",
     "check_boolean",
     "check_weight",
@@ -40,6 +47,9 @@ __all__ = [
 FORMAT = "learning-diagrams/1"
 
 OPTION_KEYS = ("max_length", "max_paths")
+
+#: The keys of a diagram file's ``weights`` entry.
+WEIGHTS_KEYS = ("file", "sha256")
 
 Where = Callable[["str | None"], str]
 
@@ -72,6 +82,14 @@ class RelationRow:
     at: Where = field(repr=False, default=lambda f: "")
 
 
+@dataclass(frozen=True)
+class WeightsEntry:
+    """The weights file a diagram file names (a file name in its folder), and the SHA-256 of its bytes."""
+
+    file: str
+    sha256: str
+
+
 @dataclass
 class Plan:
     vertices: list[VertexRow]
@@ -80,6 +98,8 @@ class Plan:
     max_length: int | None = None
     max_paths: int = DEFAULT_MAX_PATHS
     modules: dict[str, Any] = field(default_factory=dict)  # fn name → torch module, when saving
+    weights: WeightsEntry | None = None  # the weights file the diagram file names
+    weights_recorded: bool = True  # False for a file written before files named their weights
 
 
 # --- checks shared by both layouts --------------------------------------------------------------
@@ -92,6 +112,11 @@ def check_keys(obj: Mapping[str, Any], allowed: Iterable[str], where: str) -> No
         raise FileFormatError(f"{where}: unknown key(s) {quoted(unknown)} (known: {quoted(allowed)})")
 
 
+def check_name(value: Any, where: str) -> None:
+    if not (isinstance(value, str) and value):
+        raise FileFormatError(f"{where}: expected a name (a non-empty string), got {kind_of(value)}")
+
+
 def check_name_or_null(value: Any, where: str) -> None:
     if value is not None and not (isinstance(value, str) and value):
         raise FileFormatError(f"{where}: expected a name (a non-empty string) or null, got {kind_of(value)}")
@@ -99,13 +124,13 @@ def check_name_or_null(value: Any, where: str) -> None:
 
 def check_boolean(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
-        raise FileFormatError(f"{where}: expected true or false, got {value!r}")
+        raise FileFormatError(f"{where}: expected true or false, got {shown(value)}")
     return value
 
 
 def check_weight(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise FileFormatError(f"{where}: a weight is a finite number, got {value!r}")
+        raise FileFormatError(f"{where}: a weight is a finite number, got {shown(value)}")
     return float(value)
 
 
@@ -115,10 +140,48 @@ def read_options(obj: Any, where: str) -> tuple[int | None, int]:
     check_keys(obj, OPTION_KEYS, where)
     max_length, max_paths = obj.get("max_length"), obj.get("max_paths", DEFAULT_MAX_PATHS)
     if max_length is not None and (not is_int(max_length) or max_length < 0):
-        raise FileFormatError(f"{where}, max_length: expected null or an integer ≥ 0, got {max_length!r}")
+        raise FileFormatError(f"{where}, max_length: expected null or an integer ≥ 0, got {shown(max_length)}")
     if not is_int(max_paths) or max_paths < 1:
-        raise FileFormatError(f"{where}, max_paths: expected an integer ≥ 1, got {max_paths!r}")
+        raise FileFormatError(f"{where}, max_paths: expected an integer ≥ 1, got {shown(max_paths)}")
     return max_length, max_paths
+
+
+# A file name in the diagram's folder: no folder part, not hidden, a .safetensors file.
+_WEIGHTS_FILE = re.compile(r"[^/\\:\x00-\x1f.][^/\\:\x00-\x1f]{0,240}\.safetensors")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def read_weights_entry(value: Any, where: str) -> WeightsEntry | None:
+    """The ``weights`` entry of a diagram file: ``null``, or ``{file, sha256}`` checked strictly.
+
+    The file must be a plain name (no folder part), so a diagram file can only
+    name weights beside itself.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise FileFormatError(
+            f"{where}: expected null or a mapping {{file: <name>.safetensors, sha256: <64 hex digits>}}, "
+            f"got {kind_of(value)}"
+        )
+    check_keys(value, WEIGHTS_KEYS, where)
+    for key in WEIGHTS_KEYS:
+        if key not in value:
+            raise FileFormatError(f"{where}: missing {key!r} (the weights entry has {quoted(WEIGHTS_KEYS)})")
+    file, digest = value["file"], value["sha256"]
+    if not isinstance(file, str) or not _WEIGHTS_FILE.fullmatch(file):
+        raise FileFormatError(
+            f"{where}, file: expected the name of a .safetensors file beside the diagram file "
+            f"(no folder part), got {kind_of(file)}"
+        )
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise FileFormatError(f"{where}, sha256: expected 64 lowercase hexadecimal digits, got {kind_of(digest)}")
+    return WeightsEntry(file, digest)
+
+
+def weights_entry_of(entry: WeightsEntry | None) -> dict[str, str] | None:
+    """The ``weights`` entry as written in a file."""
+    return None if entry is None else {"file": entry.file, "sha256": entry.sha256}
 
 
 def is_int(value: Any) -> bool:
@@ -126,10 +189,21 @@ def is_int(value: Any) -> bool:
 
 
 def kind_of(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: f"the string {value!r}", type(None): "null"}.get(
-        type(value), f"{value!r} (a {type(value).__name__})"
-    )
+    """What ``value`` is, for an error message: bounded, whatever its size (see :func:`.limits.shown`)."""
+    kind = type(value)
+    if kind is dict:
+        return "a mapping"
+    if kind is list:
+        return "a list"
+    if value is None:
+        return "null"
+    if kind is str:
+        return f"the string {shown(value)}"
+    return f"{shown(value)} (a {kind.__name__})"
 
 
-def quoted(items: Iterable[Any]) -> str:
-    return ", ".join(map(repr, items))
+def quoted(items: Iterable[Any], at_most: int = 20) -> str:
+    """``'a', 'b', 'c'``, each shown bounded, and at most ``at_most`` of them."""
+    items = list(items)
+    listed = ", ".join(shown(item) for item in items[:at_most])
+    return listed if len(items) <= at_most else f"{listed} and {len(items) - at_most} more"

@@ -21,6 +21,11 @@ Lambdas are interpreted by :class:`Lambda`, never evaluated as Python: their
 language (:mod:`.lambdas`) has names, number and string literals, calls,
 indexing, slices and tuples, and nothing else (no attributes, no operators).
 
+Expressions nest at most 100 levels (calls, indexing and tuples inside one
+another), a number literal has at most 100 characters and a string literal at
+most 1,000 (:mod:`.limits`): past them, a :class:`DiagramSyntaxError` gives
+the line and column, before anything is built.
+
 >>> import torch
 >>> d = parse('''
 ... X ⇒ [batches]              # the data set: an indexing vertex
@@ -48,10 +53,11 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from ..core.diagram import Diagram
-from ..core.errors import DiagramSyntaxError, InvalidNameError, MapError, UnknownNameError
+from ..core.errors import DiagramSyntaxError, InvalidNameError, MapError, TypeMismatchError, UnknownNameError
 from ..core.messages import located
 from ..core.losses import LIBRARY, Loss
 from .lambdas import Call, Const, Expr, Index, Name, Pattern, Slice, Tuple, evaluate, free_names, pattern_names, show
+from .limits import bounded_messages, check_text_brackets, check_text_tree, clipped, excerpt
 
 __all__ = ["parse", "Lambda"]
 
@@ -205,6 +211,7 @@ class Lambda(torch.nn.Module):
 
         Names not in ``env`` fall back to the default namespace, as in :func:`parse`.
         """
+        _check_arguments(source, env, "Lambda.parse")
         tree = _parse_tree(source, start="function")
         return _Compiler(source, env).function(tree)
 
@@ -256,7 +263,7 @@ def _is_loss(value: Any) -> bool:
 
 
 def _unknown_name_message(name: str, known: Iterable[str]) -> str:
-    message = f"unknown name {name!r}"
+    message = f"unknown name {clipped(name)!r}"
     close = difflib.get_close_matches(name, sorted(known), n=3)
     if close:
         message += f"; did you mean {' or '.join(repr(c) for c in close)}?"
@@ -287,10 +294,13 @@ def parse(text: str, env: Mapping[str, Any] | None = None) -> Diagram:
         If ``text`` is not in the syntax, with the line and column.
     UnknownNameError
         If ``text`` names something neither in ``env`` nor a default.
+    TypeMismatchError
+        If ``text`` is not a string, or ``env`` not a mapping (also a :class:`TypeError`).
     DiagramError
         Any error of the builder, its message prefixed with the line and
         column of the statement.
     """
+    _check_arguments(text, env, "parse")
     compiler = _Compiler(text, env)
     diagram = Diagram()
     for statement in _parse_tree(text + "\n", start="start").children:
@@ -322,11 +332,23 @@ _WORDS = {
 }
 
 
+def _check_arguments(text: Any, env: Any, where: str) -> None:
+    if not isinstance(text, str):
+        raise TypeMismatchError(f"{where} takes the text to read, a str; got a {type(text).__name__}")
+    if env is not None and not isinstance(env, Mapping):
+        raise TypeMismatchError(
+            f"{where}: env must be a mapping from names to objects, e.g. {{'model': model}}; got a {type(env).__name__}"
+        )
+
+
 def _parse_tree(text: str, start: str) -> Tree:
+    check_text_brackets(text)  # a cheap scan first: a text nested far too deep costs no parse
     try:
-        return _PARSER.parse(text, start=start)
+        tree = _PARSER.parse(text, start=start)
     except (UnexpectedCharacters, UnexpectedToken) as e:
         raise _syntax_error(text, start, e) from None
+    check_text_tree(tree, text.split("\n"))  # before the compiler recurses on the tree
+    return tree
 
 
 def _syntax_error(text: str, start: str, e: UnexpectedCharacters | UnexpectedToken) -> DiagramSyntaxError:
@@ -354,8 +376,8 @@ def _syntax_error(text: str, start: str, e: UnexpectedCharacters | UnexpectedTok
         message += f"; expected {_or(words)}"
     previous = _previous_token(source[: column - 1])
     if expected and previous is not None:
-        message += f" after {previous!r}"
-    return DiagramSyntaxError(message, text=source, line=line, column=column)
+        message += f" after {clipped(previous, 40)!r}"
+    return DiagramSyntaxError(message, text=excerpt(source, column), line=line, column=column)
 
 
 def _accepts(prefix: str, start: str) -> set[str]:
@@ -371,8 +393,8 @@ def _describe_token(token: Token) -> str:
     if token.type == "_NL":
         return "end of line"
     if token.type == "NAME":
-        return f"name {token.value!r}"
-    return repr(token.value)
+        return f"name {clipped(token.value, 40)!r}"
+    return repr(clipped(token.value, 40))
 
 
 def _or(words: list[str]) -> str:
@@ -416,8 +438,8 @@ class _Compiler:
             if kind in found:
                 raise self.syntax_error(
                     element,
-                    f"vertex {str(vertex)!r} is given two {kinds}, "
-                    f"{self.source(found[kind])!r} and {self.source(element)!r}; "
+                    f"vertex {clipped(str(vertex))!r} is given two {kinds}, "
+                    f"{clipped(self.source(found[kind]))!r} and {clipped(self.source(element))!r}; "
                     "a vertex has at most one loss and one type",
                 )
             found[kind], kwargs[kind] = element, value
@@ -451,10 +473,10 @@ class _Compiler:
         """Call the builder (or :class:`Lambda`), its errors located at ``tree``."""
         line, column = tree.meta.line, tree.meta.column
         try:
-            with located(f"line {line}, column {column}"):
+            with located(f"line {line}, column {column}"), bounded_messages():
                 return method(*args, **kwargs)
         except DiagramSyntaxError as e:
-            raise DiagramSyntaxError(e.message, text=self.line_text(line), line=line, column=column) from e
+            raise DiagramSyntaxError(e.message, text=self.line_text(line, column), line=line, column=column) from e
 
     # -- expressions --------------------------------------------------------
 
@@ -476,7 +498,7 @@ class _Compiler:
                 return tuple(self.pattern(item, tree) for item in items)
         raise self.syntax_error(
             tree,
-            f"a lambda's parameters are a name or a tuple of names; not {self.source(tree)!r}",
+            f"a lambda's parameters are a name or a tuple of names; not {clipped(self.source(tree))!r}",
         )
 
     def value(self, tree: Tree) -> Any:
@@ -486,7 +508,9 @@ class _Compiler:
         try:
             return evaluate(expr, self.scope)
         except Exception as e:
-            raise self.syntax_error(tree, f"could not evaluate {self.source(tree)!r}: {type(e).__name__}: {e}") from e
+            raise self.syntax_error(
+                tree, f"could not evaluate {clipped(self.source(tree))!r}: {type(e).__name__}: {clipped(str(e), 300)}"
+            ) from e
 
     def check_names(self, expr: Expr, bound: set[str]) -> None:
         for name in free_names(expr):
@@ -544,13 +568,13 @@ class _Compiler:
     def source(self, tree: Tree) -> str:
         return self.text[tree.meta.start_pos : tree.meta.end_pos]
 
-    def line_text(self, line: int) -> str:
-        return self.lines[line - 1].rstrip("\r")
+    def line_text(self, line: int, column: int) -> str:
+        return excerpt(self.lines[line - 1].rstrip("\r"), column)
 
     def syntax_error(self, where: Tree | Token, message: str) -> DiagramSyntaxError:
         line = (where.line if isinstance(where, Token) else where.meta.line) or 1
         column = (where.column if isinstance(where, Token) else where.meta.column) or 1
-        return DiagramSyntaxError(message, text=self.line_text(line), line=line, column=column)
+        return DiagramSyntaxError(message, text=self.line_text(line, column), line=line, column=column)
 
 
 def _token(node: Tree | Token) -> Token:

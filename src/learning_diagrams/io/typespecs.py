@@ -26,6 +26,7 @@ from ..core.arrays import dtype_name, is_dtype
 from ..core.errors import FileFormatError, UnknownNameError
 from ..core.messages import did_you_mean
 from ..core.types import TensorType
+from .limits import MAX_FILE_DEPTH, shown
 from .plan import check_keys, is_int
 
 __all__ = ["CLASSES", "type_spec", "type_from"]
@@ -76,7 +77,9 @@ def type_spec(annotation: Any, where: str) -> Any:
     )
 
 
-def type_from(spec: Any, where: str) -> Any:
+def type_from(spec: Any, where: str, depth: int = 0) -> Any:
+    if depth > MAX_FILE_DEPTH:  # a file is refused before; an object given to from_json may not be
+        raise FileFormatError(f"{where}: a type spec nested more than {MAX_FILE_DEPTH} levels deep")
     if spec is None:
         return None
     if isinstance(spec, str):
@@ -85,25 +88,26 @@ def type_from(spec: Any, where: str) -> Any:
         if spec in CLASS_ALIASES:
             return CLASS_ALIASES[spec]
         raise UnknownNameError(
-            f"{where}: unknown type {spec!r}{did_you_mean(spec, CLASSES)}; a type name is one of {', '.join(CLASSES)}"
+            f"{where}: unknown type {shown(spec)}{did_you_mean(spec, CLASSES)}; "
+            f"a type name is one of {', '.join(CLASSES)}"
         )
     if isinstance(spec, list):
-        return tuple(type_from(s, f"{where}[{k}]") for k, s in enumerate(spec))
+        return tuple(type_from(s, f"{where}[{k}]", depth + 1) for k, s in enumerate(spec))
     if isinstance(spec, dict) and len(spec) == 1:
         ((key, value),) = spec.items()
         if key == "tuple" and isinstance(value, list):
-            return tuple(type_from(s, f"{where}.tuple[{k}]") for k, s in enumerate(value))
+            return tuple(type_from(s, f"{where}.tuple[{k}]", depth + 1) for k, s in enumerate(value))
         if key == "dtype":
             return _dtype_from(value, f"{where}.dtype")
         if key == "tensor" and isinstance(value, dict):
             check_keys(value, ("shape", "dtype"), f"{where}.tensor")
             shape = value.get("shape")
             if not isinstance(shape, list) or not all(d is None or (is_int(d) and d >= 0) for d in shape):
-                raise FileFormatError(f"{where}.tensor.shape: expected a list of sizes or nulls, got {shape!r}")
+                raise FileFormatError(f"{where}.tensor.shape: expected a list of sizes or nulls, got {shown(shape)}")
             dtype = value.get("dtype")
             return TensorType(*shape, dtype=None if dtype is None else _dtype_from(dtype, f"{where}.tensor.dtype"))
     raise FileFormatError(
-        f"{where}: {spec!r} is not a type spec; write 'Any', 'Tensor', a class name ({', '.join(list(CLASSES)[2:])}), "
+        f"{where}: {shown(spec)} is not a type spec; write 'Any', 'Tensor', a class name ({', '.join(list(CLASSES)[2:])}), "
         "{'dtype': 'float32'}, {'tensor': {'shape': [null, 10], 'dtype': 'float32'}} or {'tuple': [...]}"
     )
 
@@ -111,5 +115,5 @@ def type_from(spec: Any, where: str) -> Any:
 def _dtype_from(name: Any, where: str) -> torch.dtype:
     if isinstance(name, str) and name.removeprefix("torch.") in DTYPES:
         return DTYPES[name.removeprefix("torch.")]
-    shown = name if isinstance(name, str) else repr(name)
-    raise UnknownNameError(f"{where}: no torch dtype named {name!r}{did_you_mean(str(shown), DTYPES)}")
+    close = did_you_mean(name, DTYPES) if isinstance(name, str) else ""
+    raise UnknownNameError(f"{where}: no torch dtype named {shown(name)}{close}")

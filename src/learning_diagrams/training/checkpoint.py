@@ -14,7 +14,8 @@ On-disk layout
                                   a tensor shared by two keys, one model on two edges,
                                   is stored once)
             state.pt              the rest (optimisers, schedulers, scaler, counters,
-                                  RNG and data-order state): plain data, torch.save
+                                  RNG and data-order state): plain data, torch.save;
+                                  also the SHA-256 of model.safetensors (see below)
         step-000000200/
         latest                    the name of the newest committed folder, "step-000000200\\n"
 
@@ -56,6 +57,20 @@ cut) at each point leaves behind, and what happens next:
    ``.tmp-`` debris left by earlier crashes is removed. *Crash:* only
    ``.tmp-`` debris, removed by the next save.
 
+Integrity
+---------
+``state.pt`` records the SHA-256 of ``model.safetensors`` under :data:`CHECKSUM_KEY`
+(which the state returned by :func:`load_checkpoint` and :func:`load_state` lacks,
+and a state to save may not use). Loading checks it before any weight is copied,
+and each weight's shape **and dtype** (:func:`learning_diagrams.io.weights.misfit`).
+A file that cannot be read as what was saved (``state.pt`` truncated, empty or
+refused; ``model.safetensors`` damaged; a checksum that does not match) raises
+:class:`~learning_diagrams.core.errors.CheckpointError` naming it; a checkpoint
+from before the checksum loads unchecked. :func:`latest_checkpoint` falls back
+past unreadable checkpoints to the newest readable one, warning what it skipped.
+:func:`save_checkpoint` refuses NaN or infinite weights (:class:`~learning_diagrams.core.errors.NonFiniteError`
+naming the keys) before writing anything: a checkpoint is something to resume from.
+
 An ordinary exception during a save (disk full, say) removes the save's own
 temporary folder and puts a moved-aside folder back before propagating; a
 :class:`BaseException` such as :class:`KeyboardInterrupt` leaves the debris
@@ -68,6 +83,7 @@ Weights go through safetensors, which stores only tensors. ``state.pt`` is
 read with ``torch.load(..., weights_only=True)``, which refuses any pickled
 object other than tensors and plain data, so a checkpoint from elsewhere can
 not run code when loaded (a refused file raises
+:class:`~learning_diagrams.core.errors.CheckpointError`, caused by
 :class:`pickle.UnpicklingError`). To make sure what is saved will load, the
 state may hold only tensors, numbers (bool, int, float, complex), strings,
 bytes, None, ``torch.Size``, ``torch.dtype``, ``torch.device``, and lists,
@@ -96,6 +112,7 @@ import random
 import re
 import secrets
 import shutil
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -106,19 +123,23 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from ..core.errors import ConflictError, OptionError, TypeMismatchError
+from ..core.errors import CheckpointError, ConflictError, NonFiniteError, OptionError, TypeMismatchError
+from ..core.messages import NOT_SAFETENSORS, SHA256_MISMATCH
 from ..io.atomic import TMP_PREFIX, fsync_dir, write_atomic
-from ..io.weights import misfit
+from ..io.limits import clipped
+from ..io.weights import misfit, sha256_of, sort_header
 
 __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "latest_checkpoint",
+    "load_state",
     "rng_state",
     "set_rng_state",
     "MODEL_FILE",
     "STATE_FILE",
     "LATEST_FILE",
+    "CHECKSUM_KEY",
 ]
 
 #: Name of the weights file inside a checkpoint folder.
@@ -127,6 +148,8 @@ MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 #: Name of the file, in the directory of checkpoints, that names the newest committed folder.
 LATEST_FILE = "latest"
+#: The key of ``state.pt`` that holds the SHA-256 of ``model.safetensors``.
+CHECKSUM_KEY = "__model_sha256__"
 
 _STEP_RE = re.compile(r"step-(\d{9,})")
 _ASIDE_RE = re.compile(r"\.old-step-(\d{9,})-[0-9a-f]+")
@@ -179,7 +202,11 @@ def save_checkpoint(
         If ``state`` holds something ``torch.load(weights_only=True)`` would
         refuse; the message names its key path. Nothing is written then.
     ValueError
-        If ``step`` is negative or ``keep`` is below 1.
+        If ``step`` is negative or ``keep`` is below 1, or ``state`` uses the
+        key :data:`CHECKSUM_KEY`.
+    NonFiniteError
+        If a weight of ``module`` holds a NaN or an infinity; the message
+        names the keys. Nothing is written then.
     """
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise OptionError(f"step must be a non-negative int, got {step!r}")
@@ -187,7 +214,10 @@ def save_checkpoint(
         raise OptionError(f"keep must be None or an int of at least 1, got {keep!r}")
     if not isinstance(state, Mapping):
         raise TypeMismatchError(f"state must be a dict, got {type(state).__name__}")
+    if CHECKSUM_KEY in state:
+        raise OptionError(f"state may not use the key {CHECKSUM_KEY!r}: the checkpoint keeps its checksum there")
     _check_plain(state, "state", set())
+    _check_finite(module)
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -198,9 +228,12 @@ def save_checkpoint(
     tmp = _fresh_dir(directory, f"{TMP_PREFIX}{name}-")
     try:
         safetensors.torch.save_model(module, str(tmp / MODEL_FILE))
+        sort_header(tmp / MODEL_FILE)  # the same weights, the same bytes and checksum
         _fsync_file(tmp / MODEL_FILE)
+        saved = dict(state) if type(state) is not collections.OrderedDict else collections.OrderedDict(state)
+        saved[CHECKSUM_KEY] = sha256_of(tmp / MODEL_FILE)
         with open(tmp / STATE_FILE, "wb") as f:
-            torch.save(state, f)
+            torch.save(saved, f)
             f.flush()
             os.fsync(f.fileno())
         fsync_dir(tmp)
@@ -289,6 +322,20 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def _check_finite(module: nn.Module) -> None:
+    """Raise a NonFiniteError naming every weight of ``module`` that holds a NaN or an infinity."""
+    weights = [
+        (k, t) for k, t in module.state_dict().items() if isinstance(t, torch.Tensor) and t.device.type != "meta"
+    ]
+    bad = [k for k, t in weights if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())]
+    if bad:
+        shown = ", ".join(bad[:20]) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise NonFiniteError(
+            f"the weights {shown} hold NaN or infinite values: no checkpoint was written "
+            f"(resume from the last one, and lower the learning rate or clip gradients)"
+        )
+
+
 def _check_plain(value: Any, path: str, open_containers: set[int]) -> None:
     """Raise a TypeError naming ``path`` if ``value`` would not load with ``weights_only=True``."""
     kind = type(value)
@@ -343,6 +390,9 @@ def _loadable(directory: Path) -> dict[int, Path]:
 def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
     """The checkpoint folder to resume from in ``directory``, or ``None`` if there is none.
 
+    Each candidate is read to check it (``state.pt`` whole, ``model.safetensors``
+    hashed): this costs about one reading of the checkpoint returned.
+
     Parameters
     ----------
     directory
@@ -356,22 +406,145 @@ def latest_checkpoint(directory: str | os.PathLike[str]) -> Path | None:
         with the highest step; ``None`` if there is no complete folder (or no
         ``directory``). Where a same-step replacement was interrupted, the
         folder returned may be its moved-aside copy ``.old-step-…``.
+
+    Warns
+    -----
+    UserWarning
+        When the folder it would return cannot be read (a file truncated,
+        damaged or refused, a checksum that does not match): it falls back to
+        the newest readable one, the warning naming each folder skipped and why.
     """
-    directory = Path(directory)
+    folder, skipped = _pick(Path(directory))
+    _warn_skipped(directory, skipped, folder)
+    return folder
+
+
+def _warn_skipped(directory: str | os.PathLike[str], skipped: list[tuple[Path, str]], folder: Path | None) -> None:
+    if skipped:
+        why = "; ".join(f"{p.name} ({problem})" for p, problem in skipped)
+        then = f"using {folder.name}" if folder is not None else "no readable checkpoint is left"
+        warnings.warn(f"{directory}: skipped unreadable checkpoint(s) {why}; {then}", stacklevel=3)
+
+
+def _pick(directory: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The folder :func:`latest_checkpoint` returns, and the unreadable ones it skipped, with why."""
     if not directory.is_dir():
-        return None
+        return None, []
     candidates = _loadable(directory)
     try:
         named = (directory / LATEST_FILE).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
         named = ""
     match = _STEP_RE.fullmatch(named)
-    if match and int(match.group(1)) in candidates:
-        return candidates[int(match.group(1))]
-    return candidates[max(candidates)] if candidates else None
+    order = [candidates[int(match.group(1))]] if match and int(match.group(1)) in candidates else []
+    order += [candidates[s] for s in sorted(candidates, reverse=True) if candidates[s] not in order]
+    skipped = []
+    for folder in order:
+        try:
+            _verify(folder, _read_state(folder / STATE_FILE, "cpu"))
+        except CheckpointError as err:
+            skipped.append((folder, str(err).removeprefix(f"{folder}{os.sep}")))
+            continue
+        return folder, skipped
+    return None, skipped
 
 
 # ---------------------------------------------------------------------------- loading
+
+
+def load_state(folder: str | os.PathLike[str], *, map_location: Any = "cpu") -> dict[str, Any]:
+    """The ``state`` saved in the checkpoint ``folder`` (its ``state.pt``), read with ``weights_only=True``.
+
+    What resuming needs before the models are built; :func:`load_checkpoint`
+    reads it too, with the weights.
+
+    Parameters
+    ----------
+    folder
+        A checkpoint folder (``step-…``), e.g. as :func:`latest_checkpoint` returns.
+    map_location
+        Where the state's tensors go (``torch.load``'s ``map_location``).
+
+    Returns
+    -------
+    dict
+        The ``state`` given to :func:`save_checkpoint` (without :data:`CHECKSUM_KEY`).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``folder`` has no ``state.pt``.
+    CheckpointError
+        If ``state.pt`` cannot be read (truncated, empty, damaged), holds more than
+        plain data (``weights_only`` refused it, and no code from it ran) or is not a
+        dict; the message names the file.
+    """
+    file = Path(folder) / STATE_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"no checkpoint state at {str(file)!r}: it does not exist")
+    state = _read_state(file, map_location)
+    state.pop(CHECKSUM_KEY, None)
+    return state
+
+
+def _read_state(file: Path, map_location: Any) -> dict[str, Any]:
+    """``state.pt`` read with weights_only=True; any failure to read it is a CheckpointError naming it."""
+    try:
+        state = torch.load(file, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError as e:  # torch's weights_only unpickler: a refused object, or bytes not a pickle
+        found = re.search(r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", str(e), re.S)
+        said = clipped(found.group(1) if found else str(e), 200)
+        if "global" not in said.lower():
+            raise CheckpointError(f"{file}: cannot be read, it is truncated or damaged ({said})") from e
+        raise CheckpointError(
+            f"{file}: holds more than plain data, and torch.load(weights_only=True) refused to load it "
+            f"(so no code from it ran); save_checkpoint never writes such a file: do not load it unless "
+            f"you trust its origin. torch said: {said}"
+        ) from e
+    except Exception as e:  # torch raises RuntimeError, EOFError, ... for a truncated or damaged file
+        said = f"{type(e).__name__}: {clipped(str(e), 200)}" if str(e) else type(e).__name__
+        raise CheckpointError(f"{file}: cannot be read, it is truncated or damaged ({said})") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{file}: holds a {type(state).__name__}, not the dict of state save_checkpoint writes")
+    return state
+
+
+#: Model files whose checksum matched, by path, with what identified the file then (this process only).
+_VERIFIED: dict[Path, tuple[int, ...]] = {}
+
+
+def _verify(folder: Path, state: Mapping[str, Any]) -> None:
+    """Check ``model.safetensors`` against the checksum in ``state``, and that its header reads."""
+    model_file, expected = folder / MODEL_FILE, state.get(CHECKSUM_KEY)
+    try:
+        info = model_file.stat()
+        identity = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        found = sha256_of(model_file) if expected is not None and _VERIFIED.get(model_file) != identity else None
+    except OSError as e:
+        raise CheckpointError(f"{model_file}: cannot be read ({e.strerror or type(e).__name__})") from e
+    if found is not None:
+        if found != expected:
+            raise CheckpointError(
+                SHA256_MISMATCH.format(file=model_file, found=found, record=STATE_FILE, expected=clipped(expected))
+            )
+        if len(_VERIFIED) > 32:
+            _VERIFIED.clear()
+        _VERIFIED[model_file] = identity
+    _header(model_file)
+
+
+def _header(model_file: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each key of ``model_file`` with its shape and dtype name; CheckpointError when it cannot be read."""
+    try:
+        with safetensors.safe_open(str(model_file), framework="pt") as f:
+            return {
+                key: (tuple(f.get_slice(key).get_shape()), f.get_slice(key).get_dtype())
+                for key in f.keys()  # noqa: SIM118 - safe_open is not a dict
+            }
+    except Exception as e:  # safetensors raises its own SafetensorError for a damaged file
+        raise CheckpointError(NOT_SAFETENSORS.format(file=model_file, reason=clipped(str(e), 200))) from e
 
 
 def load_checkpoint(
@@ -390,7 +563,7 @@ def load_checkpoint(
     module
         Receives the weights, strictly: every key of ``module.state_dict()``
         must be in the file (or share its tensor with one that is), nothing
-        else may be, and shapes must agree.
+        else may be, and shapes and dtypes must agree.
     map_location
         Where the state's tensors go (``torch.load``'s ``map_location``). The
         weights are read onto that device too when it is a device or a device
@@ -407,39 +580,39 @@ def load_checkpoint(
     FileNotFoundError
         If ``path`` does not exist, holds no complete checkpoint, or is a
         checkpoint folder with a file missing.
+    CheckpointError
+        (a ``ValueError``) if a file of the checkpoint cannot be read as what
+        was saved: ``state.pt`` truncated, empty, damaged, or holding more than
+        plain data (``weights_only`` refuses it; no code from the file runs);
+        ``model.safetensors`` damaged, or not matching the checksum in
+        ``state.pt``. The message names the file; ``module`` is left untouched.
+        Given a directory whose checkpoints are all unreadable, it lists them.
     ConflictError
         (a ``ValueError``) if the weights do not fit ``module``: one message
-        lists the missing keys, the unexpected keys and the shape
+        lists the missing keys, the unexpected keys and the shape and dtype
         mismatches. ``module`` is left untouched.
-    pickle.UnpicklingError
-        If ``state.pt`` holds anything but plain data (``weights_only``
-        refuses it; no code from the file runs). ``module`` is left untouched.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}: it does not exist")
     if not path.is_dir():
         raise NotADirectoryError(f"{str(path)!r} is a file; give a checkpoint folder or a directory of checkpoints")
-    if path.is_dir() and not (path / MODEL_FILE).exists() and not (path / STATE_FILE).exists():
-        folder = latest_checkpoint(path)
-        if folder is None:
+    folder = path
+    if not (path / MODEL_FILE).exists() and not (path / STATE_FILE).exists():
+        found, skipped = _pick(path)
+        if found is None and skipped:
+            why = "; ".join(f"{p.name}: {problem}" for p, problem in skipped)
+            raise CheckpointError(f"no readable checkpoint in {str(path)!r}: {why}")
+        if found is None:
             raise FileNotFoundError(f"no complete checkpoint in {str(path)!r}")
-    else:
-        folder = path
+        _warn_skipped(path, skipped, folder := found)
     for file in (MODEL_FILE, STATE_FILE):
         if not (folder / file).is_file():
             raise FileNotFoundError(f"checkpoint {str(folder)!r} is incomplete: {file} is missing")
 
-    state_file = folder / STATE_FILE
-    try:
-        state = torch.load(state_file, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise pickle.UnpicklingError(
-            f"{str(state_file)!r} holds more than plain data, and torch.load(weights_only=True) refused "
-            f"to load it (so no code from it ran); save_checkpoint never writes such a file: do not load "
-            f"it unless you trust its origin. torch said: {e}"
-        ) from e
-
+    state = _read_state(folder / STATE_FILE, map_location)
+    _verify(folder, state)
+    state.pop(CHECKSUM_KEY, None)
     model_file = folder / MODEL_FILE
     _check_fits(module, model_file)
     device = str(torch.device(map_location)) if isinstance(map_location, str | torch.device) else "cpu"
@@ -447,14 +620,14 @@ def load_checkpoint(
         safetensors.torch.load_model(module, model_file, strict=True, device=device)
     except RuntimeError as e:  # what the check above could not foresee
         raise ConflictError(f"the weights in {str(model_file)!r} do not fit the module: {e}") from e
+    except Exception as e:  # safetensors' own error: the file changed or is damaged past its header
+        raise CheckpointError(f"{model_file}: cannot be read ({clipped(str(e), 200)})") from e
     return state
 
 
 def _check_fits(module: nn.Module, model_file: Path) -> None:
-    """Raise one ConflictError listing every key and shape that does not match, before loading."""
-    with safetensors.safe_open(str(model_file), framework="pt") as f:
-        stored = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
-    problem = misfit(module.state_dict(), stored, "the module", tied=True)
+    """Raise one ConflictError listing every key, shape and dtype that does not match, before loading."""
+    problem = misfit(module.state_dict(), _header(model_file), "the module", tied=True)
     if problem:
         raise ConflictError(
             f"the weights in {str(model_file)!r} do not fit the {type(module).__name__}:\n{problem}\n"

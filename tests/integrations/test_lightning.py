@@ -332,3 +332,82 @@ def test_checkpoint_restores_into_a_module_of_the_same_diagram(tmp_path):
     for k, v in restored.state_dict().items():
         assert torch.equal(v, trained[k]), k
     assert torch.equal(fresh_student[0].weight, student[0].weight)
+
+
+# ---------------------------------------------------------------------------- non-finite numbers
+
+
+class BreaksAt(nn.Module):
+    """A linear map whose output is NaN from its ``at``-th call in training on."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.linear, self.at, self.calls = nn.Linear(3, 1), at, 0
+
+    def forward(self, v):
+        self.calls += self.training
+        out = self.linear(v)
+        return out * math.nan if self.calls >= self.at else out
+
+
+def breaking(at, n=32):
+    torch.manual_seed(0)
+    x = torch.randn(n, 3)
+    return (
+        ld.Diagram()
+        .space("N", data=DataLoader(TensorDataset(x, x.sum(dim=1, keepdim=True)), batch_size=8))
+        .space("X")
+        .space("Y", loss=ld.losses.mse)
+        .map("x", "N", "X", operator.itemgetter(0))
+        .map("y", "N", "Y", operator.itemgetter(1))
+        .map("f", "X", "Y", BreaksAt(at))
+        .relate("x·f", "y")
+    )
+
+
+def test_a_step_that_is_not_finite_raises_naming_the_step_the_term_and_the_edge(tmp_path):
+    module = DiagramModule(breaking(3), optimizer=torch.optim.SGD, lr=0.01)
+    with pytest.raises(ld.NonFiniteError, match=r"^step 3: the total loss is nan; term 'x·f ≤ y' is nan: edge 'f'"):
+        trainer(tmp_path).fit(module)
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_skip_drops_the_gradients_of_a_non_finite_step_and_warns_at_the_end(tmp_path):
+    module = DiagramModule(breaking(10**9), optimizer=torch.optim.SGD, lr=0.01, on_nonfinite="skip")
+    f = module.loss.maps["f"]
+
+    class OneBadStep(Callback):  # step 2's gradients are NaN: it must leave the weights as step 1 did
+        def __init__(self):
+            self.weights = []
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            if trainer.global_step == 1:
+                f.linear.weight.grad.fill_(math.nan)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.weights.append(f.linear.weight.detach().clone())
+
+    watch = OneBadStep()
+    with pytest.warns(RuntimeWarning, match=r"^1 optimiser step\(s\) were skipped .* step 2: a gradient holds nan"):
+        trainer(tmp_path, max_epochs=1, callbacks=[watch]).fit(module)
+    first, second, third = watch.weights[:3]
+    assert torch.equal(first, second) and not torch.equal(second, third)
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused(tmp_path):
+    module = DiagramModule(breaking(3), optimizer=torch.optim.SGD, lr=0.01, on_nonfinite="warn")
+    checkpoints = lightning.pytorch.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=1)
+    refused = r"^the checkpoint of step 3 was not written: the weights of 'f'"
+    with (
+        pytest.warns(RuntimeWarning, match="^step 3: the total loss is nan"),
+        pytest.raises(ld.NonFiniteError, match=refused),
+    ):
+        trainer(tmp_path, enable_checkpointing=True, callbacks=[checkpoints]).fit(module)
+    assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["epoch=0-step=2.ckpt"]
+
+
+def test_a_diagram_with_nothing_to_train_is_refused_naming_its_maps():
+    diagram, _, _ = regression()
+    module = DiagramModule(diagram.freeze("student"))
+    with pytest.raises(ld.errors.OptionError, match=r"^the diagram has nothing to train.*'student' \(frozen\)"):
+        module.configure_optimizers()

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -428,6 +429,33 @@ def test_history_is_append_only_and_a_logger() -> None:
     assert [r["values"]["total"] for r in history.records] == [1.0, 2.0]
     with pytest.raises((TypeError, AttributeError)):
         history.records.append(record)  # type: ignore[attr-defined]
+
+
+def test_history_keeps_a_long_run_in_a_few_bytes_a_value() -> None:
+    history = History()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for step in range(1, 20_001):
+            history.log(make_record(0, step // 1000, step, "train", {"total": step / 3, SOFT: -step / 7}))
+            if step % 500 == 0:
+                history.log(make_record(0, step // 1000, step, "eval", {"total": 1.0, "accuracy[Y]": 0.5}))
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert used < 16 * 2 * 20_040  # under 16 bytes a value; a record kept as a dict takes about 700
+    assert len(history) == 20_040
+    assert history.records[-1] == make_record(0, 20, 20_000, "eval", {"total": 1.0, "accuracy[Y]": 0.5})
+    assert history.last(SOFT) == -20_000 / 7 and history.last("accuracy[Y]", "eval") == 0.5
+    assert history.mean("total", epoch=20) == 20_000 / 3
+    assert history.names(None) == ["total", SOFT, "accuracy[Y]"]
+
+
+def test_history_refuses_a_step_it_cannot_hold_and_keeps_the_rest() -> None:
+    history = History([make_record(0, 0, 1, "train", {"total": 1.0})])
+    with pytest.raises(OptionError, match="record step 9223372036854775808 is out of range"):
+        history.log(make_record(0, 0, 2**63, "train", {"total": 2.0}))
+    assert history.records == (make_record(0, 0, 1, "train", {"total": 1.0}),)
 
 
 def test_history_summary() -> None:

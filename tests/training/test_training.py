@@ -370,3 +370,17 @@ def test_held_out_data_given_as_one_full_batch_is_evaluated_whole():
     d = classifier(mlp(0, dropout=0.0), [data.tensors])
     values = ld.Trainer(**QUIET).evaluate(d, {"N": data.tensors}, {"Y": "accuracy"})
     assert set(values) == {"total", "x·model·hard ≤ y", "accuracy[x·model·hard ≤ y]"}
+
+
+def test_a_run_resumed_at_the_end_of_an_epoch_steps_its_scheduler_without_a_warning(tmp_path):
+    """Stopped at step 5, the last of epoch 1: the resumed run's first act is the epoch's scheduler step,
+    before any optimiser step of its own, which PyTorch would warn about (here an error)."""
+    options = dict(seed=7, scheduler=lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.5), **QUIET)
+    stages, models = regime()
+    ld.fit(stages, **options)
+    expected = parameters(models)
+    stages, models = regime()
+    ld.fit(stages, checkpoint_dir=tmp_path, max_steps=5, **options)
+    stages, models = regime()
+    ld.fit(stages, checkpoint_dir=tmp_path, resume=tmp_path, **options)
+    assert all(torch.equal(a, b) for a, b in zip(parameters(models), expected))

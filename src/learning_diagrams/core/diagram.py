@@ -347,13 +347,19 @@ class Diagram:
     # -- what the layers above do with a diagram -----------------------------------
     # The core does not import them: they are plug-ins, loaded on first use (see .plugins).
 
-    def compile(self, *, weights: Mapping[str, float] | None = None, backend: str = "torch") -> Any:
+    def compile(
+        self, *, weights: Mapping[str, float] | None = None, backend: str = "torch", check_finite: bool = False
+    ) -> Any:
         """The composite loss: on PyTorch, a :class:`~learning_diagrams.torch.CompiledLoss` (a ``torch.nn.Module``).
 
         ``weights`` maps term names (``'x·student ≤ y'``) to weights, overriding
-        those given to :meth:`relate`; ``backend`` names the array back end.
+        those given to :meth:`relate`; ``backend`` names the array back end;
+        ``check_finite=True`` makes a call whose total is NaN or infinite raise
+        :class:`~learning_diagrams.core.errors.NonFiniteError`, naming the term and the
+        first edge along its paths whose output is not finite.
         """
-        return plugins.load("backend", backend).compile(self, weights=weights)
+        options = {"check_finite": True} if check_finite else {}  # back ends without the option still work
+        return plugins.load("backend", backend).compile(self, weights=weights, **options)
 
     def check(self, batches: Mapping[str, Any] | None = None, *, backend: str = "torch") -> Any:
         """Run every path once on one batch per indexing vertex: see :func:`learning_diagrams.torch.check`."""

@@ -12,6 +12,9 @@ every compiled pair. What any back end must honour is fixed here:
   other steps without autograd (:meth:`Evaluator.apply`).
 * **A term is** ``weight * loss(first, second)``, named by its pair, a failing
   loss reported with its pair and vertex (:class:`Term`).
+* **A non-finite term is traced to its first non-finite value**: the batch,
+  then the prefixes of the first path, then those of the second, in order
+  (:func:`first_nonfinite`); :func:`explain_nonfinite` says which in words.
 
 A dry run checks the value at every vertex against the vertex's annotation
 (:func:`check_value`) and reports what it saw (:class:`CheckReport`).
@@ -34,13 +37,29 @@ from typing import TYPE_CHECKING, Any
 from .arrays import is_array
 from .errors import MapError, TypeMismatchError
 from .graph import Path
-from .messages import LOSS_FAILED, LOSS_NOT_SCALAR
+from .messages import (
+    LOSS_FAILED,
+    LOSS_NOT_SCALAR,
+    NONFINITE_BATCH,
+    NONFINITE_EDGE,
+    NONFINITE_LOSS,
+    NONFINITE_TERM,
+)
 from .types import conforms, describe
 
 if TYPE_CHECKING:
     from .diagram import Diagram, Map, Pair
 
-__all__ = ["Step", "plan", "Evaluator", "Term", "CheckReport", "check_value"]
+__all__ = [
+    "Step",
+    "plan",
+    "Evaluator",
+    "Term",
+    "first_nonfinite",
+    "explain_nonfinite",
+    "CheckReport",
+    "check_value",
+]
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,47 @@ class Term:
                 LOSS_NOT_SCALAR.format(loss=p.loss.name, target=p.target, value=describe(value), pair=p.name)
             )
         return value if self.pair.weight == 1.0 else self.pair.weight * value
+
+
+def first_nonfinite(
+    pair: Pair, values: Mapping[tuple[str, ...], Any], finite: Callable[[Any], bool]
+) -> tuple[str, ...] | None:
+    """The first prefix along ``pair``'s paths whose value in ``values`` is not finite, else None.
+
+    The order is the order of evaluation: the batch (the empty prefix), then each
+    prefix of ``pair.first``, then each of ``pair.second``. ``finite(value)`` is the
+    back end's test; prefixes missing from ``values`` are passed over.
+
+    >>> from learning_diagrams.core import Diagram, losses
+    >>> d = Diagram().space("N", data=[1.0]).space("Y", loss=losses.l1)
+    >>> d = d.space("X").map("f", "N", "X", abs).map("g", "X", "Y", abs).map("h", "N", "Y", abs).relate("f·g", "h")
+    >>> pair = d.parallel_pairs()[0]
+    >>> first_nonfinite(pair, {(): 1.0, ("f",): 2.0, ("f", "g"): float("nan")}, lambda v: v == v)
+    ('f', 'g')
+    """
+    prefixes = [(), *(path[: i + 1] for path in (pair.first, pair.second) for i in range(len(path)))]
+    for prefix in prefixes:
+        if prefix in values and not finite(values[prefix]):
+            return prefix
+    return None
+
+
+def explain_nonfinite(
+    pair: Pair, prefix: tuple[str, ...] | None, steps: Mapping[tuple[str, ...], Step], value: str
+) -> str:
+    """Say in words why the term of ``pair`` is ``value`` ("nan", "inf"): its first non-finite prefix.
+
+    ``prefix`` is what :func:`first_nonfinite` found: ``()`` is the batch, ``None``
+    means every value was finite and the loss itself gave ``value``.
+    """
+    if prefix is None:
+        culprit = NONFINITE_LOSS.format(loss=pair.loss.name, target=pair.target, value=value)
+    elif not prefix:
+        culprit = NONFINITE_BATCH.format(vertex=pair.source)
+    else:
+        step = steps[prefix]
+        culprit = NONFINITE_EDGE.format(name=step.map.name, src=step.map.src, tgt=step.map.tgt, path=step.along)
+    return NONFINITE_TERM.format(pair=pair.name, value=value, culprit=culprit)
 
 
 def check_value(diagram: Diagram, path: Path, value: Any) -> None:

@@ -31,7 +31,18 @@ __all__ = [
     "ONE_SHOT_ITERATOR",
     "NOT_A_DATA_SOURCE",
     "NO_BATCHES",
-    "NO_TRAINABLE_PARAMETERS",
+    "NONFINITE_TERM",
+    "NONFINITE_TOTAL",
+    "NONFINITE_BATCH",
+    "NONFINITE_EDGE",
+    "NONFINITE_LOSS",
+    "NONFINITE_GRADIENT",
+    "NONFINITE_GRADIENT_EDGE",
+    "NONFINITE_GRADIENT_LOSS",
+    "NONFINITE_WEIGHTS",
+    "NONFINITE_CHECKPOINT",
+    "NOTHING_TO_TRAIN",
+    "HIDDEN_MODULE",
     "did_you_mean",
     "listed",
     "located",
@@ -87,10 +98,58 @@ NOT_A_DATA_SOURCE = (
 #: Data whose pass yields nothing.
 NO_BATCHES = "the data of vertex {vertex!r} has no batches"
 
-#: A compiled loss with nothing to train.
-NO_TRAINABLE_PARAMETERS = (
-    "the compiled loss has no trainable parameters: every map on its pairs is frozen or a "
-    "plain function; unfreeze a map (diagram.unfreeze(name)) to train it"
+#: A term whose value is not finite, and where it first went so: ``culprit`` is one of the three below.
+NONFINITE_TERM = "term {pair!r} is {value}: {culprit}"
+
+#: A total that is not finite although each term is (their sum overflows).
+NONFINITE_TOTAL = "the total is {value} although every term is finite: their sum overflows"
+
+#: The batch of a source vertex holds non-finite numbers before any edge runs.
+NONFINITE_BATCH = "the batch at vertex {vertex!r} already holds non-finite numbers"
+
+#: The first edge along a pair's paths whose output is not finite.
+NONFINITE_EDGE = "edge {name!r} ({src} → {tgt}, path {path}) is the first along its paths whose output is not finite"
+
+#: Every value along a pair's paths is finite: the loss made the term non-finite.
+NONFINITE_LOSS = "every value along its paths is finite; the loss {loss} at vertex {target!r} gave {value}"
+
+#: A term whose gradient is not finite although its value is, and where it turns so.
+NONFINITE_GRADIENT = "the gradient of term {pair!r} is not finite: {culprit}"
+
+#: Going back from the loss, the first edge whose input or parameters get a non-finite gradient.
+NONFINITE_GRADIENT_EDGE = (
+    "going back from the loss, it turns non-finite at edge {name!r} ({src} → {tgt}, path {path}), "
+    "whose gradient at its output is finite"
+)
+
+#: The loss itself gives a non-finite gradient at its inputs.
+NONFINITE_GRADIENT_LOSS = "the loss {loss} at vertex {target!r} gives a non-finite gradient on finite values"
+
+#: Maps whose weights (parameters or buffers) are not finite.
+NONFINITE_WEIGHTS = "the weights of {maps} are not finite (an earlier optimiser step made them so)"
+
+#: A checkpoint refused because its weights are not finite.
+NONFINITE_CHECKPOINT = (
+    "the checkpoint of step {step} was not written: the weights of {maps} are not finite; "
+    "the last checkpoint written is kept ({last})"
+)
+
+#: A regime (or stage) in which no trainable parameter reaches an optimiser.
+NOTHING_TO_TRAIN = (
+    "{what} has nothing to train: no trainable parameter reaches an optimiser. The maps on its "
+    "compiled pairs: {maps}. A plain function (a lambda, a def) hides the parameters of any module it "
+    "calls: give the module itself to the edge (d.map(name, src, tgt, module)), or write the edge in "
+    "the text syntax (ld.parse), whose lambdas register the modules they call; unfreeze a frozen map "
+    "with d.unfreeze(name)"
+)
+
+#: A plain-function edge that calls a module with parameters: the module is not registered.
+HIDDEN_MODULE = (
+    "edge {edge!r} is a plain function that reaches module {module} ({kind}, {count} parameters), "
+    "which the compiled loss does not register: its parameters are neither trained nor frozen, nor "
+    "moved, nor saved. Give the module itself to the edge (d.map({edge!r}, src, tgt, module), with "
+    "trainable=False to keep it fixed), or write the edge in the text syntax (ld.parse), whose "
+    "lambdas register the modules they call"
 )
 
 
@@ -133,3 +192,17 @@ def located(where: str) -> Iterator[None]:
         except Exception:  # an error class with another constructor
             relocated = DiagramError(f"{where}: {message}")
         raise relocated from err
+
+
+# -- files and checkpoints whose content is not what was saved ---------------------------------
+
+__all__ += ["SHA256_MISMATCH", "NOT_SAFETENSORS"]
+
+#: A weights file whose SHA-256 is not the one recorded with it (a diagram file's entry, a checkpoint's state).
+SHA256_MISMATCH = (
+    "{file}: its SHA-256 is {found:.16}…, but {record} records {expected:.16}…: the file is damaged, "
+    "or not the one saved with it; no weight was loaded"
+)
+
+#: A file that safetensors cannot read (truncated, damaged, not safetensors at all).
+NOT_SAFETENSORS = "{file}: not a readable safetensors file ({reason})"

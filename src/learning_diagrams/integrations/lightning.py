@@ -20,7 +20,16 @@ What the module does, hook by hook:
 * ``validation_step`` (when ``val_data`` is given) logs the same terms under
   ``val/``, averaged over the epoch and across processes.
 * ``configure_optimizers`` builds the optimiser over the trainable maps'
-  parameters only (``module.loss.parameters()``).
+  parameters only (``module.loss.parameters()``), and refuses a diagram with
+  nothing to train, naming its maps.
+* ``on_before_optimizer_step`` checks that the totals since the last optimiser
+  step and the gradients are finite (one fetch), and by ``on_nonfinite`` raises
+  :class:`~learning_diagrams.core.errors.NonFiniteError` naming the step, the term
+  and the first edge whose output was not finite, skips the optimiser step (its
+  gradients are dropped), or warns; see :mod:`learning_diagrams.training.nonfinite`.
+* ``on_save_checkpoint`` refuses, with a ``NonFiniteError``, to let a checkpoint
+  whose weights are not finite be written (Lightning cannot skip a save), so
+  ``ModelCheckpoint`` never deletes a finite checkpoint for it.
 
 Frozen maps stay frozen and in eval mode throughout: compilation turns their
 gradients off, :meth:`CompiledLoss.train <learning_diagrams.torch.compiled.CompiledLoss.train>`
@@ -66,6 +75,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import torch
@@ -82,10 +92,13 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess by th
     ) from err
 
 from ..core.diagram import Diagram
-from ..core.errors import OptionError, TypeMismatchError
-from ..core.messages import NO_TRAINABLE_PARAMETERS
+from ..core.errors import NonFiniteError, OptionError, TypeMismatchError
+from ..core.messages import NONFINITE_CHECKPOINT, NOTHING_TO_TRAIN, listed
 from ..torch import CompiledLoss, Losses
 from ..torch.data import batch_size
+from ..torch.finite import nonfinite_maps
+from ..training.nonfinite import Guard, gradient_norms
+from ..training.regime import describe_maps
 
 __all__ = ["DiagramModule", "TRAINING_MODES"]
 
@@ -148,6 +161,14 @@ class DiagramModule(pl.LightningModule):
         vertices and their sum, each averaged over the epoch and across
         processes. The loaders are combined in ``"max_size"`` mode, so every
         validation batch of every vertex is seen once.
+    on_nonfinite : {"raise", "skip", "warn"}
+        What a training step whose total or gradient is NaN or infinite does, as
+        in :class:`~learning_diagrams.training.Trainer`: raise
+        :class:`~learning_diagrams.core.errors.NonFiniteError`, skip the optimiser
+        step (dropping its gradients), or warn. Under fp16 with a gradient scaler,
+        overflowed gradients are the scaler's to skip.
+    max_skips : int
+        With ``"skip"``, this many consecutive skipped steps raise.
 
     Attributes
     ----------
@@ -174,6 +195,8 @@ class DiagramModule(pl.LightningModule):
         weights: Mapping[str, float] | None = None,
         mode: Mode = "max_size_cycle",
         val_data: Mapping[str, DataLoader] | None = None,
+        on_nonfinite: str = "raise",
+        max_skips: int = 10,
     ):
         super().__init__()
         if mode == "sequential":
@@ -197,6 +220,14 @@ class DiagramModule(pl.LightningModule):
             self.validation_step = self.val_dataloader = None  # type: ignore[method-assign,assignment]
         self._frozen = tuple(e for e in self.loss.maps if e not in self.loss.trainable_maps())
         self._quiet: warnings.catch_warnings | None = None
+        if isinstance(max_skips, bool) or not isinstance(max_skips, int) or max_skips < 1:
+            raise OptionError(f"max_skips must be an int of at least 1, got {max_skips!r}")
+        # The device is the CPU for the guard's reading of numbers until the first step says otherwise.
+        self._guard = Guard(on_nonfinite, max_skips=max_skips, device=torch.device("cpu"))
+        self._last: tuple[Mapping[str, Any], tuple[torch.Tensor, ...]] | None = None  # batch, RNG: to explain
+        self._nothing_to_train = NOTHING_TO_TRAIN.format(
+            what="the diagram", maps=describe_maps(diagram, self.loss.pairs)
+        )
 
     # -- data -----------------------------------------------------------------
     def train_dataloader(self) -> CombinedLoader:
@@ -222,7 +253,11 @@ class DiagramModule(pl.LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         """Compute, log (under ``train/``) and return the composite loss of one combined batch."""
-        return self._step(batch, "train")
+        self._guard.device = self.device
+        self._last = (batch, self._guard.remember())
+        total = self._step(batch, "train")
+        self._guard.check(total, {}, [], want=False, boundary=False)  # kept on its device until the optimiser step
+        return total
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         """Compute and log (under ``val/``) the composite loss of one combined validation batch."""
@@ -247,13 +282,56 @@ class DiagramModule(pl.LightningModule):
         These are ``self.loss.parameters()``, collected from the trainable edges' modules
         so that they are right in a copy of the module too (a process of ``ddp_spawn``).
         """
-        modules = self.loss.trainable_maps().values()
-        params = list(dict.fromkeys(p for m in modules for p in m.parameters()))
-        if not params:
-            raise OptionError(NO_TRAINABLE_PARAMETERS)
+        params = self._trainable()
+        if not any(p.requires_grad for p in params):
+            raise OptionError(self._nothing_to_train)
         if isinstance(self.optimizer, type):
             return self.optimizer(params, lr=1e-3 if self.lr is None else self.lr, **self.optimizer_kwargs)
         return self.optimizer(params)
+
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        modules = self.loss.trainable_maps().values()
+        return list(dict.fromkeys(p for m in modules for p in m.parameters()))
+
+    # -- non-finite numbers -----------------------------------------------------
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Check the totals since the last optimiser step and the gradients; raise, skip or warn.
+
+        A skipped step drops the gradients (``p.grad = None``), so the optimiser leaves
+        every parameter and its state alone.
+        """
+        params = self._trainable()
+        scaled = getattr(getattr(self.trainer, "precision_plugin", None), "scaler", None) is not None
+        norms = [] if scaled else gradient_norms(params)  # a GradScaler skips overflowed gradients itself
+        _, finite = self._guard.check(None, {}, norms, want=False, boundary=True, params=params)
+        step = self.trainer.global_step + 1
+        if not self._guard.apply(finite, boundary=True, step=step, explain=self._explain):
+            for p in params:
+                p.grad = None
+
+    def _explain(self) -> str:
+        if self._last is None:  # pragma: no cover - a step always runs first
+            return "no batch to re-run"
+        batch, rng = self._last
+        plugin = getattr(self.trainer, "precision_plugin", None)
+        context = plugin.forward_context if plugin is not None else nullcontext
+        return self._guard.explain(self.loss, {v: batch.get(v) for v in self.loss.sources}, rng, context)
+
+    def on_train_end(self) -> None:
+        """Warns once if steps were skipped (``on_nonfinite="skip"``)."""
+        self._guard.finish()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuses (raises :class:`NonFiniteError`) to let a checkpoint with non-finite weights be written."""
+        bad = nonfinite_maps(self.loss.maps)
+        if bad:
+            callback = getattr(self.trainer, "checkpoint_callback", None)
+            last = getattr(callback, "last_model_path", "") or getattr(callback, "best_model_path", "")
+            raise NonFiniteError(
+                NONFINITE_CHECKPOINT.format(
+                    step=self.trainer.global_step, maps=listed(map(repr, bad)), last=last or "there is none yet"
+                )
+            )
 
     # -- modes ----------------------------------------------------------------
     def on_fit_start(self) -> None:

@@ -38,6 +38,13 @@ __all__ = [
 ]
 
 
-def compile(diagram: Diagram, *, weights: Mapping[str, float] | None = None) -> CompiledLoss:
-    """The composite loss of ``diagram``; ``weights`` override term weights by term name."""
-    return CompiledLoss.from_diagram(diagram, weights=weights)
+def compile(
+    diagram: Diagram, *, weights: Mapping[str, float] | None = None, check_finite: bool = False
+) -> CompiledLoss:
+    """The composite loss of ``diagram``; ``weights`` override term weights by term name.
+
+    With ``check_finite=True`` a call whose total is not finite raises
+    :class:`~learning_diagrams.core.errors.NonFiniteError` naming the term and the first
+    edge along its paths whose output is not finite.
+    """
+    return CompiledLoss.from_diagram(diagram, weights=weights, check_finite=check_finite)

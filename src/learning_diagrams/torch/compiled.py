@@ -14,6 +14,13 @@ batch estimate of the paper's sum over the data set.
   follows a trainable one.
 * ``parameters()`` are exactly the trainable maps' parameters, so any
   ``torch.optim`` optimiser works on it; ``state_dict()`` holds every map.
+* With ``check_finite=True`` a call whose total is not finite raises
+  :class:`~learning_diagrams.core.errors.NonFiniteError` naming the term and the
+  first edge along its paths whose output is not finite (one check of the total
+  per call; the values it traces are those of the call itself).
+* A plain-function edge that reaches a module with parameters (a lambda calling
+  ``student``) is warned about when compiled: the compiled loss cannot register,
+  train, freeze, move or save that module.
 
 >>> import torch
 >>> import learning_diagrams as ld
@@ -32,6 +39,8 @@ batch estimate of the paper's sum over the data set.
 from __future__ import annotations
 
 import dataclasses
+import types
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -40,9 +49,10 @@ import torch
 from torch import nn
 
 from ..core.diagram import Diagram, Map, Pair
-from ..core.errors import ConflictError, InvalidNameError, NoBatchError, UnknownNameError
-from ..core.evaluation import Evaluator, Step, Term, plan
-from ..core.messages import NOT_A_SOURCE
+from ..core.errors import ConflictError, InvalidNameError, NoBatchError, NonFiniteError, UnknownNameError
+from ..core.evaluation import Evaluator, Step, Term, explain_nonfinite, first_nonfinite, plan
+from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE
+from . import finite
 from .data import DataSource
 from .losses import loss_function
 
@@ -87,10 +97,24 @@ class CompiledLoss(nn.Module):
         At least every edge on the pairs' paths.
     data : mapping of vertex name to data source
         The data of the pairs' source vertices, for drawing batches.
+    check_finite : bool
+        Raise :class:`~learning_diagrams.core.errors.NonFiniteError` when a call's
+        total is not finite, naming the term and the first edge along its paths
+        whose output is not finite (or the batch, or the loss). Also an attribute,
+        to switch on and off.
+
+    Warns
+    -----
+    UserWarning
+        For each plain-function edge that reaches a module with parameters that no
+        edge registers (see :func:`~learning_diagrams.torch.finite.hidden_modules`).
     """
 
-    def __init__(self, pairs: Sequence[Pair], maps: Mapping[str, Map], data: Mapping[str, Any]):
+    def __init__(
+        self, pairs: Sequence[Pair], maps: Mapping[str, Map], data: Mapping[str, Any], *, check_finite: bool = False
+    ):
         super().__init__()
+        self.check_finite = check_finite
         self.pairs = tuple(pairs)
         used = dict.fromkeys(e for pair in self.pairs for path in (pair.first, pair.second) for e in path)
         # A snapshot: later edits of the diagram do not change a compiled loss.
@@ -104,8 +128,11 @@ class CompiledLoss(nn.Module):
                     )
                 self.maps[name] = m.fn
         self._freeze()
+        self._warn_hidden_modules()
         paths = [path for pair in self.pairs for path in pair.paths]
-        self._evaluator = _TorchEvaluator(plan(paths, self._maps, parametric=_parametric))
+        self._steps = plan(paths, self._maps, parametric=_parametric)
+        self._evaluator = _TorchEvaluator(self._steps)  # its steps go through wrappers after wrap()
+        self._plain = _TorchEvaluator(self._steps)  # the maps themselves, always
         self._terms = {pair.name: Term(pair, loss_function(pair.loss)) for pair in self.pairs}
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
@@ -113,10 +140,13 @@ class CompiledLoss(nn.Module):
         self._wrappers: list[nn.Module] = []
 
     @classmethod
-    def from_diagram(cls, diagram: Diagram, *, weights: Mapping[str, float] | None = None) -> CompiledLoss:
-        """Compile ``diagram``; ``weights`` override term weights by term name."""
+    def from_diagram(
+        cls, diagram: Diagram, *, weights: Mapping[str, float] | None = None, check_finite: bool = False
+    ) -> CompiledLoss:
+        """Compile ``diagram``; ``weights`` override term weights by term name; see the class for ``check_finite``."""
         pairs = diagram.compiled_pairs(weights)
-        return cls(pairs, diagram.maps, {v: diagram.spaces[v].data for v in diagram.indexing})
+        data = {v: diagram.spaces[v].data for v in diagram.indexing}
+        return cls(pairs, diagram.maps, data, check_finite=check_finite)
 
     # -- modes and parameters -------------------------------------------------
     def _freeze(self) -> None:
@@ -154,6 +184,17 @@ class CompiledLoss(nn.Module):
             else:
                 _FROZEN.setdefault(m.fn, {name: p.requires_grad for name, p in m.fn.named_parameters()})
                 m.fn.requires_grad_(False).eval()
+
+    def _warn_hidden_modules(self) -> None:
+        registered = list(self.maps.values())
+        for m in self._maps.values():
+            if m.fn is None or isinstance(m.fn, nn.Module):
+                continue
+            for label, module in finite.hidden_modules(m.fn, registered):
+                count = sum(p.numel() for p in module.parameters())
+                kind = f"a {type(module).__name__}"
+                message = HIDDEN_MODULE.format(edge=m.name, module=label, kind=kind, count=count)
+                warnings.warn(message, UserWarning, stacklevel=4)
 
     def trainable_maps(self) -> dict[str, nn.Module]:
         """The modules of the trainable edges by edge name (a module on two edges appears twice)."""
@@ -213,14 +254,28 @@ class CompiledLoss(nn.Module):
         return next(self._draws[source])
 
     def forward(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> Losses:
-        terms = {
-            pair.name: self._terms[pair.name](first, second)
-            for pair, first, second in self.outputs({**(batches or {}), **named})
-        }
+        outputs, values = self.trace({**(batches or {}), **named})
+        terms = {pair.name: self._terms[pair.name](first, second) for pair, first, second in outputs}
         if not terms:
             raise NoBatchError(f"no source vertex has a batch in this call (sources: {', '.join(self.sources)})")
         first, *rest = terms.values()
-        return Losses(sum(rest, start=first), terms)  # no `0 + term` node in the graph
+        total = sum(rest, start=first)  # no `0 + term` node in the graph
+        if self.check_finite and not bool(torch.isfinite(total).all()):
+            raise NonFiniteError(self._why_nonfinite(outputs, values, terms, total))
+        return Losses(total, terms)
+
+    def _why_nonfinite(self, outputs: list, values: Mapping[str, Any], terms: Mapping[str, Any], total: Any) -> str:
+        for pair, _, _ in outputs:
+            term = terms[pair.name]
+            if not finite.is_finite(term):
+                prefix = first_nonfinite(pair, values[pair.source], finite.is_finite)
+                return explain_nonfinite(pair, prefix, self._steps, finite.describe_value(term))
+        return NONFINITE_TOTAL.format(value=finite.describe_value(total))
+
+    @property
+    def steps(self) -> Mapping[tuple[str, ...], Step]:
+        """The evaluation plan: one step per path prefix, calling the maps themselves (read-only)."""
+        return types.MappingProxyType(self._steps)
 
     def outputs(self, batches: Mapping[str, Any] | None = None, draw: bool = True) -> list[tuple[Pair, Any, Any]]:
         """Each compiled pair with the values of its two paths on one batch per source vertex.
@@ -229,6 +284,16 @@ class CompiledLoss(nn.Module):
         ``None`` has no batch; with ``draw=False`` nothing is drawn either. Only the
         pairs whose source has a batch are computed.
         """
+        return self.trace(batches, draw=draw)[0]
+
+    def trace(
+        self, batches: Mapping[str, Any] | None = None, *, draw: bool = True, plain: bool = False
+    ) -> tuple[list[tuple[Pair, Any, Any]], dict[str, dict[tuple[str, ...], Any]]]:
+        """:meth:`outputs`, and the value of every path prefix by source vertex (``()``: the batch).
+
+        ``plain=True`` calls the maps themselves rather than their distributed
+        wrappers (see :meth:`wrap`), as a diagnosis that runs in one process must.
+        """
         given = dict(batches or {})
         self.check_sources(given, "a batch")
         if draw:
@@ -236,12 +301,13 @@ class CompiledLoss(nn.Module):
         values: dict[str, dict[tuple[str, ...], Any]] = {
             s: {(): batch} for s, batch in given.items() if batch is not None
         }
-        value = self._evaluator.value
-        return [
+        value = (self._plain if plain else self._evaluator).value
+        outputs = [
             (pair, value(pair.first, values[pair.source]), value(pair.second, values[pair.source]))
             for pair in self.pairs
             if pair.source in values
         ]
+        return outputs, values
 
     def term(self, pair: Pair, first: Any, second: Any) -> torch.Tensor:
         """The weighted term of ``pair`` (a compiled pair of this loss) on its two paths' values."""
@@ -252,6 +318,16 @@ class CompiledLoss(nn.Module):
         for vertex in given:
             if vertex not in self.sources:
                 raise UnknownNameError(NOT_A_SOURCE.format(what=what, vertex=vertex, sources=", ".join(self.sources)))
+
+    def explain_nonfinite(self, batches: Mapping[str, Any]) -> str | None:
+        """Why this loss, or its gradient, is not finite on ``batches``; None if all is finite.
+
+        See :func:`~learning_diagrams.torch.finite.explain`. It evaluates the pairs
+        once more, with autograd but leaving every ``.grad`` alone; in training mode
+        that draws random numbers and updates BatchNorm statistics, which a caller
+        that goes on training saves and restores around it (the trainer does).
+        """
+        return finite.explain(self, batches)
 
     def extra_repr(self) -> str:
         return "\n".join(f"({i}): {pair.weight:g} * {pair.loss.name}[{pair.name}]" for i, pair in enumerate(self.pairs))

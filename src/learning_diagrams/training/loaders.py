@@ -50,7 +50,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..core.errors import OptionError, TypeMismatchError
 from ..core.messages import NO_BATCHES
-from ..torch.data import DataSource
+from ..torch.data import DataSource, batch_size
 
 __all__ = ["CombinedBatches", "POLICIES"]
 
@@ -80,6 +80,15 @@ class _Stream:
                 f"the data of vertex {self.vertex!r} has no length, so an epoch over it is not "
                 f"defined; use policy='steps' with steps_per_epoch=..."
             ) from None
+
+    def is_empty(self) -> bool:
+        """Whether the data has no batch (or, as one full batch, no sample); False when its length is unknown."""
+        if self.source.full_batch:
+            return batch_size(self.source.data) == 0
+        try:
+            return len(self.source.data) == 0
+        except TypeError:  # an iterable of unknown length: told apart when a pass yields nothing
+            return False
 
     def new_pass(self) -> None:
         self.passes, self.position, self._iterator = self.passes + 1, 0, None
@@ -144,6 +153,12 @@ class CombinedBatches:
         Required by ``"steps"``; with the other policies it caps the epoch.
     seed : int
         Seed of the data order.
+
+    Raises
+    ------
+    TypeMismatchError
+        When the data of a vertex has no batch (an empty list or loader, a tensor
+        of no rows), naming the vertex: an epoch would have no step.
     """
 
     def __init__(
@@ -160,6 +175,9 @@ class CombinedBatches:
             raise OptionError("policy 'steps' needs steps_per_epoch=N")
         self.policy, self.steps_per_epoch, self.seed = policy, steps_per_epoch, seed
         self.streams = {v: _Stream(v, data, seed) for v, data in sources.items()}
+        for v, stream in self.streams.items():
+            if stream.is_empty():  # else an epoch would silently have no step
+                raise TypeMismatchError(NO_BATCHES.format(vertex=v))
 
     def __len__(self) -> int:
         """Steps in one epoch."""

@@ -17,6 +17,12 @@ epoch, then held-out data is evaluated and a checkpoint written.
 
 A *step* is one batch per data vertex; ``max_steps``, ``checkpoint_every`` and the
 logged ``step`` count steps over the whole run, across stages.
+
+Nothing fails silently: a step whose loss or gradient is NaN or infinite stops
+the run naming the step, the term and the edge (``on_nonfinite``, see
+:mod:`~learning_diagrams.training.nonfinite`); a checkpoint whose weights are not
+finite is never written; a regime with nothing to train, data with no batch, and
+counts that cannot be (``epochs=-1``, ``max_steps=0``) are refused before any step.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import dataclasses
 import os
 import random
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,15 +45,20 @@ from ..core.diagram import Diagram
 from ..core.errors import OptionError, TypeMismatchError, UnknownNameError
 from ..torch import CompiledLoss
 from . import distributed
-from .checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import latest_checkpoint, load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from .loaders import CombinedBatches
 from .logs import History, Logger, Progress, as_logger, default_loggers
 from .logs.trackers import plain_options
 from .metrics import evaluate
+from .nonfinite import ON_NONFINITE, Guard, gradient_norms
+from .regime import refuse_nothing_to_train
 
 __all__ = ["Trainer", "Stage", "fit"]
 
 OptimizerSpec = Union[type, Callable[..., torch.optim.Optimizer]]
+
+#: PyTorch's warning when a scheduler steps before any optimiser step of the process.
+_SCHEDULER_FIRST = r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`"
 
 
 @dataclass
@@ -134,6 +146,15 @@ class Trainer:
     strategy : {"auto", "single", "ddp"}
         "ddp" trains with ``torch.distributed`` (launch with ``torchrun``); "auto"
         picks it when a process group exists or ``WORLD_SIZE`` > 1.
+    on_nonfinite : {"raise", "skip", "warn"}
+        At a step whose total, a term or a gradient is NaN or infinite: raise
+        :class:`~learning_diagrams.core.errors.NonFiniteError` naming the step, the
+        term and the first edge whose output was not finite; skip the optimiser
+        step (and count it); or warn and go on. See
+        :mod:`~learning_diagrams.training.nonfinite`. (With ``precision="16"`` the
+        GradScaler's own skipping of overflowed gradients is left to it.)
+    max_skips : int
+        With ``"skip"``, this many consecutive skipped steps raise.
     """
 
     epochs: int = 1
@@ -165,6 +186,8 @@ class Trainer:
     eval_data: Mapping[str, Any] | None = None
     metrics: Mapping[str, Any] | None = None
     strategy: str = "auto"
+    on_nonfinite: str = "raise"
+    max_skips: int = 10
 
     def __post_init__(self) -> None:
         if self.precision not in ("32", "bf16", "16"):
@@ -173,8 +196,16 @@ class Trainer:
             raise OptionError(f"scheduler_interval {self.scheduler_interval!r} is not 'epoch' or 'step'")
         if self.strategy not in ("auto", "single", "ddp"):
             raise OptionError(f"strategy {self.strategy!r} is not 'auto', 'single' or 'ddp'")
-        if self.accumulate < 1:
-            raise OptionError(f"accumulate must be at least 1, got {self.accumulate}")
+        if self.on_nonfinite not in ON_NONFINITE:
+            raise OptionError(f"on_nonfinite {self.on_nonfinite!r} is not one of {', '.join(map(repr, ON_NONFINITE))}")
+        for name, least in (("accumulate", 1), ("epochs", 0), ("log_every", 1), ("max_skips", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise OptionError(f"{name} must be an int of at least {least}, got {value!r}")
+        for name in ("max_steps", "checkpoint_every", "steps_per_epoch", "keep"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise OptionError(f"{name} must be None or an int of at least 1, got {value!r}")
         if any(callable(getattr(self.loggers, method, None)) for method in ("log", "log_metrics")):
             self.loggers = (self.loggers,)  # one logger, given alone
         if not isinstance(self.loggers, (list, tuple)):
@@ -263,13 +294,26 @@ class _Run:
                 if isinstance(m.fn, nn.Module)
             }
         )
+        self.names = {
+            f"s{i}_{name}": name
+            for i, s in enumerate(stages)
+            for name in s.diagram.maps
+            if f"s{i}_{name}" in self.models
+        }
         self.history = History()
         self.step = 0
+        self.guard = Guard(
+            trainer.on_nonfinite, max_skips=trainer.max_skips, device=self.device, distributed=self.distributed
+        )
 
     # -- set-up -------------------------------------------------------------------
     def go(self, resume: str | os.PathLike | None) -> History:
         t = self.t
+        for index, stage in enumerate(self.stages):  # before anything runs, not when stage 3 starts
+            refuse_nothing_to_train(self._label(index), stage.diagram, stage.weights)
         state = self._read_resume(resume) if resume is not None else None
+        if state is not None:
+            self.guard.load_state_dict(state.get("nonfinite", {}))
         if state is None:
             random.seed(t.seed), np.random.seed(t.seed % 2**32), torch.manual_seed(t.seed)
         owned = self._loggers(append=state is not None, keep=state.get("records") if state else None)
@@ -286,13 +330,14 @@ class _Run:
                 if not self._stage(index, state if index == first else None):
                     break
             status = "success"
+            self.guard.finish()
         finally:
             torch.use_deterministic_algorithms(deterministic)
             for logger in self.loggers:
                 logger.finalize(status)
             for logger in owned:  # the loggers passed in are their owner's to close
                 logger.close()
-        if self.rank0 and self.log_dir and t.plot and self.history.records:
+        if self.rank0 and self.log_dir and t.plot and len(self.history):
             self.history.plot(self.log_dir / "losses.png")
         return self.history
 
@@ -302,7 +347,7 @@ class _Run:
         if folder is None:
             raise FileNotFoundError(f"no checkpoint to resume from in {str(path)!r}")
         self.resume_folder = folder
-        return torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+        return load_state(folder)
 
     def _loggers(self, *, append: bool, keep: int | None) -> list[Logger]:
         """The loggers of ``log_dir``; a resumed run's files keep the ``keep`` records its checkpoint had logged."""
@@ -331,6 +376,8 @@ class _Run:
         backend = t.compile if isinstance(t.compile, str) else "inductor"  # torch.compile's default
         forward: Callable[..., Any] = torch.compile(loss, backend=backend) if t.compile else loss
         optimizers = self._optimizers(loss, stage)
+        params = [p for group in (o.param_groups for o in optimizers) for g in group for p in g["params"]]
+        refuse_nothing_to_train(self._label(index), stage.diagram, stage.weights, params=params)
         schedulers = [t.scheduler(o) for o in optimizers] if t.scheduler else []
         scaler = torch.amp.GradScaler(self.device.type) if t.precision == "16" else None
         sources = {v: stage.diagram.spaces[v].data for v in loss.sources}
@@ -350,19 +397,20 @@ class _Run:
             set_rng_state(state["rng"])
             first_epoch, start, self.step = int(state["epoch"]), int(state["start"]), int(state["step"])
         context = dict(index=index, loss=loss, optimizers=optimizers, schedulers=schedulers, scaler=scaler, data=data)
-        params = [p for group in (o.param_groups for o in optimizers) for g in group for p in g["params"]]
         epochs = stage.epochs if stage.epochs is not None else t.epochs
+        shown = t.progress and self.rank0  # the bar shows every step's values
         for epoch in range(first_epoch, epochs):
+            if t.max_steps is not None and self.step >= t.max_steps:  # a resumed run that had reached it
+                return False
             loss.train()
-            progress = Progress(
-                total=len(data) - start, desc=f"{label} {epoch + 1}/{epochs}", disable=not (t.progress and self.rank0)
-            )
+            progress = Progress(total=len(data) - start, desc=f"{label} {epoch + 1}/{epochs}", disable=not shown)
             try:
                 for k, batches in enumerate(data.epoch(start), start):
-                    values = self._step(forward, batches, k, len(data), params, **context)
+                    log = self.rank0 and (self.step + 1) % t.log_every == 0
+                    values = self._step(forward, batches, k, len(data), params, want=log or shown, **context)
                     self.step += 1
                     progress.update(values)
-                    if self.rank0 and self.step % t.log_every == 0:
+                    if log:
                         self._log(
                             {"stage": index, "epoch": epoch, "step": self.step, "split": "train", "values": values}
                         )
@@ -374,10 +422,13 @@ class _Run:
                         self._save(context, epoch, k + 1)
             finally:
                 progress.close()
-            start = 0
+            resumed_at_its_end, start = start >= len(data), 0
             if t.scheduler_interval == "epoch":
-                for s in schedulers:
-                    s.step()
+                with warnings.catch_warnings():
+                    if resumed_at_its_end:  # the optimisers did step this epoch, in the run that saved it
+                        warnings.filterwarnings("ignore", message=_SCHEDULER_FIRST, category=UserWarning)
+                    for s in schedulers:
+                        s.step()
             if t.eval_data:
                 if self.distributed:
                     distributed.broadcast_buffers(loss.trainable_maps().values())
@@ -390,30 +441,54 @@ class _Run:
         return True
 
     def _step(
-        self, forward, batches, k, length, params, *, loss, optimizers, schedulers, scaler, **_
+        self, forward, batches, k, length, params, *, want, loss, optimizers, schedulers, scaler, **_
     ) -> dict[str, float]:
+        """One step: forward, backward and, every ``accumulate`` steps, the optimisers (unless not finite).
+
+        Returns the values to log when ``want``, else ``{}``: reading them is the one
+        synchronisation of a step, and the finiteness checks ride on it.
+        """
         t = self.t
         dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(t.precision)
-        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
-        with autocast:
-            total, terms = forward(_to_device(batches, self.device))
+
+        def autocast() -> Any:
+            return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+
+        moved = _to_device(batches, self.device)
+        rng = self.guard.remember()
+        with autocast():
+            total, terms = forward(moved)
         scaled = total / t.accumulate
         (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        if (k + 1) % t.accumulate == 0 or k + 1 == length:
+        boundary = (k + 1) % t.accumulate == 0 or k + 1 == length
+        norms: list[torch.Tensor] = []
+        if boundary:
             if scaler is not None:
                 for o in optimizers:
                     scaler.unscale_(o)
-            if t.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(params, t.clip_grad_norm)
+            else:  # with a GradScaler, overflowed gradients are its to skip (it lowers its scale)
+                norms = gradient_norms(params)
+        values, finite = self.guard.check(total, terms, norms, want=want, boundary=boundary, params=params)
+        proceed = self.guard.apply(
+            finite,
+            boundary=boundary,
+            step=self.step + 1,
+            explain=lambda: self.guard.explain(loss, moved, rng, autocast),
+        )
+        if boundary:
+            if proceed:
+                if t.clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, t.clip_grad_norm)
+                for o in optimizers:
+                    scaler.step(o) if scaler is not None else o.step()
             for o in optimizers:
-                scaler.step(o) if scaler is not None else o.step()
                 o.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.update()
             if t.scheduler_interval == "step":
                 for s in schedulers:
                     s.step()
-        return {"total": total.item(), **{name: value.item() for name, value in terms.items()}}
+        return values
 
     # -- optimisers -------------------------------------------------------------------
     def _optimizers(self, loss: CompiledLoss, stage: Stage) -> list[torch.optim.Optimizer]:
@@ -449,11 +524,24 @@ class _Run:
         for logger in self.loggers:
             logger.log(record)
 
+    def _last_saved(self) -> str:
+        folder = latest_checkpoint(self.t.checkpoint_dir) if self.t.checkpoint_dir else None
+        return str(folder) if folder is not None else "there is none yet"
+
+    def _label(self, index: int) -> str:
+        stage = self.stages[index]
+        if stage.name or len(self.stages) > 1:
+            return f"stage {stage.name or index + 1!r}"
+        return "the diagram"
+
     def _save(self, context: dict, epoch: int, start: int) -> None:
         t = self.t
         if not t.checkpoint_dir:
             return
-        if self.rank0:
+        # Weights that are not finite are never written: retention would delete finite checkpoints for them.
+        # Every process looks (their weights are the same), so that under "raise" they stop together.
+        refused = self.guard.refuse_checkpoint(self.models, self.names, self.step, self._last_saved, say=self.rank0)
+        if self.rank0 and not refused:
             state = {
                 "stage": context["index"],
                 "epoch": epoch,
@@ -465,6 +553,7 @@ class _Run:
                 "scaler": context["scaler"].state_dict() if context["scaler"] is not None else {},
                 "data": context["data"].state_dict(),
                 "rng": rng_state(),
+                "nonfinite": self.guard.state_dict(),
             }
             save_checkpoint(t.checkpoint_dir, module=self.models, state=state, step=self.step, keep=t.keep)
         distributed.barrier()
@@ -476,6 +565,8 @@ def _as_stages(regime: Diagram | Stage | Sequence[Diagram | Stage]) -> list[Stag
     for i, s in enumerate(stages):
         if not isinstance(s.diagram, Diagram):
             raise TypeMismatchError(f"stage {i} is a {type(s.diagram).__name__}, not an ld.Diagram or ld.Stage")
+        if s.epochs is not None and (isinstance(s.epochs, bool) or not isinstance(s.epochs, int) or s.epochs < 0):
+            raise OptionError(f"stage {s.name or i + 1!r}: epochs must be an int of at least 0, got {s.epochs!r}")
     return stages
 
 

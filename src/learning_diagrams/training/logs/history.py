@@ -1,11 +1,19 @@
 """History: the records of a run in memory, with queries, a text summary and a plot.
 
+The numbers are kept compactly, so that a long run's history stays small: each
+record's step in an ``array('q')``, its values in one ``array('d')`` (8 bytes a
+value), and its stage, epoch, split and value names once per run of
+consecutive records that share them. A 20,000-step run logging two values
+every step holds about 500 KB; records are rebuilt as dicts when read.
+
 >>> from learning_diagrams.training.logs import make_record
 >>> history = History()
 >>> history.log(make_record(0, 0, 1, "train", {"total": 2.0}))
 >>> history.log(make_record(0, 1, 2, "train", {"total": 1.0}))
 >>> history.last("total"), history.mean("total", epoch=0), len(history)
 (1.0, 2.0, 2)
+>>> history.records[1]
+{'stage': 0, 'epoch': 1, 'step': 2, 'split': 'train', 'values': {'total': 1.0}}
 """
 
 from __future__ import annotations
@@ -14,14 +22,15 @@ import io
 import json
 import math
 import os
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ...core.errors import FileFormatError
+from ...core.errors import FileFormatError, OptionError
 from ...io.atomic import write_atomic
-from .loggers import Logger
 from . import plotting
+from .loggers import Logger
 from .records import SPLITS, Record, checked
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +41,17 @@ __all__ = ["History"]
 
 def _split_rank(split: str) -> int:
     return SPLITS.index(split)
+
+
+class _Row(NamedTuple):
+    """One record as stored: its place, its value names, and where its values start in the column."""
+
+    stage: int
+    epoch: int
+    step: int
+    split: str
+    names: tuple[str, ...]
+    offset: int
 
 
 class History(Logger):
@@ -47,7 +67,16 @@ class History(Logger):
     """
 
     def __init__(self, records: Iterable[Mapping[str, Any]] = ()) -> None:
-        self._records: list[Record] = []
+        self._steps = array("q")  # one per record
+        self._values = array("d")  # every value of every record, in order
+        # Runs of consecutive records with the same (stage, epoch, split, names): where each starts.
+        self._run_starts = array("q")
+        self._run_stages = array("q")
+        self._run_epochs = array("q")
+        self._run_splits = array("b")
+        self._run_names = array("l")  # index into _names
+        self._names: list[tuple[str, ...]] = []
+        self._name_ids: dict[tuple[str, ...], int] = {}
         for record in records:
             self.log(record)
 
@@ -55,7 +84,29 @@ class History(Logger):
 
     def log(self, record: Mapping[str, Any]) -> None:
         """Append a checked copy of ``record``."""
-        self._records.append(checked(record))
+        r = checked(record)
+        for key in ("stage", "epoch", "step"):
+            if not -(2**63) <= r[key] < 2**63:  # what an array('q') holds
+                raise OptionError(f"record {key} {r[key]} is out of range (a signed 64-bit integer)")
+        names = tuple(r["values"])
+        name_id = self._name_ids.setdefault(names, len(self._names))
+        if name_id == len(self._names):
+            self._names.append(names)
+        split = _split_rank(r["split"])
+        runs = len(self._run_starts)
+        if not runs or (
+            self._run_stages[-1],
+            self._run_epochs[-1],
+            self._run_splits[-1],
+            self._run_names[-1],
+        ) != (r["stage"], r["epoch"], split, name_id):
+            self._run_stages.append(r["stage"])
+            self._run_epochs.append(r["epoch"])
+            self._run_splits.append(split)
+            self._run_names.append(name_id)
+            self._run_starts.append(len(self._steps))
+        self._steps.append(r["step"])
+        self._values.extend(r["values"].values())
 
     append = log
 
@@ -86,32 +137,62 @@ class History(Logger):
                 raise FileFormatError(f"{path}:{number}: {exc}") from exc
         return history
 
+    # -- the stored rows
+
+    def _rows(self, reverse: bool = False) -> Iterator[_Row]:
+        """Every record as stored, oldest first (or newest first)."""
+        runs = len(self._run_starts)
+        ends = [*self._run_starts[1:], len(self._steps)]
+        order = reversed(range(runs)) if reverse else range(runs)
+        offset = len(self._values) if reverse else 0
+        for i in order:
+            stage, epoch = self._run_stages[i], self._run_epochs[i]
+            split, names = SPLITS[self._run_splits[i]], self._names[self._run_names[i]]
+            n, span = len(names), range(self._run_starts[i], ends[i])
+            for j in reversed(span) if reverse else span:
+                if reverse:
+                    offset -= n
+                yield _Row(stage, epoch, self._steps[j], split, names, offset)
+                if not reverse:
+                    offset += n
+
+    def _record(self, row: _Row) -> Record:
+        values = dict(zip(row.names, self._values[row.offset : row.offset + len(row.names)]))
+        return {"stage": row.stage, "epoch": row.epoch, "step": row.step, "split": row.split, "values": values}
+
+    def _value(self, row: _Row, name: str) -> float | None:
+        try:
+            return self._values[row.offset + row.names.index(name)]
+        except ValueError:
+            return None
+
     # -- reading
 
     @property
     def records(self) -> tuple[Record, ...]:
-        """All records, oldest first."""
-        return tuple(self._records)
+        """All records, oldest first (new dicts, built from the stored numbers)."""
+        return tuple(self)
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._steps)
 
     def __iter__(self) -> Iterator[Record]:
-        return iter(self.records)
+        return (self._record(row) for row in self._rows())
 
     def rows(self) -> list[tuple[int, int, int, str, str, float]]:
         """The records in tidy form: ``(stage, epoch, step, split, name, value)`` per value."""
         return [
-            (r["stage"], r["epoch"], r["step"], r["split"], name, value)
-            for r in self._records
-            for name, value in r["values"].items()
+            (r.stage, r.epoch, r.step, r.split, name, self._values[r.offset + i])
+            for r in self._rows()
+            for i, name in enumerate(r.names)
         ]
 
     def names(self, split: str | None = "train") -> list[str]:
         """The value names of ``split`` (every split if None): ``"total"`` first, then in the order first logged."""
         seen: dict[str, None] = {}
-        for r in self._select(split):
-            seen.update(dict.fromkeys(r["values"]))
+        for i in range(len(self._run_starts)):
+            if split is None or SPLITS[self._run_splits[i]] == split:
+                seen.update(dict.fromkeys(self._names[self._run_names[i]]))
         return ["total", *(n for n in seen if n != "total")] if "total" in seen else list(seen)
 
     def last(self, name: str, split: str = "train") -> float:
@@ -122,9 +203,11 @@ class History(Logger):
         KeyError
             If no record of ``split`` has ``name``.
         """
-        for r in reversed(self._records):
-            if r["split"] == split and name in r["values"]:
-                return r["values"][name]
+        for row in self._rows(reverse=True):
+            if row.split == split:
+                value = self._value(row, name)
+                if value is not None:
+                    return value
         raise KeyError(f"no {split} value named {name!r}; known: {self.names(split)}")
 
     def mean(self, name: str, split: str = "train", stage: int | None = None, epoch: int | None = None) -> float:
@@ -135,7 +218,7 @@ class History(Logger):
         KeyError
             If no such record has ``name``.
         """
-        values = [r["values"][name] for r in self._select(split, stage, epoch) if name in r["values"]]
+        values = [v for v in (self._value(r, name) for r in self._select(split, stage, epoch)) if v is not None]
         if not values:
             where = "".join(f", {k} {v}" for k, v in (("stage", stage), ("epoch", epoch)) if v is not None)
             raise KeyError(f"no {split} value named {name!r}{where}; known: {self.names(split)}")
@@ -149,17 +232,21 @@ class History(Logger):
         ``-`` where a value was not logged. Columns are every value name of
         every split, ``"total"`` first, then in the order first logged.
         """
-        if not self._records:
+        if not len(self):
             return "(no records)"
         names = self.names(split=None)
-        groups = sorted({(r["stage"], r["split"]) for r in self._records}, key=lambda g: (g[0], _split_rank(g[1])))
+        last_epoch: dict[tuple[int, str], int] = {}
+        for i in range(len(self._run_starts)):
+            key = (self._run_stages[i], SPLITS[self._run_splits[i]])
+            last_epoch[key] = max(last_epoch.get(key, self._run_epochs[i]), self._run_epochs[i])
+        groups = sorted(last_epoch, key=lambda g: (g[0], _split_rank(g[1])))
         table = [["stage", "split", "epoch", *names]]
         for stage, split in groups:
-            epoch = max(r["epoch"] for r in self._select(split, stage))
-            records = self._select(split, stage, epoch)
+            epoch = last_epoch[(stage, split)]
+            rows = list(self._select(split, stage, epoch))
             cells = [str(stage), split, str(epoch)]
             for name in names:
-                values = [r["values"][name] for r in records if name in r["values"]]
+                values = [v for v in (self._value(r, name) for r in rows) if v is not None]
                 cells.append(f"{math.fsum(values) / len(values):.6g}" if values else "-")
             table.append(cells)
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
@@ -168,6 +255,17 @@ class History(Logger):
             cells = [cell.ljust(w) if i == 1 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
             lines.append("  ".join(cells).rstrip())
         return "\n".join(lines)
+
+    def series(self, split: str = "train") -> dict[int, dict[str, tuple[list[int], list[float]]]]:
+        """The values of ``split`` as curves: stage → name → (steps, values), names in the order first logged."""
+        curves: dict[int, dict[str, tuple[list[int], list[float]]]] = {}
+        for row in self._select(split):
+            stage = curves.setdefault(row.stage, {})
+            for i, name in enumerate(row.names):
+                steps, values = stage.setdefault(name, ([], []))
+                steps.append(row.step)
+                values.append(self._values[row.offset + i])
+        return dict(sorted(curves.items()))
 
     # -- plotting
 
@@ -199,11 +297,11 @@ class History(Logger):
         self.figure(split).savefig(buffer, format="png", dpi=dpi)
         return write_atomic(path, buffer.getvalue())
 
-    def _select(self, split: str | None, stage: int | None = None, epoch: int | None = None) -> list[Record]:
-        return [
+    def _select(self, split: str | None, stage: int | None = None, epoch: int | None = None) -> Iterator[_Row]:
+        return (
             r
-            for r in self._records
-            if (split is None or r["split"] == split)
-            and (stage is None or r["stage"] == stage)
-            and (epoch is None or r["epoch"] == epoch)
-        ]
+            for r in self._rows()
+            if (split is None or r.split == split)
+            and (stage is None or r.stage == stage)
+            and (epoch is None or r.epoch == epoch)
+        )

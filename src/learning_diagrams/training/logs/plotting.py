@@ -13,10 +13,8 @@ is imported only when a figure is drawn.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
-
-from .records import Record
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -48,12 +46,11 @@ def figure(history: History, split: str = "train") -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    records = [r for r in history.records if r["split"] == split]
-    stages = sorted({r["stage"] for r in records})
-    by_stage = {s: [r for r in records if r["stage"] == s] for s in stages}
+    by_stage = history.series(split)
+    stages = list(by_stage)
     # Legends sit below their subplots; long ones wrap into columns and the figure grows
     # by a row of text per legend row, so constrained layout can always place them.
-    shapes = [_legend_shape({name for r in by_stage[s] for name in r["values"]}) for s in stages]
+    shapes = [_legend_shape(by_stage[s]) for s in stages]
     width = sum(max(5.2, w) for _, _, w in shapes)
     rows = max((r for r, _, _ in shapes), default=0)
     fig = Figure(figsize=(max(6.4, width), max(5.6, 4.4 + 0.2 * rows)), layout="constrained")
@@ -69,14 +66,14 @@ def figure(history: History, split: str = "train") -> Figure:
     return fig
 
 
-def _plot_stage(ax: Any, records: Sequence[Record], stage: int, styles: dict[str, dict[str, str]]) -> None:
-    """Draw the ``records`` of one stage on ``ax``, each name in its style, with a legend below."""
-    series: dict[str, tuple[list[int], list[float]]] = {}
-    for r in records:
-        for name, value in r["values"].items():
-            steps, values = series.setdefault(name, ([], []))
-            steps.append(r["step"])
-            values.append(value if math.isfinite(value) else math.nan)
+def _plot_stage(
+    ax: Any, curves: Mapping[str, tuple[list[int], list[float]]], stage: int, styles: dict[str, dict[str, str]]
+) -> None:
+    """Draw the ``curves`` (name → steps, values) of one stage on ``ax``, each name in its style, legend below."""
+    # Non-finite values leave gaps.
+    series = {
+        name: (steps, [v if math.isfinite(v) else math.nan for v in values]) for name, (steps, values) in curves.items()
+    }
     finite = [v for _, values in series.values() for v in values if math.isfinite(v)]
     log = bool(finite) and min(finite) > 0
     for name in (n for n in styles if n in series):

@@ -1,0 +1,228 @@
+"""Finiteness on PyTorch: which value, gradient or weight of a compiled loss is NaN or infinite.
+
+A training run that meets a NaN must say where it came from. These are the
+checks a compiled loss and the trainer use once they know that something is
+not finite (they never run on a normal step):
+
+* :func:`is_finite` tests any value an edge may give (a tensor, or tuples,
+  lists and dicts of them);
+* :func:`explain` re-evaluates the pairs on one batch and names the first
+  non-finite value along the paths of the first non-finite term (the batch, an
+  edge, or the loss itself), else the edge at which a term's gradient turns
+  non-finite, going back from the loss;
+* :func:`nonfinite_maps` names the maps whose weights are not finite;
+* :func:`hidden_modules` finds the modules with parameters that a plain
+  function reaches (through its closure, defaults, globals or ``self``), which
+  the compiled loss cannot register.
+
+>>> import math, torch
+>>> is_finite((torch.ones(2), {"a": torch.tensor([1.0, math.inf])}))
+False
+>>> is_finite(("text", 3, torch.arange(3)))
+True
+>>> net = torch.nn.Linear(2, 2)
+>>> [(name, type(m).__name__) for name, m in hidden_modules(lambda v: net(v) + 1)]
+[("'net'", 'Linear')]
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..core.evaluation import explain_nonfinite, first_nonfinite
+from ..core.messages import (
+    NONFINITE_GRADIENT,
+    NONFINITE_GRADIENT_EDGE,
+    NONFINITE_GRADIENT_LOSS,
+    NONFINITE_TOTAL,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .compiled import CompiledLoss
+
+__all__ = ["is_finite", "describe_value", "explain", "nonfinite_maps", "hidden_modules"]
+
+
+def is_finite(value: Any) -> bool:
+    """Whether every floating-point number in ``value`` is finite.
+
+    Tensors, Python floats, and tuples, lists and dicts of them are looked into;
+    anything else (integers, strings, objects) counts as finite.
+    """
+    if isinstance(value, torch.Tensor):
+        if not (value.is_floating_point() or value.is_complex()):
+            return True
+        return bool(torch.isfinite(value).all())
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (tuple, list)):
+        return all(is_finite(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(is_finite(v) for v in value.values())
+    return True
+
+
+def describe_value(value: Any) -> str:
+    """``"nan"``, ``"inf"`` or ``"-inf"``: what a non-finite scalar is, for messages."""
+    number = float(value.detach().float()) if isinstance(value, torch.Tensor) else float(value)
+    return str(number)
+
+
+def explain(loss: CompiledLoss, batches: Mapping[str, Any]) -> str | None:
+    """Why the compiled loss is not finite on ``batches``: a sentence naming term and edge, or None.
+
+    Evaluates every pair whose source has a batch, with autograd on, through the
+    loss's own maps (not their distributed wrappers). The first term (in pair
+    order) whose value is not finite is explained by :func:`explain_nonfinite`;
+    if every value is finite, the first term whose gradient is not finite is
+    traced back from the loss to the edge where it turns so. Returns None when
+    every value and gradient is finite.
+    """
+    with torch.enable_grad():
+        outputs, values = loss.trace(batches, draw=False, plain=True)
+        terms = [(pair, loss.term(pair, first, second)) for pair, first, second in outputs]
+        for pair, term in terms:
+            if not is_finite(term):
+                prefix = first_nonfinite(pair, values[pair.source], is_finite)
+                return explain_nonfinite(pair, prefix, loss.steps, describe_value(term))
+        if terms and not is_finite(sum(t for _, t in terms)):
+            return NONFINITE_TOTAL.format(value=describe_value(sum(t for _, t in terms)))
+        for pair, term in terms:
+            culprit = _gradient_culprit(loss, pair, term, values[pair.source])
+            if culprit is not None:
+                return NONFINITE_GRADIENT.format(pair=pair.name, culprit=culprit)
+    return None
+
+
+def _gradient_culprit(
+    loss: CompiledLoss, pair: Any, term: torch.Tensor, values: Mapping[tuple[str, ...], Any]
+) -> str | None:
+    """Where the gradient of ``term`` turns non-finite, going back from the loss; None if it never does."""
+    if not term.requires_grad:
+        return None
+    trainable = loss.trainable_maps()
+    prefixes = [path[: i + 1] for path in (pair.first, pair.second) for i in range(len(path))]
+    outputs = {p: values[p] for p in prefixes if isinstance(values.get(p), torch.Tensor) and values[p].requires_grad}
+    params = {
+        e: [p for p in trainable[e].parameters() if p.requires_grad]
+        for e in dict.fromkeys(e for path in (pair.first, pair.second) for e in path)
+        if e in trainable
+    }
+    inputs = [*outputs.values(), *(p for ps in params.values() for p in ps)]
+    if not inputs:
+        return None
+    grads = torch.autograd.grad(term, inputs, retain_graph=True, allow_unused=True)
+    if all(g is None or is_finite(g) for g in grads):
+        return None
+    by_output = dict(zip(outputs, grads[: len(outputs)]))
+    flat = iter(grads[len(outputs) :])
+    by_map = {e: [next(flat) for _ in ps] for e, ps in params.items()}
+    for path in (pair.first, pair.second):
+        downstream = NONFINITE_GRADIENT_LOSS.format(loss=pair.loss.name, target=pair.target)
+        for i in reversed(range(len(path))):
+            step = loss.steps[path[: i + 1]]
+            here = NONFINITE_GRADIENT_EDGE.format(
+                name=step.map.name, src=step.map.src, tgt=step.map.tgt, path=step.along
+            )
+            gradient = by_output.get(path[: i + 1])
+            if gradient is not None and not is_finite(gradient):
+                return downstream  # finite at the output of the edge after this one (or at the loss)
+            if not all(g is None or is_finite(g) for g in by_map.get(path[i], [])):
+                return here
+            downstream = here
+    return "a gradient of its maps' parameters is not finite"
+
+
+def nonfinite_maps(maps: Mapping[str, nn.Module] | nn.ModuleDict) -> list[str]:
+    """The names of the maps whose parameters or floating-point buffers are not all finite.
+
+    One reduction per tensor and one synchronisation per map: meant for the
+    moments before a checkpoint is written, not for every step.
+    """
+    bad = []
+    for name, module in maps.items():
+        tensors = [t.detach() for t in (*module.parameters(), *module.buffers()) if t.is_floating_point()]
+        if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+            bad.append(name)
+    return bad
+
+
+def hidden_modules(fn: Callable[..., Any], registered: Iterable[nn.Module] = ()) -> list[tuple[str, nn.Module]]:
+    """The modules with parameters that the plain callable ``fn`` reaches, and how to name each.
+
+    Looked into: a function's closure cells, default arguments and the globals its
+    code names (nested functions' too); a bound method's ``self``; a
+    ``functools.partial``'s function and arguments; another callable object's
+    attributes. Lists, tuples and dicts found there are looked into one level
+    deep, and so are the attributes of an object that is neither (``self`` of a
+    closure). Modules that are ``registered`` (or inside one that is) are left out,
+    as are modules without parameters. ``fn`` itself being a module reaches nothing.
+    """
+    if isinstance(fn, nn.Module):
+        return []
+    inside = {id(m) for r in registered for m in r.modules()}
+    found: dict[int, tuple[str, nn.Module]] = {}
+    for name, value in _reached(fn):
+        for label, module in _modules_in(name, value):
+            if id(module) not in inside and id(module) not in found and any(True for _ in module.parameters()):
+                found[id(module)] = (label, module)
+    return list(found.values())
+
+
+def _reached(fn: Any) -> Iterator[tuple[str, Any]]:
+    """The named values a callable holds or names: closure, defaults, globals, self, partial arguments."""
+    if isinstance(fn, functools.partial):
+        yield "the function of the partial", fn.func
+        yield from _reached(fn.func)
+        yield from ((f"argument {i} of the partial", a) for i, a in enumerate(fn.args))
+        yield from ((f"argument {k!r} of the partial", a) for k, a in fn.keywords.items())
+        return
+    if isinstance(fn, types.MethodType):
+        yield "self", fn.__self__
+        fn = fn.__func__
+    if isinstance(fn, types.FunctionType):
+        code = fn.__code__
+        for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+            try:
+                yield repr(name), cell.cell_contents
+            except ValueError:  # an empty cell: a name not yet bound
+                continue
+        yield from ((f"default {i}", v) for i, v in enumerate(fn.__defaults__ or ()))
+        yield from ((repr(k), v) for k, v in (fn.__kwdefaults__ or {}).items())
+        for name in _global_names(code):
+            if name in fn.__globals__:
+                yield repr(name), fn.__globals__[name]
+    elif not isinstance(fn, (types.BuiltinFunctionType, type)) and hasattr(fn, "__dict__"):
+        yield from ((f"attribute {k!r}", v) for k, v in vars(fn).items())
+
+
+def _global_names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _global_names(const)
+
+
+def _modules_in(name: str, value: Any) -> Iterator[tuple[str, nn.Module]]:
+    """Modules in ``value``: itself, the items of a container, or the attributes of a plain object."""
+    if isinstance(value, nn.Module):
+        yield name, value
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        yield from ((f"{name}[{i}]", v) for i, v in enumerate(value) if isinstance(v, nn.Module))
+    elif isinstance(value, Mapping):
+        yield from ((f"{name}[{k!r}]", v) for k, v in value.items() if isinstance(v, nn.Module))
+    elif not isinstance(value, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)) and hasattr(
+        value, "__dict__"
+    ):
+        try:
+            attributes = vars(value)
+        except TypeError:  # pragma: no cover - an object without a writable __dict__
+            return
+        yield from ((f"{name}.{k}", v) for k, v in attributes.items() if isinstance(v, nn.Module))

@@ -242,3 +242,13 @@ def test_a_loss_that_returns_no_scalar_tensor_names_its_term(fn, shown):
     d.map("q", "X", "Z", nn.Linear(3, 1)).relate("x·p", "x·q")
     with pytest.raises(errors.TypeMismatchError, match=rf"at vertex 'Z' returned {shown} for pair 'x·p ≤ x·q'"):
         d.compile()()
+
+
+def test_the_error_catalogue_lists_every_error_class():
+    from pathlib import Path
+
+    catalogue = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text(encoding="utf-8")
+    missing = [
+        n for n in errors.__all__ if n != "DiagramError" and f"[learning_diagrams.core.errors.{n}]" not in catalogue
+    ]
+    assert missing == [], f"docs/errors.md does not say when these are raised and what to do: {missing}"

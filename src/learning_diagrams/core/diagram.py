@@ -73,22 +73,31 @@ from .order import Preorder, check_parallel
 from .paths import DEFAULT_MAX_PATHS, PathMatrix, enumerate_paths
 from .types import check_annotation, describe
 
-__all__ = ["Space", "Map", "Relation", "Pair", "Diagram"]
+__all__ = ["Space", "Map", "Relation", "Pair", "Diagram", "CYCLES"]
+
+#: How path enumeration treats cycles: ``"simple"`` paths use no edge twice (the default);
+#: ``"walks"`` are every walk of length ≤ ``max_length`` (the paper's I + A + … + A^k).
+CYCLES = ("simple", "walks")
 
 
 @dataclass
 class Space:
-    """A vertex's semantics: optional data source, loss and type annotation."""
+    """A vertex's semantics: optional data source, loss and type annotation, and whether it indexes data.
+
+    ``indexing`` marks a data set's vertex (the paper's functor to Ind), with or
+    without its data yet; giving data makes a vertex indexing.
+    """
 
     name: str
     data: Any = None
     loss: Loss | None = None
     type: Any = None
+    indexing: bool = False
 
     @property
     def is_indexing(self) -> bool:
-        """Whether the space carries data (it indexes a data set)."""
-        return self.data is not None
+        """Whether the space indexes a data set (it is marked so, or it carries data)."""
+        return self.indexing or self.data is not None
 
 
 @dataclass
@@ -181,21 +190,25 @@ class Diagram:
         past this many paths.
     """
 
-    def __init__(self, *, max_length: int | None = None, max_paths: int = DEFAULT_MAX_PATHS):
+    def __init__(self, *, max_length: int | None = None, max_paths: int = DEFAULT_MAX_PATHS, cycles: str = "simple"):
+        if cycles not in CYCLES:
+            raise OptionError(f"cycles={cycles!r} is not one of {', '.join(map(repr, CYCLES))}")
         self.graph = Graph()
         self.spaces: dict[str, Space] = {}
         self.maps: dict[str, Map] = {}
         self.relations: list[Relation] = []
-        self.max_length, self.max_paths = max_length, max_paths
+        self.max_length, self.max_paths, self.cycles = max_length, max_paths, cycles
 
     # -- building -----------------------------------------------------------
-    def space(self, name: str, *, data: Any = None, loss: Any = None, type: Any = None) -> Diagram:
-        """Add a vertex; ``data`` makes it an indexing vertex, ``loss`` lets it compare paths."""
+    def space(
+        self, name: str, *, data: Any = None, loss: Any = None, type: Any = None, indexing: bool = False
+    ) -> Diagram:
+        """Add a vertex; ``data`` (or ``indexing=True``) makes it an indexing vertex, ``loss`` lets it compare paths."""
         with located(f"vertex {name!r}"):
             loss = as_loss(loss)
         check_annotation(type, f"vertex {name!r}")
         self.graph.add_vertex(name)
-        self.spaces[name] = Space(name, data, loss, type)
+        self.spaces[name] = Space(name, data, loss, type, bool(indexing) or data is not None)
         return self
 
     def map(self, name: str, src: str, tgt: str, fn: Any, *, trainable: bool = True, training: bool = True) -> Diagram:

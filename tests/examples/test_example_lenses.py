@@ -1,8 +1,10 @@
 """The parametric-lens examples: each lens learner beside its plain PyTorch baseline, run small."""
 
 import matplotlib.image
+import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_iris
 
 from learning_diagrams.examples import lenses as ex
 
@@ -68,6 +70,75 @@ def test_the_comparison_notices_a_baseline_that_differs():
         baseline_hyper={"lr": 0.05},
     )
     assert r["param_diff"] > 1e-2 and r["loss_diff"] > 1e-3
+
+
+# -- Iris under numeric-optics' protocol ---------------------------------------------------------------------
+
+
+def numeric_optics_by_hand(name, epochs):
+    """numeric-optics' Iris run, written out in numpy from its code (experiments/iris.py and its library).
+
+    numpy's generator seeded 2; weights N(0, 0.01²), drawn last layer first, biases zero; each epoch one
+    permutation shuffled in place; per flower, the change of ŷ is η (ŷ - y) with η = -0.01 (the loss
+    ½ Σ (ŷ - y)²), passed back through sigmoid and ``W x + b``, and every parameter updated by ``p + p'``.
+    """
+    rng = np.random.RandomState(2)
+    data = load_iris()
+    x, y = data.data, np.eye(3)[data.target]
+    sizes = {"linear": [(4, 3)], "dense": [(4, 3)], "hidden": [(4, 20), (20, 3)]}[name]
+    weights = [None] * len(sizes)
+    for i in reversed(range(len(sizes))):
+        weights[i] = rng.normal(0, 0.01, (sizes[i][1], sizes[i][0]))
+    biases = [np.zeros(n_out) for _, n_out in sizes]
+    affine_only = name == "linear"
+    order = np.array(range(len(y)))
+    for _ in range(epochs):
+        rng.shuffle(order)
+        for i in order:
+            values = [x[i]]
+            for w, b in zip(weights, biases):
+                z = w @ values[-1] + (0 if affine_only else b)
+                values.append(z if affine_only else 1 / (1 + np.exp(-z)))
+            change = -0.01 * (values[-1] - y[i])
+            for layer in reversed(range(len(weights))):
+                if not affine_only:
+                    change = change * values[layer + 1] * (1 - values[layer + 1])
+                back = weights[layer].T @ change
+                weights[layer] = weights[layer] + np.outer(change, values[layer])
+                biases[layer] = biases[layer] + change
+                change = back
+    return weights, biases
+
+
+@pytest.fixture(scope="module")
+def numeric_optics():
+    return ex.main(["--numeric-optics", "--iris-epochs", "4", "--quiet"])
+
+
+@pytest.mark.parametrize("name", list(ex.IRIS_MODELS))
+def test_the_numeric_optics_mode_takes_numeric_optics_steps(numeric_optics, name):
+    """Four epochs of each model under ``--numeric-optics``: numeric-optics' own update, step for step (float64)."""
+    assert set(numeric_optics) == {"files", "iris", "seconds"}  # Iris alone
+    r = numeric_optics["iris"][name]
+    assert r["steps"] == 4 * 150
+    weights, biases = numeric_optics_by_hand(name, 4)
+    layers = sorted(r["params"])
+    assert len(layers) == len(weights)
+    for layer, w, b in zip(layers, weights, biases):
+        assert r["params"][layer]["weight"].dtype == torch.float64
+        assert np.abs(r["params"][layer]["weight"].numpy() - w).max() < 1e-12
+        if name != "linear":
+            assert np.abs(r["params"][layer]["bias"].numpy() - b).max() < 1e-12
+    assert r["param_diff"] < 1e-12 and r["lenses"] == r["torch"]  # the torch loop takes the same steps
+    assert r["numeric_optics"] is None  # its figures are for its 400 epochs only
+
+
+def test_numeric_optics_draws_the_last_layers_weights_first():
+    params = ex.numeric_optics_init(ex.IRIS_MODELS["hidden"], np.random.RandomState(2))
+    first = np.random.RandomState(2).normal(0, 0.01, (3, 20))
+    assert np.array_equal(params["dense1"]["weight"].numpy(), first)
+    assert torch.equal(params["dense0"]["bias"], torch.zeros(20, dtype=torch.float64))
+    assert 0.008 < float(params["dense0"]["weight"].std()) < 0.012
 
 
 def test_the_lens_and_torch_twins_start_from_the_same_weights():

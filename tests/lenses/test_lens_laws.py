@@ -528,23 +528,29 @@ def _module(kind: str, n: int, m: int, gen: torch.Generator) -> nn.Module:
 @given(kind=st.sampled_from(["linear", "mlp", "batchnorm"]), n=dims, m=dims, batch=st.integers(1, 3), seed=seeds)
 def test_para_of_a_module_agrees_with_autograd_and_finite_differences(kind, n, m, batch, seed):
     """``from_module(module, name)``: the change of each named parameter and of the input is autograd's on the module itself,
-    and central differences' (1e-6)."""
+    and central differences' (1e-6); its buffers (eval mode) come back assigned unchanged."""
     gen = torch.Generator().manual_seed(seed)
     module = _module(kind, n, m, gen)
     lens = from_module(module, "net")
     x = torch.randn(batch, n, generator=gen, dtype=DT)
     dy = torch.randn(batch, m, generator=gen, dtype=DT)
-    assert lens.params["net"].keys() == dict(module.named_parameters()).keys()
+    assert lens.params["net"].keys() == module.state_dict().keys()  # parameters and buffers
     y, res = lens.fwd((lens.params, x))
     dparams, dx = lens.bwd(res, dy)
-    assert close(y, module(x))
+    assert close(y, module(x)) and close(lens(x), y)
 
     xg = x.detach().requires_grad_(True)
     names, values = zip(*module.named_parameters())
     grads = torch.autograd.grad((module(xg) * dy).sum(), [*values, xg])
-    assert close(dparams, {"net": dict(zip(names, grads[:-1]))}) and close(dx, grads[-1])
+    buffers = dict(module.named_buffers())
+    assert {k: v.value for k, v in dparams["net"].items() if k in buffers}.keys() == buffers.keys()
+    assert all(torch.equal(dparams["net"][k].value, v) for k, v in buffers.items())
+    assert close({k: v for k, v in dparams["net"].items() if k not in buffers}, dict(zip(names, grads[:-1])))
+    assert close(dx, grads[-1])
 
     for k, v in lens.params["net"].items():
+        if k in buffers:
+            continue
 
         def at(value, k=k):
             return functional_call(module, {**lens.params["net"], k: value}, (x,))

@@ -59,6 +59,18 @@ def test_supervised_learner_reduces_the_loss_on_iris():
     assert (learner.predict(x, result).argmax(1) == y).float().mean() > 0.9
 
 
+def test_train_refuses_a_one_shot_iterator_for_several_epochs():
+    x, y = torch.randn(8, 4, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 3
+    learner = supervised(dense(4, 3, "d", activation=None), softmax_cross_entropy(), sgd(lr=0.1))
+    with pytest.raises(ld.errors.TypeMismatchError, match=r"epochs=3.*one-shot iterator \(a generator\)"):
+        train(learner, ((x, y) for _ in range(4)), epochs=3)
+    with pytest.raises(TypeError, match=r"list_iterator.*list\(batches\)"):
+        train(learner, iter([(x, y)] * 4), epochs=2)
+    assert len(train(learner, ((x, y) for _ in range(4))).losses) == 4  # one epoch: one pass is all it takes
+    assert len(train(learner, [(x, y)] * 4, epochs=3).losses) == 12
+    assert len(train(learner, torch.utils.data.DataLoader(list(zip(x, y)), batch_size=4), epochs=3).losses) == 6
+
+
 def test_the_closed_learner_backward_is_one_training_step():
     x, y = torch.randn(8, 4, generator=torch.Generator().manual_seed(0)), torch.arange(8) % 3
     learner = supervised(dense(4, 3, "d", activation=None), softmax_cross_entropy(), adam(lr=0.1))

@@ -11,7 +11,18 @@ import learning_diagrams as ld
 from learning_diagrams.lenses import from_module
 from learning_diagrams.lenses.bridges import LensOptimizer
 from learning_diagrams.lenses.learner import supervised, train
-from learning_diagrams.lenses.optim import adagrad, adam, clip, gradient_descent, momentum, nesterov, rmsprop, sgd
+from learning_diagrams.lenses.optim import (
+    adagrad,
+    adam,
+    clip,
+    gradient_descent,
+    lookahead_nesterov,
+    momentum,
+    nesterov,
+    rmsprop,
+    sgd,
+    tree_map,
+)
 from learning_diagrams.lenses.parts import softmax_cross_entropy
 
 QUIET = dict(progress=False, log_dir=False)
@@ -193,3 +204,57 @@ def test_optimiser_state_key_must_not_clash():
     model = from_module(net(), "state")
     with pytest.raises(ld.errors.ConflictError, match="state_key"):
         adam().reparametrise(model)
+
+
+# -- the paper's Nesterov momentum: an optimiser with a forward part ----------------------------------------------
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_lookahead_nesterov_is_torch_nesterov_after_the_change_of_variables(weight_decay):
+    """With ``p_torch = p + γs``: torch's parameters, its losses at every step and its momentum buffers (``-s / lr``)."""
+    lr, gamma, data = 0.05, 0.9, batches()
+    model = net()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=gamma, nesterov=True, weight_decay=weight_decay)
+    torch_losses = []
+    for x, y in data:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        torch_losses.append(loss.item())
+
+    learner = supervised(
+        from_module(net(), "net"), softmax_cross_entropy(), lookahead_nesterov(lr, gamma, weight_decay)
+    )
+    result = train(learner, data)
+    p, s = result.params["net"], result.state["net"]
+    looked = {k: p[k] + gamma * s[k]["velocity"] for k in p}
+    assert max_diff(dict(model.named_parameters()), looked) < 1e-5
+    assert max(abs(a - b) for a, b in zip(result.losses, torch_losses)) < 1e-5
+    buffers = {k: opt.state[v]["momentum_buffer"] for k, v in model.named_parameters()}
+    assert max_diff(buffers, {k: -s[k]["velocity"] / lr for k in s}) < 1e-4
+    assert max_diff(p, looked) > 1e-4  # the stored p is not the look-ahead point: the forward part matters
+
+
+def test_lookahead_nesterovs_forward_part_hands_the_model_p_plus_gamma_s():
+    opt = lookahead_nesterov(lr=0.1, momentum=0.5)
+    p = {"w": torch.tensor([1.0, 2.0])}
+    s = {"w": {"velocity": torch.tensor([2.0, -2.0])}}
+    assert torch.equal(opt.lens().fwd((p, s))[0]["w"], torch.tensor([2.0, 1.0]))
+    assert torch.equal(opt.lens()((p, s))["w"], torch.tensor([2.0, 1.0]))
+    assert opt.lens().fwd((p, s))[1] == (p, s)  # the residual is the stored pair, which the backward part updates
+    new, state = opt.update(p, s, {"w": torch.tensor([1.0, 1.0])})  # s' = 0.5 s + 0.1 · 1, p + s'
+    assert torch.allclose(state["w"]["velocity"], torch.tensor([1.1, -0.9]))
+    assert torch.allclose(new["w"], torch.tensor([2.1, 1.1]))
+    assert repr(opt) == "lookahead_nesterov(lr=0.1, momentum=0.5, weight_decay=0.0)"
+    model = from_module(net(), "net")  # reparametrised, the model is evaluated at p + γs
+    x = batches(1)[0][0]
+    velocity = tree_map(lambda t: torch.full_like(t, 0.01), opt.init(model.params))
+    seen = opt.reparametrise(model)(x, {**model.params, "state": velocity})
+    shifted = model(x, {"net": {k: v + 0.5 * 0.01 for k, v in model.params["net"].items()}})
+    assert torch.allclose(seen, shifted) and not torch.allclose(seen, model(x))
+
+
+def test_the_torch_bridge_refuses_an_optimiser_with_a_forward_part():
+    with pytest.raises(ld.errors.OptionError, match="nesterov"):
+        LensOptimizer(net().parameters(), lookahead_nesterov())

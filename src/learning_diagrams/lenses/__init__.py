@@ -10,7 +10,7 @@ each a (parametric) lens; a learner is their composite.
 * :mod:`.derivative` — reverse derivatives of smooth maps and modules, via ``torch.func``;
 * :mod:`.parts` — layers, loss maps with the label as parameter, learning rates;
 * :mod:`.optim` — optimisers as stateful reparametrisations (GD, momentum,
-  Nesterov, AdaGrad, Adam, RMSprop);
+  Nesterov in torch's form and in the paper's, AdaGrad, Adam, RMSprop);
 * :mod:`.learner` — supervised learning, deep dreaming, a Wasserstein GAN;
 * :mod:`.bridges` — a lens optimiser as a ``torch.optim`` optimiser, a compiled
   diagram as a lens loss map;
@@ -22,12 +22,13 @@ from .boolean import Circuit, rda, z2_add, z2_zero
 from .bridges import LensOptimizer, diagram_learner, diagram_loss, load_params
 from .derivative import R, by_hand, from_module, para_derivative, reverse_derivative
 from .learner import WGAN, Dreamed, Learner, Trained, dream, input_as_parameter, supervised, train, wgan
-from .lens import Lens, same, tensor_add, tensor_zero
-from .optim import Optimiser, adagrad, adam, gradient_descent, momentum, nesterov, rmsprop, sgd
+from .lens import Assign, Lens, same, tensor_add, tensor_zero
+from .optim import Optimiser, adagrad, adam, gradient_descent, lookahead_nesterov, momentum, nesterov, rmsprop, sgd
 from .para import Para
 
 __all__ = [
     "Lens",
+    "Assign",
     "Para",
     "R",
     "reverse_derivative",
@@ -59,6 +60,7 @@ __all__ = [
     "gradient_descent",
     "momentum",
     "nesterov",
+    "lookahead_nesterov",
     "adagrad",
     "adam",
     "rmsprop",

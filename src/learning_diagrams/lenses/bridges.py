@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable, cast
 import torch
 from torch.func import functional_call, vjp
 
+from ..core.errors import OptionError
 from ..torch import CompiledLoss
 from .lens import Lens
 from .learner import Learner
@@ -71,6 +72,12 @@ class LensOptimizer(torch.optim.Optimizer):
     """
 
     def __init__(self, params: Iterable[Any], optimiser: Optimiser):
+        if optimiser.get_leaf is not None:  # torch evaluates the model at the tensor it stores
+            raise OptionError(
+                f"{optimiser!r} evaluates the model at another point than the parameters it stores (its forward "
+                "part is not (p, s) ↦ p), which a torch.optim optimizer cannot express; for Nesterov momentum use "
+                "nesterov(...), torch's form of the same method"
+            )
         self.optimiser = optimiser
         super().__init__(params, dict(optimiser.hyper))
 
@@ -137,7 +144,7 @@ def diagram_loss(compiled: CompiledLoss, name: str = "diagram") -> Para:
     def bwd(pullback: Any, dl: torch.Tensor) -> tuple[dict, None]:
         return pullback(dl)[0], None
 
-    return Para(Lens(fwd, bwd, name), params, name)
+    return Para(Lens(fwd, bwd, name, lambda pa: total(*pa)[0]), params, name)
 
 
 def diagram_learner(

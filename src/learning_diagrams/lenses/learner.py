@@ -42,7 +42,7 @@ from typing import Any, Iterable, NamedTuple
 
 import torch
 
-from ..core.errors import ConflictError
+from ..core.errors import ConflictError, TypeMismatchError
 from .lens import Lens
 from .optim import Optimiser
 from .para import Para
@@ -168,7 +168,22 @@ def train(
     ``start`` continues from an earlier result (parameters and optimiser state).
     Returns the trained model parameters, the loss at each step (before its
     update) and the optimiser state.
+
+    With ``epochs > 1`` the batches are gone over again each epoch, so they must
+    be a collection (a list, a ``DataLoader``), not a one-shot iterator, which would
+    be empty after the first epoch:
+
+    >>> train(None, (b for b in []), epochs=3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    learning_diagrams.core.errors.TypeMismatchError: train(..., epochs=3) ... a one-shot iterator (a generator), ...
     """
+    if epochs > 1 and iter(batches) is batches:  # an iterator is its own iterator: it runs out after one pass
+        raise TypeMismatchError(
+            f"train(..., epochs={epochs}) goes over its batches {epochs} times, but they are a one-shot iterator "
+            f"(a {type(batches).__name__}), empty after the first epoch; pass a list (list(batches)) or another "
+            "collection"
+        )
     if isinstance(start, Trained):
         q = {**start.params, learner.state_key: start.state}
     else:
@@ -202,7 +217,10 @@ def input_as_parameter(model: Para, x: Any, name: str = "input") -> Para:
         dp, dx = model.lens.bwd(residual, db)
         return {name: dx}, dp
 
-    return Para(Lens(fwd, bwd, f"dream({model.name})"), {name: x}, f"dream({model.name})")
+    def get(pa: tuple[dict, Any]) -> Any:
+        return model.lens((pa[1], pa[0][name]))
+
+    return Para(Lens(fwd, bwd, f"dream({model.name})", get), {name: x}, f"dream({model.name})")
 
 
 class Dreamed(NamedTuple):

@@ -5,7 +5,10 @@ value and a *residual* (what the backward part will need), and a backward part
 ``bwd: R × B' → A'`` that takes the residual and a change at the output to a
 change at the input. Keeping the residual means a backward pass never
 recomputes the forward one (the reverse-derivative lens of a smooth map keeps
-its ``torch.func.vjp`` closure there).
+its ``torch.func.vjp`` closure there). A lens may also carry its *get* map
+``A → B``, the forward part without the residual: calling a lens (a
+prediction) runs it, so no ``vjp`` is traced when no backward pass will follow.
+Composites compose their get maps; a lens without one is called through ``fwd``.
 
 Composition is defined once, in :meth:`Lens.then` (``>>``); the parallel
 (monoidal) product in :meth:`Lens.tensor` (``@``). Values of products are
@@ -29,6 +32,20 @@ True
 (tensor(36.), tensor(24.))
 >>> same((f @ g) >> (h @ f), (f >> h) @ (g >> f), (x, x), (dy, dy))   # interchange
 True
+
+Calling a lens runs its get map, which agrees with the forward part
+(:func:`same` checks it too):
+
+>>> quick = Lens(h.fwd, h.bwd, "square", get=lambda a: a * a)
+>>> (f >> quick)(x), (f >> quick).fwd(x)[0]
+(tensor(36.), tensor(36.))
+
+A change may be an :class:`Assign`: the backward part of a stateful part (a
+module's buffers, such as batch norm's running statistics) hands back the new
+value itself, which every optimiser stores as it is.
+
+>>> Assign(torch.tensor(2.0))
+Assign(tensor(2.))
 """
 
 from __future__ import annotations
@@ -40,8 +57,9 @@ from typing import Any, Callable
 import torch
 
 from ..core.category import Monoidal
+from ..core.errors import ConflictError
 
-__all__ = ["Lens", "same", "tensor_add", "tensor_zero", "leafwise"]
+__all__ = ["Lens", "Assign", "same", "tensor_add", "tensor_zero", "leafwise"]
 
 
 def leafwise(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
@@ -70,19 +88,46 @@ def tensor_zero(a: Any) -> Any:
     return leafwise(lambda x: torch.zeros_like(x) if isinstance(x, torch.Tensor) else 0 * x, a)
 
 
+@dataclass(frozen=True, eq=False)
+class Assign:
+    """The change that sets a value: ``p`` moved along ``Assign(v)`` is ``v``.
+
+    What the backward part of a stateful part returns for its state (a module's
+    buffers, updated by its forward pass in training mode), so that the state
+    travels with the parameters while no optimiser steps it. Two assignments to
+    one value do not add (a stateful module used twice in one pass).
+    """
+
+    value: Any
+
+    def __repr__(self) -> str:
+        return f"Assign({self.value!r})"
+
+    def __add__(self, other: Any) -> Any:
+        raise ConflictError(
+            "two changes assign the same state (a stateful part, such as a module with buffers, used twice in "
+            "one pass); give each use its own part"
+        )
+
+    __radd__ = __add__
+
+
 @dataclass(frozen=True)
 class Lens(Monoidal):
     """A lens ``A ⇄ B``: ``fwd(a) -> (b, residual)`` and ``bwd(residual, db) -> da``.
 
-    Calling a lens runs its forward part and returns the value alone.
+    ``get(a) -> b``, when given, is the forward part without the residual (it must
+    agree with ``fwd(a)[0]``). Calling a lens returns the value alone, through
+    ``get`` when there is one.
     """
 
     fwd: Callable[[Any], tuple[Any, Any]]
     bwd: Callable[[Any, Any], Any]
     name: str = "lens"
+    get: Callable[[Any], Any] | None = None
 
     def __call__(self, a: Any) -> Any:
-        return self.fwd(a)[0]
+        return self.fwd(a)[0] if self.get is None else self.get(a)
 
     def then(self, other: Lens) -> Lens:
         """``self`` then ``other``: forward through both, backward through ``other`` first."""
@@ -97,7 +142,7 @@ class Lens(Monoidal):
             r, s = residual
             return f.bwd(r, g.bwd(s, dc))
 
-        return Lens(fwd, bwd, f"({f.name} >> {g.name})")
+        return Lens(fwd, bwd, f"({f.name} >> {g.name})", lambda a: g(f(a)))
 
     def tensor(self, other: Lens) -> Lens:
         """``self`` beside ``other``, on pairs: ``A × C ⇄ B × D``."""
@@ -110,7 +155,7 @@ class Lens(Monoidal):
         def bwd(residual: Any, dbd: tuple[Any, Any]) -> tuple[Any, Any]:
             return f.bwd(residual[0], dbd[0]), g.bwd(residual[1], dbd[1])
 
-        return Lens(fwd, bwd, f"({f.name} @ {g.name})")
+        return Lens(fwd, bwd, f"({f.name} @ {g.name})", lambda ac: (f(ac[0]), g(ac[1])))
 
     # -- structure ------------------------------------------------------------
     @staticmethod
@@ -148,13 +193,26 @@ class Lens(Monoidal):
 
 
 def same(f: Lens, g: Lens, a: Any, db: Any, *, atol: float = 1e-6) -> bool:
-    """Whether two lenses agree at ``a``: the same forward value and the same backward change for ``db``."""
+    """Whether two lenses agree at ``a``: the same forward value and the same backward change for ``db``.
+
+    Each lens's call (its get map) must also give its forward value. Parametric
+    lenses are compared as lenses on pairs ``(params, a)``.
+    """
     fb, fr = f.fwd(a)
     gb, gr = g.fwd(a)
-    return _close(fb, gb, atol) and _close(f.bwd(fr, db), g.bwd(gr, db), atol)
+    agree = _close(fb, gb, atol) and _close(_get(f, a), fb, atol) and _close(_get(g, a), gb, atol)
+    return agree and _close(f.bwd(fr, db), g.bwd(gr, db), atol)
+
+
+def _get(f: Any, a: Any) -> Any:
+    """The call of a lens, or of a parametric lens's lens (a ``Para`` called takes the input alone)."""
+    lens = getattr(f, "lens", f)
+    return lens(a) if isinstance(lens, Lens) else f(a)
 
 
 def _close(x: Any, y: Any, atol: float) -> bool:
+    if isinstance(x, Assign):
+        return isinstance(y, Assign) and _close(x.value, y.value, atol)
     if isinstance(x, tuple):
         return isinstance(y, tuple) and len(x) == len(y) and all(_close(a, b, atol) for a, b in zip(x, y))
     if isinstance(x, dict):

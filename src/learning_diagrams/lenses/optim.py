@@ -1,9 +1,11 @@
 """Optimisers as stateful reparametrisations (Cruttwell et al., section on optimisers).
 
 An optimiser is a lens ``(P × S, P × S) ⇄ (P, P')`` on the parameter port of a
-model: its forward part hands the model the parameters ``p`` (and keeps
-``(p, s)``), and its backward part turns the *change* ``p'`` that the backward
-pass delivers at the parameter port into the *updated* parameters and state
+model: its forward part hands the model the parameters it is to be evaluated
+at (``p`` itself for most optimisers; the look-ahead point ``p + γs`` for the
+paper's Nesterov momentum, :func:`lookahead_nesterov`) and keeps ``(p, s)``,
+and its backward part turns the *change* ``p'`` that the backward pass
+delivers at the parameter port into the *updated* parameters and state
 ``(p_new, s_new)``. Precomposing a model's parameter port with it
 (:meth:`Optimiser.reparametrise`, a 2-cell of Para) gives a parametric lens
 whose backward pass *is* one training step.
@@ -14,6 +16,12 @@ tensor's state under torch's own names (``"step"``, ``"exp_avg"``,
 ``"exp_avg_sq"``, ``"sum"``, ``"square_avg"``, ``"momentum_buffer"``), so
 one leaf's state is exactly what ``torch.optim`` keeps per parameter and
 :class:`~learning_diagrams.lenses.bridges.LensOptimizer` reuses it.
+
+A model's buffers (:func:`~learning_diagrams.lenses.derivative.from_module`)
+sit among its parameters, and their change is an :class:`~.lens.Assign` of
+their new value: every optimiser stores that value as it is and leaves the
+leaf's state alone. Leaves that are not floating point (batch norm's count)
+have no state and are handed to the model as they are.
 
 Sign conventions
 ----------------
@@ -57,6 +65,15 @@ of the reparametrised model is ``p + lr · p'``:
 tensor(0.)
 >>> adam(lr=0.01).clipped(0.5)
 adam(lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, amsgrad=False).clipped(0.5)
+
+The paper's Nesterov momentum has a forward part: the model sees ``p + γs``.
+
+>>> opt = lookahead_nesterov(lr=0.1, momentum=0.5)
+>>> p, s = {"w": torch.tensor(1.0)}, {"w": {"velocity": torch.tensor(2.0)}}
+>>> opt.lens().fwd((p, s))[0], opt.lens()((p, s))       # 1 + 0.5 · 2
+({'w': tensor(2.)}, {'w': tensor(2.)})
+>>> opt.update(p, s, {"w": torch.tensor(-4.0)})        # s' = 0.5 · 2 + 0.1 · -4, p + s'
+({'w': tensor(1.6000)}, {'w': {'velocity': tensor(0.6000)}})
 """
 
 from __future__ import annotations
@@ -67,7 +84,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..core.errors import ConflictError, OptionError
-from .lens import Lens
+from .lens import Assign, Lens
 from .para import Para
 
 __all__ = [
@@ -77,6 +94,7 @@ __all__ = [
     "gradient_descent",
     "momentum",
     "nesterov",
+    "lookahead_nesterov",
     "adagrad",
     "adam",
     "rmsprop",
@@ -88,6 +106,7 @@ LeafInit = Callable[[torch.Tensor, Mapping[str, Any]], dict[str, Any]]
 LeafStep = Callable[
     [torch.Tensor, dict[str, Any], torch.Tensor, Mapping[str, Any]], tuple[torch.Tensor, dict[str, Any]]
 ]
+LeafGet = Callable[[torch.Tensor, dict[str, Any], Mapping[str, Any]], torch.Tensor]
 
 
 def tree_map(fn: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
@@ -99,15 +118,20 @@ def tree_map(fn: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
     return fn(tree, *rest)
 
 
-def _update(step: LeafStep, hyper: Mapping[str, Any], p: Tree, s: Tree, dp: Tree) -> tuple[Tree, Tree]:
+def _walk(leaf: Callable[..., tuple[Any, Any]], p: Tree, s: Tree, dp: Tree) -> tuple[Tree, Tree]:
     """Walk the parameters; at each tensor, its state is the dict at the same place in ``s``."""
     if isinstance(p, dict):
-        pairs = {k: _update(step, hyper, p[k], s[k], dp[k]) for k in p}
+        pairs = {k: _walk(leaf, p[k], s[k], dp[k]) for k in p}
         return {k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()}
     if isinstance(p, (tuple, list)):
-        entries = [_update(step, hyper, *x) for x in zip(p, s, dp)]
+        entries = [_walk(leaf, *x) for x in zip(p, s, dp)]
         return type(p)(v[0] for v in entries), type(p)(v[1] for v in entries)
-    return step(p, dict(s), dp, hyper)
+    return leaf(p, s, dp)
+
+
+def _stateful(p: Any) -> bool:
+    """Whether a leaf has optimiser state: floating-point tensors do, counts and indices do not."""
+    return isinstance(p, torch.Tensor) and (p.is_floating_point() or p.is_complex())
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,8 +142,10 @@ class Optimiser:
     ``step_leaf(p, state, change, hyper) -> (p_new, state_new)`` is the backward
     map at one tensor (it must not modify its arguments). ``hyper`` holds the
     hyperparameters under torch's names, so that a torch parameter group can
-    override them. ``clip``, when set, clamps the updated parameters to
-    ``[-clip, clip]`` (:func:`clip`), as a Wasserstein GAN's critic needs.
+    override them. ``get_leaf(p, state, hyper)``, when given, is the forward part
+    at one tensor: the value the model is evaluated at (by default ``p``).
+    ``clip``, when set, clamps the updated parameters to ``[-clip, clip]``
+    (as :func:`clip` does), as a Wasserstein GAN's critic needs.
     """
 
     name: str
@@ -127,30 +153,54 @@ class Optimiser:
     init_leaf: LeafInit = field(repr=False)
     step_leaf: LeafStep = field(repr=False)
     clip: float | None = None
+    get_leaf: LeafGet | None = field(default=None, repr=False)
 
     # -- the maps -------------------------------------------------------------------
     def init(self, params: Tree) -> Tree:
-        """The initial state of ``params``: one dict of named tensors per parameter tensor."""
-        return tree_map(lambda p: self.init_leaf(p, self.hyper), params)
+        """The initial state of ``params``: one dict of named tensors per floating-point parameter tensor."""
+        return tree_map(lambda p: self.init_leaf(p, self.hyper) if _stateful(p) else {}, params)
+
+    def get(self, params: Tree, state: Tree) -> Tree:
+        """The forward map: the parameters the model is evaluated at (``params`` itself without ``get_leaf``)."""
+        look = self.get_leaf
+        if look is None:
+            return params
+
+        def leaf(p: Any, s: Any, _: Any) -> tuple[Any, None]:
+            return (look(p, s, self.hyper) if _stateful(p) else p), None
+
+        return _walk(leaf, params, state, params)[0]
 
     def update(self, params: Tree, state: Tree, change: Tree) -> tuple[Tree, Tree]:
-        """The backward map: the parameters and state after a step along ``change``."""
-        new, state = _update(self.step_leaf, self.hyper, params, state, change)
+        """The backward map: the parameters and state after a step along ``change``.
+
+        An :class:`~.lens.Assign` change (a buffer's new value) is stored as it is,
+        unclipped, and its leaf's state left untouched.
+        """
         c = self.clip
-        if c is not None:
-            new = tree_map(lambda t: t.clamp(-c, c), new)
-        return new, state
+
+        def leaf(p: Any, s: Any, dp: Any) -> tuple[Any, Any]:
+            if isinstance(dp, Assign):
+                return dp.value, s
+            new, s = self.step_leaf(p, dict(s), dp, self.hyper)
+            return (new if c is None else new.clamp(-c, c)), s
+
+        return _walk(leaf, params, state, change)
 
     def lens(self) -> Lens:
         """The optimiser as a lens ``P × S ⇄ P`` on pairs ``(params, state)``.
 
-        Forward: ``(p, s) ↦ p``. Backward: ``((p, s), p') ↦ (p_new, s_new)``. With
-        ``clip`` set it is :func:`clip` ``>>`` the unclipped lens: the clamp acts on
-        what the optimiser returns.
+        Forward: ``(p, s) ↦ get(p, s)`` (``p`` for all but :func:`lookahead_nesterov`).
+        Backward: ``((p, s), p') ↦ (p_new, s_new)``; with ``clip`` set, the clamp acts
+        on the parameters the optimiser returns, as :func:`clip` composed after it
+        would (but not on buffers).
         """
-        plain = replace(self, clip=None)
-        core = Lens(lambda ps: (ps[0], ps), lambda ps, dp: plain.update(ps[0], ps[1], dp), self.name)
-        return core if self.clip is None else clip(self.clip) >> core
+        return Lens(
+            lambda ps: (self.get(*ps), ps),
+            lambda ps, dp: self.update(ps[0], ps[1], dp),
+            self.name,
+            lambda ps: self.get(*ps),
+        )
 
     def reparametrise(self, model: Para, state_key: str = "state") -> Para:
         """``model`` with its parameter port precomposed with this optimiser.
@@ -249,9 +299,10 @@ def sgd(
         b ← c on the first step, else μ b + (1 - τ) c
         p ← p + lr · (c + μ b)    (Nesterov)   or   p + lr · b   (momentum)   or   p + lr · c
 
-    The paper's Nesterov momentum evaluates the model at the look-ahead point
-    ``p + μ b``; torch's (used here, forward the identity) is the same method with
-    the stored parameter being that look-ahead point.
+    The paper's Nesterov momentum (:func:`lookahead_nesterov`) stores ``p`` and
+    evaluates the model at the look-ahead point ``p + γs``; torch's (used here,
+    forward the identity) is the same method with the stored parameter being that
+    look-ahead point.
     """
     if nesterov and (momentum <= 0 or dampening != 0):
         raise OptionError("Nesterov momentum requires a momentum and zero dampening, as in torch.optim.SGD")
@@ -271,8 +322,50 @@ def momentum(lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0.0, we
 
 
 def nesterov(lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimiser:
-    """Nesterov momentum: :func:`sgd` with ``nesterov=True``."""
+    """Nesterov momentum as torch writes it: :func:`sgd` with ``nesterov=True``; forward the identity.
+
+    The stored parameter is the look-ahead point of :func:`lookahead_nesterov`
+    (the paper's form): see there for the change of variables between the two.
+    """
     return sgd(lr, momentum, 0.0, True, weight_decay)
+
+
+def _lookahead_init(p, h):
+    return {"velocity": torch.zeros_like(p)}
+
+
+def _lookahead_get(p, s, h):
+    return p.add(s["velocity"], alpha=h["momentum"])
+
+
+def _lookahead_step(p, s, c, h):
+    # The change arrived at the look-ahead point, where torch's weight decay is taken too.
+    c = _decay(_lookahead_get(p, s, h), c, h)
+    v = s["velocity"].mul(h["momentum"]).add(c, alpha=h["lr"])
+    return p.add(v), {"velocity": v}
+
+
+def lookahead_nesterov(lr: float = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0) -> Optimiser:
+    """Nesterov momentum as the paper (and Sutskever et al., 2013) write it: the model sees ``p + γs``.
+
+    The state ``s`` is the velocity (``"velocity"``, zero at first), ``γ`` the momentum::
+
+        forward    (p, s) ↦ p + γ s
+        backward   s ← γ s + lr · c,   p ← p + s        (c = p', the change at p + γs)
+
+    the lens (get, put) of the paper with its learning rate moved into ``lr``.
+    It is torch's Nesterov (:func:`nesterov`, ``torch.optim.SGD(nesterov=True)``)
+    after the change of variables ``p_torch = p + γs``: started from the same
+    parameters, the two take the gradient ``g`` at the same points and make the
+    same steps, torch's momentum buffer being ``b = -s / lr``. (With ``c = -g``:
+    ``s₊ = γs - lr·g = -lr·b₊`` where ``b₊ = γb + g``, and
+    ``p₊ + γs₊ = p + (1 + γ)s₊ = (p + γs) - lr·(g + γb₊)``, torch's step.)
+    Weight decay is taken at the look-ahead point, as torch takes it at its
+    parameter. A ``torch.optim`` optimiser stores one tensor per parameter, so this
+    form has no :class:`~.bridges.LensOptimizer`; use :func:`nesterov` there.
+    """
+    hyper = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return Optimiser("lookahead_nesterov", hyper, _lookahead_init, _lookahead_step, get_leaf=_lookahead_get)
 
 
 def _adagrad_init(p, h):

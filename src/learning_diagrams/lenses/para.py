@@ -44,7 +44,10 @@ class Para(Monoidal):
     name: str = "para"
 
     def __call__(self, a: Any, params: dict[str, Any] | None = None) -> Any:
-        """The forward value at ``a`` with the current (or the given) parameters."""
+        """The forward value at ``a`` with the current (or the given) parameters.
+
+        Runs the lens's get map: no residual is kept, so no ``vjp`` is traced.
+        """
         return self.lens((self.params if params is None else params, a))
 
     def fwd(self, pa: tuple[dict[str, Any], Any]) -> tuple[Any, Any]:
@@ -56,7 +59,10 @@ class Para(Monoidal):
     @staticmethod
     def lift(lens: Lens) -> Para:
         """A lens as a parametric lens with no parameters."""
-        return Para(Lens(lambda pa: lens.fwd(pa[1]), lambda r, db: ({}, lens.bwd(r, db)), lens.name), {}, lens.name)
+        lifted = Lens(
+            lambda pa: lens.fwd(pa[1]), lambda r, db: ({}, lens.bwd(r, db)), lens.name, lambda pa: lens(pa[1])
+        )
+        return Para(lifted, {}, lens.name)
 
     def with_params(self, params: dict[str, Any]) -> Para:
         """The same lens with other parameter values."""
@@ -79,7 +85,12 @@ class Para(Monoidal):
             dp, da = f.lens.bwd(r, db)
             return {**dp, **dq}, da
 
-        return Para(Lens(fwd, bwd, f"({f.name} >> {g.name})"), {**f.params, **g.params}, f"({f.name} >> {g.name})")
+        def get(pa: tuple[dict, Any]) -> Any:
+            p, a = pa
+            return g.lens(({k: p[k] for k in gk}, f.lens(({k: p[k] for k in fk}, a))))
+
+        name = f"({f.name} >> {g.name})"
+        return Para(Lens(fwd, bwd, name, get), {**f.params, **g.params}, name)
 
     def tensor(self, other: Para) -> Para:
         """``self`` beside ``other`` on pairs ``(a, c)``; the parameters are the union of both."""
@@ -96,7 +107,12 @@ class Para(Monoidal):
             dq, dc = g.lens.bwd(residual[1], dbd[1])
             return {**dp, **dq}, (da, dc)
 
-        return Para(Lens(fwd, bwd, f"({f.name} @ {g.name})"), {**f.params, **g.params}, f"({f.name} @ {g.name})")
+        def get(pa: tuple[dict, tuple[Any, Any]]) -> tuple[Any, Any]:
+            p, (a, c) = pa
+            return f.lens(({k: p[k] for k in fk}, a)), g.lens(({k: p[k] for k in gk}, c))
+
+        name = f"({f.name} @ {g.name})"
+        return Para(Lens(fwd, bwd, name, get), {**f.params, **g.params}, name)
 
     def reparametrise(self, r: Lens, params: dict[str, Any]) -> Para:
         """Precompose the parameter port with ``r: P' ⇄ P``; ``params`` are the new ``P'`` values.
@@ -116,7 +132,10 @@ class Para(Monoidal):
             dp, da = f.lens.bwd(s, db)
             return r.bwd(rr, dp), da
 
-        return Para(Lens(fwd, bwd, f"{f.name}[{r.name}]"), params, f"{f.name}[{r.name}]")
+        def get(qa: tuple[Any, Any]) -> Any:
+            return f.lens((r(qa[0]), qa[1]))
+
+        return Para(Lens(fwd, bwd, f"{f.name}[{r.name}]", get), params, f"{f.name}[{r.name}]")
 
     def __repr__(self) -> str:
         return f"Para({self.name}, params={list(self.params)})"

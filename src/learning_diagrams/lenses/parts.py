@@ -10,7 +10,7 @@ Layers
     (linear >> bias >> activation, regrouped under one name), :func:`conv2d`,
     :func:`max_pool`, :func:`avg_pool`, :func:`flatten`, the activations
     :func:`relu`, :func:`sigmoid`, :func:`tanh`, :func:`softmax`, and any
-    ``nn.Module`` through :func:`module`. Initial values follow ``nn.Linear`` /
+    ``nn.Module`` through :func:`module` (its buffers carried as state). Initial values follow ``nn.Linear`` /
     ``nn.Conv2d`` (uniform in ``±1/√fan_in``) drawn from a generator seeded by
     ``seed`` (by default a checksum of the part's name, so that two parts differ).
     Their backward parts are reverse derivatives through ``torch.func.vjp``.
@@ -194,7 +194,13 @@ _ACTIVATIONS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh, "softmax": softm
 
 
 def module(m: nn.Module, name: str) -> Para:
-    """Any ``nn.Module`` as a part; parameters ``{name: {parameter name: tensor}}`` (see :func:`~.derivative.para`)."""
+    """Any ``nn.Module`` as a part; parameters ``{name: m.state_dict()}`` (see :func:`~.derivative.from_module`).
+
+    Integer inputs (an embedding's indices) get the zero change; buffers (batch
+    norm's running statistics) are carried with the parameters, updated by each
+    training step in training mode and read in eval mode; calling the part runs
+    the module alone, with no ``vjp``.
+    """
     return from_module(m, name)
 
 

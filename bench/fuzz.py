@@ -75,6 +75,31 @@ SYMBOLS = ["⇒", "=>", "→", "->", "·", ".", "≤", "<=", ":", ",", "@", "(",
 SYMBOLS += ["#", "'", '"', "\n", "\r\n", " ", "\t", "\\", "=", "<", ">", "\x00", "\ufeff", "\u2028", "\ud800"]
 
 
+def _weights_entry(obj: dict) -> dict:
+    """The weights a diagram file records, ``{"file", "sha256"}``: a YAML config's ``weights``
+    key, or the ACSet JSON's one ``Diagram`` row."""
+    if "Diagram" in obj:
+        row = obj["Diagram"][0]
+        return {"file": row["weights_file"], "sha256": row["weights_sha256"]}
+    return dict(obj["weights"])
+
+
+def _set_weights_entry(obj: dict, entry: dict) -> None:
+    if "Diagram" in obj:
+        row = obj["Diagram"][0]
+        if entry:
+            row["weights_file"], row["weights_sha256"] = entry["file"], entry["sha256"]
+        else:
+            for column, table in (("weights_file", "Name"), ("weights_sha256", "Digest")):
+                rows = obj.setdefault(table, [])  # an unset attribute is a variable: a new row of its type's table
+                rows.append({"_id": len(rows) + 1})
+                row[column] = {"_var": len(rows)}
+    elif entry:
+        obj["weights"] = entry
+    else:
+        obj.pop("weights", None)
+
+
 def harmless(*args: Any) -> Any:
     return args[0] if len(args) == 1 else args
 
@@ -465,7 +490,8 @@ def fuzz_loader(n: int, rng: random.Random) -> Report:
             text, weights = seeds[suffix]
             obj = json.loads(text) if suffix == ".json" else ld.io.files.read_yaml(text)
             choice = rng.randrange(5)
-            weights_name = obj["weights"]["file"]
+            entry = _weights_entry(obj)
+            weights_name = entry["file"]
             if choice == 0:
                 new_text, new_weights = mutated_bytes(rng, text.encode()).decode("utf-8", "replace"), weights
             elif choice == 1:
@@ -478,10 +504,11 @@ def fuzz_loader(n: int, rng: random.Random) -> Report:
                 new_weights = mutated_weights(rng, weights)
                 how = rng.randrange(3)
                 if how == 0:
-                    obj["weights"]["sha256"] = hashlib.sha256(new_weights).hexdigest()
+                    entry["sha256"] = hashlib.sha256(new_weights).hexdigest()
                 elif how == 1:
-                    del obj["weights"]
+                    entry.clear()  # no weights recorded: the file beside it is read as a legacy one
                     weights_name = f"case{i}.safetensors"
+                _set_weights_entry(obj, entry)
                 new_text = json.dumps(obj) if suffix == ".json" else ld.io.config.dump_yaml(obj)
             case = folder / f"case{i}"
             case.mkdir()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -194,7 +195,7 @@ def test_draw_a_diagram_that_does_not_compile(capsys, tmp_path, monkeypatch):
 # -- help ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["pairs", "draw", "train"])
+@pytest.mark.parametrize("command", ["pairs", "draw", "train", "schema"])
 def test_each_subcommand_has_help(capsys, command):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -207,7 +208,7 @@ def test_top_level_help_and_usage_errors(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     out = capsys.readouterr().out
-    assert info.value.code == 0 and all(c in out for c in ("pairs", "draw", "train"))
+    assert info.value.code == 0 and all(c in out for c in ("pairs", "draw", "train", "schema"))
     with pytest.raises(SystemExit) as info:
         main([])
     assert info.value.code == 2 and "usage:" in capsys.readouterr().err
@@ -223,6 +224,35 @@ def test_python_dash_m(distillation_file):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == PAIRS
+
+
+# -- schema --------------------------------------------------------------------------
+
+
+def test_schema_prints_the_acset_schema_of_json_diagram_files(capsys):
+    from learning_diagrams.io import schema_text
+
+    done = subprocess.run(
+        [sys.executable, "-m", "learning_diagrams", "schema"],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    schema = json.loads(done.stdout)
+    assert schema == json.loads(schema_text())
+    assert [ob["name"] for ob in schema["Ob"]] == ["V", "E", "Path", "Step", "R", "Diagram"]
+    assert {"name": "src", "dom": "E", "codom": "V", "title": "Source of an edge"} in schema["Hom"]
+
+
+def test_a_catlab_graph_file_is_drawn_and_its_pairs_explained(capsys, tmp_path):
+    fixture = Path(__file__).parent / "io" / "fixtures" / "catlab" / "catlab-0.14.12-velabeled-graph.json"
+    assert main(["draw", str(fixture), "-o", str(tmp_path / "g.dot"), "--no-pairs"]) == 0
+    dot = (tmp_path / "g.dot").read_text(encoding="utf-8")
+    assert all(name in dot for name in ("a", "b", "c", "E1", "E2"))
+    assert main(["pairs", str(fixture)]) == 2  # a skeleton has no data: nothing compiles, and it says why
+    assert "no vertex carries data" in capsys.readouterr().err
 
 
 # -- train ---------------------------------------------------------------------------

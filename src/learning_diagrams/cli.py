@@ -1,11 +1,16 @@
 """The command line, ``learning-diagrams`` (or ``python -m learning_diagrams``).
 
-Three subcommands, each with ``--help``::
+Four subcommands, each with ``--help``::
 
     learning-diagrams pairs FILE [--env MODULE:ATTR]
     learning-diagrams draw FILE [-o OUT] [--no-pairs] [--title TEXT] [--env MODULE:ATTR]
     learning-diagrams train CONFIG [--epochs N] [--device D] [--log-dir DIR]
                                    [--checkpoint-dir DIR] [--resume DIR]
+    learning-diagrams schema
+
+``schema`` prints the ACSet schema of ``.json`` diagram files, in Catlab's
+schema-JSON layout (:mod:`learning_diagrams.io.acset`), for another ACSet
+reader (Catlab.jl, the Python ``acsets`` package) to read them with.
 
 ``FILE`` is a diagram file (see :mod:`learning_diagrams.io.files`); it is read as
 data, never run. ``--env MODULE:ATTR`` names the models and data sets the file
@@ -159,6 +164,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", metavar="DIR", help="where checkpoints go (overrides train.checkpoint_dir)")
     train.add_argument("--resume", metavar="DIR", help="resume from a checkpoint or checkpoint folder")
     train.set_defaults(run=_train)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the ACSet schema of .json diagram files (Catlab's schema JSON)",
+        description="Print the schema that .json diagram files are ACSets of, in the layout of Catlab's "
+        "generate_json_acset_schema (Ob, Hom, AttrType, Attr), for Catlab.jl or the Python acsets package "
+        "to read diagram files with.",
+    )
+    schema.set_defaults(run=_schema)
     return parser
 
 
@@ -292,6 +306,13 @@ def _draw(args: argparse.Namespace) -> int:
 CONFIG_KEYS = ("diagram", "env", "train")
 #: ``train`` options that are paths (resolved against the config's folder).
 PATH_OPTIONS = ("log_dir", "checkpoint_dir")
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from .io import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -96,13 +96,16 @@ def fresh_env(env):
 def structure(d):
     """Everything a file should preserve: names, ends, flags, losses, types, relations, options."""
     return (
-        [(s.name, id(s.data) if s.data is not None else None, type(s.loss), s.loss, s.type) for s in d.spaces.values()],
+        [
+            (s.name, id(s.data) if s.data is not None else None, type(s.loss), s.loss, s.type, s.indexing)
+            for s in d.spaces.values()
+        ],
         [
             (m.name, m.src, m.tgt, id(m.fn) if m.fn is not None else None, m.trainable, m.training)
             for m in d.maps.values()
         ],
         [(r.first, r.second, r.weight) for r in d.relations],
-        (d.max_length, d.max_paths),
+        (d.max_length, d.max_paths, d.cycles),
     )
 
 
@@ -230,13 +233,18 @@ library_losses = st.one_of(
 def diagrams(draw):
     """Random multigraphs with random spaces, maps with no function and relations between parallel paths."""
     g = draw(graphs(max_vertices=4, max_edges=5))
-    d = ld.Diagram(max_length=draw(st.one_of(st.none(), st.integers(0, 4))), max_paths=draw(st.integers(1000, 9999)))
+    max_length = draw(st.one_of(st.none(), st.integers(0, 4)))
+    cycles = "simple" if max_length is None else draw(st.sampled_from(["simple", "walks"]))  # walks need a bound
+    d = ld.Diagram(max_length=max_length, max_paths=draw(st.integers(1000, 9999)), cycles=cycles)
     env = {}
+    targets = {g.tgt(e) for e in g.edges}
     for v in g.vertices:
-        data = [v] if draw(st.booleans()) else None
+        source = v not in targets  # no edge ends at an indexing vertex
+        data = [v] if source and draw(st.booleans()) else None
         if data is not None:
             env[v] = data
-        d.space(v, data=data, loss=draw(library_losses), type=draw(annotations))
+        indexing = data is not None or (source and draw(st.booleans()))  # an indexing vertex may have no data yet
+        d.space(v, data=data, loss=draw(library_losses), type=draw(annotations), indexing=indexing)
     for e in g.edges:
         d.map(e, g.src(e), g.tgt(e), None, trainable=draw(st.booleans()), training=draw(st.booleans()))
     parallel = [(p, q) for _, paths in d.paths().items() for p in paths for q in paths]
@@ -264,6 +272,159 @@ def test_random_diagrams_round_trip_through_both_layouts(case):
 # --- the layouts ----------------------------------------------------------------------------------
 
 TINY_JSON = """\
+{
+  "V": [
+    {
+      "_id": 1,
+      "vname": "A",
+      "data": "ds",
+      "loss": {
+        "_var": 1
+      },
+      "vtype": "Tensor",
+      "indexing": true
+    },
+    {
+      "_id": 2,
+      "vname": "B",
+      "data": {
+        "_var": 2
+      },
+      "loss": "mse",
+      "vtype": {
+        "_var": 1
+      },
+      "indexing": false
+    }
+  ],
+  "E": [
+    {
+      "_id": 1,
+      "src": 1,
+      "tgt": 2,
+      "ename": "f",
+      "fn": "absolute",
+      "trainable": true,
+      "training": true
+    },
+    {
+      "_id": 2,
+      "src": 2,
+      "tgt": 2,
+      "ename": "g",
+      "fn": {
+        "_var": 3
+      },
+      "trainable": false,
+      "training": true
+    }
+  ],
+  "Path": [
+    {
+      "_id": 1,
+      "path_src": 1,
+      "path_tgt": 2
+    },
+    {
+      "_id": 2,
+      "path_src": 1,
+      "path_tgt": 2
+    },
+    {
+      "_id": 3,
+      "path_src": 2,
+      "path_tgt": 2
+    },
+    {
+      "_id": 4,
+      "path_src": 2,
+      "path_tgt": 2
+    }
+  ],
+  "Step": [
+    {
+      "_id": 1,
+      "path": 1,
+      "edge": 1
+    },
+    {
+      "_id": 2,
+      "path": 2,
+      "edge": 1
+    },
+    {
+      "_id": 3,
+      "path": 2,
+      "edge": 2
+    },
+    {
+      "_id": 4,
+      "path": 4,
+      "edge": 2
+    }
+  ],
+  "R": [
+    {
+      "_id": 1,
+      "first": 1,
+      "second": 2,
+      "weight": 0.5
+    },
+    {
+      "_id": 2,
+      "first": 3,
+      "second": 4,
+      "weight": 1.0
+    }
+  ],
+  "Diagram": [
+    {
+      "_id": 1,
+      "format": "learning-diagrams/2",
+      "max_length": 3,
+      "max_paths": 10000,
+      "cycles": "simple",
+      "weights_file": {
+        "_var": 4
+      },
+      "weights_sha256": {
+        "_var": 1
+      }
+    }
+  ],
+  "Name": [
+    {
+      "_id": 1
+    },
+    {
+      "_id": 2
+    },
+    {
+      "_id": 3
+    },
+    {
+      "_id": 4
+    }
+  ],
+  "TypeSpec": [
+    {
+      "_id": 1
+    }
+  ],
+  "Bool": [],
+  "Real": [],
+  "Count": [],
+  "Text": [],
+  "Digest": [
+    {
+      "_id": 1
+    }
+  ]
+}
+"""
+
+# The same diagram in the first layout (learning-diagrams/1), as files written before the ACSet layout hold it.
+LEGACY_TINY_JSON = """\
 {
   "format": "learning-diagrams/1",
   "V": [
@@ -356,8 +517,21 @@ def test_json_follows_the_acset_layout_exactly(tmp_path):
     assert (tmp_path / "tiny.json").read_text(encoding="utf-8") == TINY_JSON
     assert to_json(d, env) == json.loads(TINY_JSON)
     e = load(tmp_path / "tiny.json", env)
-    assert e.maps["g"].fn is None and e.maps["f"].fn is abs  # fn: null loads as no function
+    assert e.maps["g"].fn is None and e.maps["f"].fn is abs  # an unset fn loads as no function
     assert e.relations[1].first == Path.id("B") and str(e.relations[1]) == "id(B) ≤ g"
+    assert structure(e) == structure(d)
+
+
+def test_files_of_the_first_layout_still_load(tmp_path):
+    d, env = tiny()
+    (tmp_path / "old.json").write_text(LEGACY_TINY_JSON, encoding="utf-8")
+    assert structure(load(tmp_path / "old.json", env)) == structure(d)
+    assert structure(from_json(json.loads(LEGACY_TINY_JSON), env)) == structure(d)
+    assert weights_path(tmp_path / "old.json") is None  # it records "weights": null
+    save(load(tmp_path / "old.json", env), tmp_path / "old.json", names=env)  # saving again writes the new layout
+    assert "Diagram" in json.loads((tmp_path / "old.json").read_text()) and "format" not in json.loads(
+        (tmp_path / "old.json").read_text()
+    )
 
 
 def test_identity_paths_round_trip_in_both_layouts(tmp_path):
@@ -377,14 +551,10 @@ def test_identity_paths_round_trip_in_both_layouts(tmp_path):
             (Path.id("X"), Path("X", "X", ("loop",)), 1.0),
             (Path("N", "X", ("x", "loop")), Path("N", "X", ("x",)), 2.0),
         ]
-    assert json.loads((tmp_path / "d.json").read_text())["R"][0] == {
-        "_id": 1,
-        "src": 2,
-        "tgt": 2,
-        "first": [],
-        "second": [2],
-        "weight": 1.0,
-    }
+    tables = json.loads((tmp_path / "d.json").read_text())
+    assert tables["R"][0] == {"_id": 1, "first": 1, "second": 2, "weight": 1.0}
+    assert tables["Path"][:2] == [{"_id": 1, "path_src": 2, "path_tgt": 2}, {"_id": 2, "path_src": 2, "path_tgt": 2}]
+    assert [s for s in tables["Step"] if s["path"] in (1, 2)] == [{"_id": 1, "path": 2, "edge": 2}]  # id(X): no step
     assert "- [id(X), loop]" in (tmp_path / "d.yaml").read_text(encoding="utf-8")
     assert not (tmp_path / "d.safetensors").exists()  # weights=False writes none
     assert weights_path(tmp_path / "d.json") is None and list(tmp_path.glob("*.safetensors")) == []
@@ -516,9 +686,9 @@ def test_unknown_env_name_names_the_place_and_suggests(tmp_path):
         from_json(obj, env)
 
 
-def mutate(path, value):
+def mutate(path, value, text=TINY_JSON):
     """A copy of the tiny diagram's JSON with ``value`` at ``path`` (a missing key when value is DELETE)."""
-    obj = json.loads(TINY_JSON)
+    obj = json.loads(text)
     *parents, last = path
     target = obj
     for key in parents:
@@ -536,7 +706,88 @@ DELETE = object()
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
-        (["format"], DELETE, "no 'format' key"),
+        (
+            ["Diagram", 0, "format"],
+            "learning-diagrams/3",
+            "field 'format': 'learning-diagrams/3', but this version reads 'learning-diagrams/2'",
+        ),
+        (["Diagram"], [{}, {}], "table Diagram: has 2 rows, but a file holds one diagram"),
+        (["E", 0, "src"], 7, "table E, _id 1 (edge 'f'), field 'src': 7 is not an id of table V (it has ids 1 to 2)"),
+        (["E", 1, "tgt"], 0, "table E, _id 2 (edge 'g'), field 'tgt': 0 is not an id of table V"),
+        (["V", 1, "_id"], 3, "table V, row 2: '_id' is 3, but ids are 1-based and follow the row order"),
+        (["E", 0, "_id"], True, "table E, row 1: '_id' is True"),
+        (["E", 0, "tgt"], DELETE, "table E, _id 1 (edge 'f'), field 'tgt': missing (a foreign key is always set"),
+        (
+            ["V", 0, "colour"],
+            "red",
+            "table V, row 1: unknown column(s) 'colour' (a V row has 'vname', 'data', 'loss', 'vtype', 'indexing', and an '_id')",
+        ),
+        (["V", 0, "src"], 1, "table V, row 1: unknown column(s) 'src'"),  # a column of another table
+        (
+            ["Colours"],
+            [],
+            "unknown table(s) 'Colours': a learning-diagrams ACSet has the tables 'V', 'E', 'Path', 'Step', 'R', 'Diagram'",
+        ),
+        (
+            ["Name", 0, "value"],
+            "x",
+            "table Name, row 1: has column(s) 'value', but an attribute type's table has rows of an '_id' alone",
+        ),
+        (["E", 1, "trainable"], "no", "table E, _id 2 (edge 'g'), field 'trainable': expected true or false"),
+        (
+            ["E", 1, "fn"],
+            {"_var": 9},
+            "field 'fn': {'_var': 9} is no row of its attribute type's table (it has 4 rows)",
+        ),
+        (["E", 1, "fn"], {"_var": 0}, "field 'fn': an attribute variable is {\"_var\": n}, n ≥ 1"),
+        (["E", 1, "fn"], {"_var": 1, "x": 2}, "field 'fn': an attribute variable is"),
+        (
+            ["Step", 2, "edge"],
+            1,
+            "table Step, _id 3 (step of path 2), field 'edge': edge 'f' starts at 'A', but the path is at 'B'",
+        ),
+        (
+            ["Step", 0, "path"],
+            9,
+            "table Step, _id 1 (step), field 'path': 9 is not an id of table Path (it has ids 1 to 4)",
+        ),
+        (["Path", 0, "path_tgt"], 1, "table Path, _id 1 (path), field 'path_tgt': it ends at 'B', not 'A'"),
+        (
+            ["Path", 2, "path_tgt"],
+            1,
+            "field 'path_tgt': the identity path (no step) needs path_src == path_tgt, not 'A'",
+        ),
+        (["R", 0, "second"], 5, "table R, _id 1 (relation), field 'second': 5 is not an id of table Path"),
+        (["R", 0, "second"], 4, "relation f ≤ g is between paths that are not parallel"),
+        (["R", 0, "weight"], float("nan"), "field 'weight': a weight is a finite number"),
+        (["V", 0, "vtype"], {"tensor": {"shape": "n"}}, "field 'vtype'.tensor.shape: expected a list"),
+        (["V", 0, "data"], 3, "field 'data': expected a name (a non-empty string), got 3"),
+        (["V", 0, "vname"], "", "field 'vname': expected a name (a non-empty string)"),
+        (["V", 0, "indexing"], 1, "field 'indexing': expected true or false, got 1"),
+        (["Diagram", 0, "max_paths"], 0, "field 'max_paths': expected an integer ≥ 1"),
+        (["Diagram", 0, "max_length"], -1, "field 'max_length': expected null or an integer ≥ 0"),
+        (["Diagram", 0, "cycles"], "loops", "field 'cycles': expected 'simple' or 'walks', got the string 'loops'"),
+        (["Diagram", 0, "weights_sha256"], "0" * 64, "field 'weights_sha256': is set, but not its pair"),
+        (["V", 1, "vname"], "A", "table V, _id 2 (vertex 'A'): vertex 'A' is declared twice"),
+        (["V", 1, "vname"], None, "table E, _id 1 (edge 'f'), field 'fn': env has no 'absolute'"),  # B is V2 now
+    ],
+)
+def test_malformed_json_names_the_row(path, value, message):
+    _, env = tiny()
+    from_json(json.loads(TINY_JSON), env)  # the unmutated file loads
+    with pytest.raises(DiagramError) as info:
+        from_json(mutate(path, value), {} if "env has no" in message else env)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ["format"],
+            DELETE,
+            "table R, row 1: has column(s) 'src', 'tgt', 'first', 'second', 'weight'",
+        ),  # a Catlab graph?
         (["format"], "learning-diagrams/2", "'format' is 'learning-diagrams/2', but this version reads"),
         (["E", 0, "src"], 7, "table E, _id 1 (edge 'f'), field 'src': 7 is not an id of table V (it has ids 1 to 2)"),
         (["E", 1, "tgt"], 0, "table E, _id 2 (edge 'g'), field 'tgt': 0 is not an id of table V"),
@@ -556,19 +807,22 @@ DELETE = object()
         (["extra"], [], "the top level: unknown key(s) 'extra'"),
     ],
 )
-def test_malformed_json_names_the_row(path, value, message):
+def test_malformed_legacy_json_names_the_row(path, value, message):
     _, env = tiny()
-    from_json(json.loads(TINY_JSON), env)  # the unmutated file loads
+    from_json(json.loads(LEGACY_TINY_JSON), env)  # the unmutated file loads
     with pytest.raises(DiagramError) as info:
-        from_json(mutate(path, value), env)
+        from_json(mutate(path, value, LEGACY_TINY_JSON), env)
     assert message in str(info.value)
 
 
 def test_malformed_files_name_the_file(tmp_path):
-    (tmp_path / "dup.json").write_text(TINY_JSON.replace('"name": "A",', '"name": "A", "name": "B",'))
-    with pytest.raises(FileFormatError, match=r"dup.json: duplicate key 'name'"):
+    (tmp_path / "dup.json").write_text(TINY_JSON.replace('"vname": "A",', '"vname": "A", "vname": "B",'))
+    with pytest.raises(FileFormatError, match=r"dup.json: duplicate key 'vname'"):
         load(tmp_path / "dup.json", tiny()[1])
-    (tmp_path / "v2.json").write_text(TINY_JSON.replace(FORMAT, "learning-diagrams/2"))
+    (tmp_path / "v3.json").write_text(TINY_JSON.replace("learning-diagrams/2", "learning-diagrams/3"))
+    with pytest.raises(FileFormatError, match="v3.json: table Diagram, _id 1 .*'learning-diagrams/3'"):
+        load(tmp_path / "v3.json", tiny()[1])
+    (tmp_path / "v2.json").write_text(LEGACY_TINY_JSON.replace(FORMAT, "learning-diagrams/2"))
     with pytest.raises(FileFormatError, match="v2.json: 'format' is 'learning-diagrams/2'"):
         load(tmp_path / "v2.json", tiny()[1])
     (tmp_path / "broken.json").write_text(TINY_JSON[:200])

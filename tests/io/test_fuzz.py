@@ -22,6 +22,8 @@ import learning_diagrams as ld
 from learning_diagrams.core.errors import DiagramError
 from learning_diagrams.io.config import dump_yaml, read_yaml
 
+from legacy_layout import legacy_text
+
 FUZZ = settings(
     max_examples=150,
     deadline=timedelta(seconds=2),
@@ -109,9 +111,17 @@ def saved(tmp_path_factory):
     for suffix in (".json", ".yaml"):
         ld.save(d, folder / f"seed{suffix}", names=env)
         out[suffix] = (folder / f"seed{suffix}").read_text(encoding="utf-8")
-    out["weights"] = ld.io.weights_path(folder / "seed.json").read_bytes()
+    tensors = ld.io.weights_path(folder / "seed.json")
+    out["weights"] = tensors.read_bytes()
+    entry = {"file": tensors.name, "sha256": hashlib.sha256(out["weights"]).hexdigest()}
+    out["legacy"] = legacy_text(d, env, entry)  # the first JSON layout, which files saved before hold
     out["env"] = env
     return out
+
+
+def weights_name(obj) -> str:
+    """The weights file a diagram file's data names, in any of the layouts."""
+    return obj["Diagram"][0]["weights_file"] if "Diagram" in obj else obj["weights"]["file"]
 
 
 COUNTER = itertools.count()
@@ -188,17 +198,17 @@ def mutated_bytes(draw, data: bytes):
     return bytes(out)
 
 
-@given(data=st.data(), suffix=st.sampled_from([".json", ".yaml"]), structural=st.booleans())
+@given(data=st.data(), layout=st.sampled_from([".json", "legacy", ".yaml"]), structural=st.booleans())
 @FUZZ
-def test_load_of_a_mutated_diagram_file_raises_only_library_errors(saved, tmp_path, data, suffix, structural):
-    text = saved[suffix]
+def test_load_of_a_mutated_diagram_file_raises_only_library_errors(saved, tmp_path, data, layout, structural):
+    text, suffix = saved[layout], ".yaml" if layout == ".yaml" else ".json"
     obj = json.loads(text) if suffix == ".json" else read_yaml(text)
     if structural:
         mutated = data.draw(mutated_objects(obj))
         text = json.dumps(mutated) if suffix == ".json" else dump_yaml(mutated)
     else:
         text = data.draw(mutated_bytes(text.encode())).decode("utf-8", "replace")
-    load_case(tmp_path, suffix, text, saved["weights"], obj["weights"]["file"], saved["env"])
+    load_case(tmp_path, suffix, text, saved["weights"], weights_name(obj), saved["env"])
 
 
 YAML_PIECES = ["&a [x]", "*a", "!!python/name:os.system", "!!binary aGk=", "!!set {a}", "2001-13-45", "{<<: {a: 1}}"]
@@ -250,10 +260,11 @@ def mutated_headers(draw, data: bytes):
 def test_load_of_mutated_weights_raises_only_library_errors(saved, tmp_path, data, how, header):
     weights = data.draw(mutated_headers(saved["weights"]) if header else mutated_bytes(saved["weights"]))
     obj = json.loads(saved[".json"])
-    name = obj["weights"]["file"]
+    name = weights_name(obj)
     if how == "matching sha":  # past the checksum: safetensors and the strict check must refuse it
-        obj["weights"]["sha256"] = hashlib.sha256(weights).hexdigest()
-    elif how == "legacy file":  # no checksum at all: <stem>.safetensors
+        obj["Diagram"][0]["weights_sha256"] = hashlib.sha256(weights).hexdigest()
+    elif how == "legacy file":  # the first layout without its entry: no checksum at all, <stem>.safetensors
+        obj = json.loads(saved["legacy"])
         del obj["weights"]
         name = "d.safetensors"
     load_case(tmp_path, ".json", json.dumps(obj), weights, name, saved["env"])

@@ -19,6 +19,8 @@ import learning_diagrams as ld
 from learning_diagrams.core.errors import FileFormatError
 from learning_diagrams.io.files import load, save, weights_path
 
+from legacy_layout import legacy_text
+
 
 def first(batch):
     return batch[0]
@@ -88,7 +90,8 @@ def test_the_diagram_file_names_its_weights_file_and_records_its_sha256(tmp_path
     assert tensors.name == f"d.{digest[:12]}.safetensors" and tensors.parent == tmp_path
     text = (tmp_path / f"d{suffix}").read_text(encoding="utf-8")
     if suffix == ".json":
-        assert json.loads(text)["weights"] == {"file": tensors.name, "sha256": digest}
+        row = json.loads(text)["Diagram"][0]
+        assert (row["weights_file"], row["weights_sha256"]) == (tensors.name, digest)
     else:
         assert f"weights: {{file: {tensors.name}, sha256: {digest}}}\n" in text
     loaded = fresh(env)
@@ -103,7 +106,8 @@ def test_a_diagram_without_modules_or_saved_without_weights_records_none(tmp_pat
     assert weights_path(tmp_path / "plain.yaml") is None and list(tmp_path.glob("*.safetensors")) == []
     d2, env = diagram()
     save(d2, tmp_path / "d.json", names=env, weights=False)
-    assert json.loads((tmp_path / "d.json").read_text())["weights"] is None
+    row = json.loads((tmp_path / "d.json").read_text())["Diagram"][0]
+    assert set(row["weights_file"]) == set(row["weights_sha256"]) == {"_var"}  # unset, as Catlab writes it
     load(tmp_path / "d.json", env)  # nothing to load, and it says nothing
     with pytest.raises(FileNotFoundError, match=r"d\.json: names no weights file .*weights=False"):
         load(tmp_path / "d.json", env, weights=True)
@@ -142,14 +146,14 @@ def test_the_two_layouts_of_one_stem_keep_each_others_weights(tmp_path):
 
 
 def legacy(tmp_path, suffix=".json"):
-    """A diagram file as written before the weights entry: weights in ``<stem>.safetensors``."""
+    """A diagram file as written before the weights entry: weights in ``<stem>.safetensors`` (JSON: the first layout)."""
     d, env = diagram()
     save(d, tmp_path / f"old{suffix}", names=env)
     tensors = weights_path(tmp_path / f"old{suffix}")
     tensors.rename(tmp_path / "old.safetensors")
     text = (tmp_path / f"old{suffix}").read_text(encoding="utf-8")
     if suffix == ".json":
-        obj = json.loads(text)
+        obj = json.loads(legacy_text(d, env))
         del obj["weights"]
         text = json.dumps(obj, indent=2)
     else:
@@ -194,11 +198,38 @@ def test_saving_over_a_file_from_before_the_entry_removes_its_old_weights(tmp_pa
         ("d.safetensors", "expected null or a mapping"),
     ],
 )
-def test_a_malformed_weights_entry_is_refused_naming_it(tmp_path, entry, message):
+def test_a_malformed_weights_entry_of_the_first_layout_is_refused_naming_it(tmp_path, entry, message):
+    d, env = diagram()
+    (tmp_path / "d.json").write_text(legacy_text(d, env, entry))
+    with pytest.raises(FileFormatError, match=re.escape(message)):
+        load(tmp_path / "d.json", env)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("weights_file", "../elsewhere.safetensors", "field 'weights_file': expected the name of a .safetensors"),
+        ("weights_file", "/etc/passwd", "(no folder part), got the string '/etc/passwd'"),
+        (
+            "weights_file",
+            3,
+            "field 'weights_file': expected the name of a .safetensors file beside the diagram file (no folder part), got 3 (a int)",
+        ),
+        ("weights_sha256", "XYZ", "field 'weights_sha256': expected 64 lowercase hexadecimal digits"),
+        (
+            "weights_sha256",
+            {"_var": 1},
+            "field 'weights_sha256': {'_var': 1} is no row of its attribute type's table (it has 0 rows)",
+        ),
+        ("weights_sha256", None, "field 'weights_file': is set, but not its pair"),
+        ("signed", True, "table Diagram, row 1: unknown column(s) 'signed'"),
+    ],
+)
+def test_a_malformed_weights_entry_is_refused_naming_it(tmp_path, column, value, message):
     d, env = diagram()
     save(d, tmp_path / "d.json", names=env)
     obj = json.loads((tmp_path / "d.json").read_text())
-    obj["weights"] = entry
+    obj["Diagram"][0][column] = value
     (tmp_path / "d.json").write_text(json.dumps(obj))
     with pytest.raises(FileFormatError, match=re.escape(message)):
         load(tmp_path / "d.json", env)

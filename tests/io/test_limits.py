@@ -168,7 +168,7 @@ def test_files_nest_up_to_the_limit_and_no_further(tmp_path, suffix):
     spare = (MAX_FILE_DEPTH - 4) // 2
     for depth, ok in ((spare, True), (spare + 2, False)):
         if suffix == ".json":
-            obj["V"][0]["type"] = nested_type(depth)
+            obj["V"][0]["vtype"] = nested_type(depth)
             text = json.dumps(obj)
         else:
             obj["spaces"]["A"] = {"data": "ds", "type": nested_type(depth)}
@@ -187,11 +187,12 @@ def test_files_nest_up_to_the_limit_and_no_further(tmp_path, suffix):
         (".json", "[" * 100_000 + "]" * 100_000),
         (".json", '{"a":' * 100_000 + "1" + "}" * 100_000),
         (".json", '{"format": "learning-diagrams/1", "V": ' + "[" * 1000 + "]" * 1000 + "}"),
+        (".json", '{"Diagram": [], "V": [{"vtype": ' + "[" * 1000 + "]" * 1000 + "}]}"),
         (".yaml", "[" * 100_000 + "]" * 100_000),
         (".yaml", "".join(f"{'  ' * i}- \n" for i in range(1000))),
         (".yaml", "spaces: " + "{a: " * 1000 + "1" + "}" * 1000),
     ],
-    ids=["json-lists", "json-objects", "json-rows", "yaml-flow", "yaml-block", "yaml-mappings"],
+    ids=["json-lists", "json-objects", "json-rows", "json-acset", "yaml-flow", "yaml-block", "yaml-mappings"],
 )
 def test_nesting_far_past_the_limit_is_refused_quickly(tmp_path, suffix, text):
     (tmp_path / f"deep{suffix}").write_text(text, encoding="utf-8")
@@ -209,7 +210,7 @@ def test_from_json_of_a_self_containing_object_is_refused_not_a_recursion_error(
     obj = ld.io.to_json(ld.Diagram().space("A"))
     loop: list = []
     loop.append(loop)
-    obj["V"][0]["type"] = loop
+    obj["V"][0]["vtype"] = loop
     with pytest.raises(FileFormatError, match="nested more than"):
         ld.io.from_json(obj)
 
@@ -319,6 +320,47 @@ def test_error_messages_show_a_bounded_part_of_any_value(place):
             ld.io.from_config(obj, {"ds": [1]})
         assert len(str(info.value)) < 1000, place
         assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        ["V", 0, "vname"],
+        ["V", 0, "data"],
+        ["V", 0, "vtype"],
+        ["V", 0, "indexing"],
+        ["V", 0, "_id"],
+        ["E", 0, "src"],
+        ["E", 0, "fn"],
+        ["E", 0, "trainable"],
+        ["E", 0, "_var"],
+        ["R", 0, "weight"],
+        ["R", 0, "first"],
+        ["Step", 0, "edge"],
+        ["Diagram", 0, "format"],
+        ["Diagram", 0, "max_paths"],
+        ["Diagram", 0, "cycles"],
+        ["Diagram", 0, "weights_file"],
+        ["Name", 0, "_id"],
+        ["V"],
+        ["Huge"],
+    ],
+)
+def test_acset_error_messages_show_a_bounded_part_of_any_value(place):
+    d = ld.Diagram().space("A", data=[1]).space("B", loss=ld.losses.mse).map("f", "A", "B", None).relate("f", "f")
+    seed = ld.io.to_json(d, {"ds": d.spaces["A"].data})
+    for value in [*HUGE, {"_var": 10**6}]:
+        obj = json.loads(json.dumps(seed))
+        target = obj
+        for key in place[:-1]:
+            target = target[key]
+        target[place[-1]] = value
+        start = time.perf_counter()
+        try:
+            ld.io.from_json(obj, {"ds": [1]})
+        except DiagramError as err:
+            assert len(str(err)) < 1000, place
+        assert time.perf_counter() - start < 1.0, place
 
 
 def test_shown_is_bounded_for_huge_and_shared_values():

@@ -23,6 +23,7 @@ from learning_diagrams.core.errors import (
     NotParallelError,
     UnknownNameError,
 )
+from learning_diagrams.core.types import TensorType
 from learning_diagrams.io.syntax import Lambda, parse
 
 LISTING_1 = """\
@@ -434,11 +435,16 @@ def test_a_missing_arrow_is_a_syntax_error_at_its_line_and_column():
     ("text", "line", "column", "message"),
     [
         ("A ⇒ Any\nf: A → A lstm", 2, 10, "unexpected name 'lstm'; expected '⇒' or the end of the line after 'A'"),
-        ("A ⇒ Any B ⇒ Any", 1, 9, "unexpected name 'B'; expected '(', '[' or the end of the line after 'Any'"),
+        ("A ⇒ Any B ⇒ Any", 1, 9, "unexpected name 'B'; expected '(', '[', '{' or the end of the line after 'Any'"),
         ("A ⇒ (Any", 1, 9, "unexpected end of line; expected ',', '(', ')' or '[' after 'Any'"),
         ("A ⇒ $", 1, 5, "unexpected character '$'; expected a name, a string, a number, '(', '[' or '{' after '⇒'"),
         ("\n\n  ⇒ Any", 3, 3, "unexpected '⇒'; expected a name or the end of the line"),
-        ("A ⇒ Any\nf: A → A ⇒ x → f(x;", 2, 19, "unexpected character ';'; expected ',', '(', ')' or '[' after 'x'"),
+        (
+            "A ⇒ Any\nf: A → A ⇒ x → f(x;",
+            2,
+            19,
+            "unexpected character ';'; expected ',', '(', ')', '[' or '{' after 'x'",
+        ),
         ("A ⇒ Any\nf: A → A ⇒ x → 'oops", 2, 16, "unterminated string: it must end with ' on the same line"),
         ("A ⇒ Any\nf ≤ g @", 2, 8, "unexpected end of line; expected a number after '@'"),
         ("A ⇒ {}", 1, 6, "unexpected '}'; expected a name, a string, a number or '(' after '{'"),
@@ -543,3 +549,147 @@ def test_builder_errors_keep_their_class_and_gain_a_position(text, error, messag
 def test_a_model_name_that_clashes_with_module_dict_is_refused():
     with pytest.raises(InvalidNameError, match="line 2, column 12: the model named 'keys'"):
         parse("A ⇒ Any\nf: A → A ⇒ x → keys(x)", {"keys": torch.nn.Identity()})
+
+
+# ---------------------------------------------------------------------------
+# Listing 1 as the paper prints it: a Julia block, with Julia types
+
+# Copied from the paper's text (Listing 1 of "Learning diagrams", /work/shared/papers/learning-diagrams.md
+# in the project's workspace), from "diagram = @LD begin" to "end", unchanged.
+PAPER_LISTING_1 = """\
+diagram = @LD begin
+  N ⇒ [train_ds]
+  Z_I_x_Y ⇒ (Any, Vector{Float64})
+  Z_L ⇒ Any
+  Y ⇒ {Vector{Float64}, cross_entropy}
+  CNN_x_Y: N → Z_I_x_Y ⇒ x → (v_model(x[0]), x[1])
+  LSTM: Z_I_x_Y → Z_L ⇒ (x, y) → lstm(x)
+  Label: Z_I_x_Y → Y ⇒ (x, y) → y
+  Prediction: Z_L → Y ⇒ x → predict(x)
+  CNN_x_Y · LSTM · Prediction ≤ CNN_x_Y · Label
+end
+"""
+
+PAPER = Path("/work/shared/papers/learning-diagrams.md")
+
+
+@pytest.mark.skipif(not PAPER.exists(), reason="the paper's text is not in this workspace")
+def test_the_listing_is_the_papers_text():
+    assert PAPER_LISTING_1 in PAPER.read_text(encoding="utf-8")
+
+
+def test_listing_1_as_printed_parses_with_its_julia_types(env):
+    d = parse(PAPER_LISTING_1, env)
+    vector = TensorType(None, dtype=torch.float64)
+    assert d.spaces["Z_I_x_Y"].type == (typing.Any, vector)
+    assert d.spaces["Y"].type == vector and d.spaces["Y"].loss is losses.cross_entropy
+    assert d.spaces["Z_L"].type is typing.Any and d.spaces["N"].data is env["train_ds"]
+    [relation] = d.relations
+    assert (relation.first.edges, relation.second.edges) == (("CNN_x_Y", "LSTM", "Prediction"), ("CNN_x_Y", "Label"))
+    body = "\n".join(PAPER_LISTING_1.splitlines()[1:-1])  # without "diagram = @LD begin" and "end"
+    assert structure(parse(body, env)) == structure(d)
+    assert structure(parse(PAPER_LISTING_1.replace("diagram = @LD", "@LD"), env)) == structure(d)
+    # The same diagram as the ASCII listing with Tensor for Vector{Float64}, but for the two types.
+    plain = structure(parse(LISTING_1, env))
+    assert structure(d)[1:] == plain[1:]
+
+
+def test_an_error_inside_the_block_keeps_its_line_and_column(env):
+    broken = PAPER_LISTING_1.replace("Vector{Float64})", "Vector{Float64)")
+    with pytest.raises(DiagramSyntaxError) as info:
+        parse(broken, env)
+    assert (info.value.line, info.value.column) == (3, 33)
+    assert info.value.message.startswith("unexpected ')'; expected ',', '(', '[' or '}' after 'Float64'")
+    assert info.value.text == "  Z_I_x_Y ⇒ (Any, Vector{Float64)"
+
+
+@pytest.mark.parametrize(
+    ("spec", "annotation"),
+    [
+        ("Vector{Float64}", TensorType(None, dtype=torch.float64)),
+        ("Vector{Any}", TensorType(None)),
+        ("AbstractVector{Int64}", TensorType(None, dtype=torch.int64)),
+        ("Matrix{Float32}", TensorType(None, None, dtype=torch.float32)),
+        ("Array{Float16, 3}", TensorType(None, None, None, dtype=torch.float16)),
+        ("Array{Bool}", torch.bool),
+        ("Array{Any}", torch.Tensor),
+        ("Tuple{Vector{Float64}, Int}", (TensorType(None, dtype=torch.float64), torch.int64)),
+        ("Tuple{}", ()),
+        ("Tuple{Any,}", (typing.Any,)),
+        ("NTuple{2, Matrix{UInt8}}", (TensorType(None, None, dtype=torch.uint8),) * 2),
+        ("Float64", torch.float64),
+        ("(Any, Tuple{Float32, ComplexF64})", (typing.Any, (torch.float32, torch.complex128))),
+        ("{Matrix{Float32}, mse}", TensorType(None, None, dtype=torch.float32)),
+    ],
+)
+def test_julia_types_map_onto_annotations(spec, annotation):
+    assert parse(f"Z ⇒ {spec}").spaces["Z"].type == annotation
+
+
+def test_braces_after_the_arrow_are_a_set_and_after_a_name_type_parameters():
+    d = parse("Y ⇒ {Vector{Float64}, cross_entropy}\nZ ⇒ {Vector{Float64}}\nW ⇒ {Tensor}")
+    assert d.spaces["Y"].loss is losses.cross_entropy and d.spaces["Y"].type == TensorType(None, dtype=torch.float64)
+    assert d.spaces["Z"].type == TensorType(None, dtype=torch.float64) and d.spaces["Z"].loss is None
+    assert d.spaces["W"].type is torch.Tensor
+    # env shadows the Julia names, as it shadows every default
+    assert parse("Z ⇒ Vector{Float64}", {"Float64": torch.float32}).spaces["Z"].type == TensorType(
+        None, dtype=torch.float32
+    )
+    assert parse("@LD begin\nend").spaces == {}  # an empty block is an empty diagram
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "message"),
+    [
+        ("Z ⇒ (Any, Vector{Float64)", 1, 25, "unexpected ')'; expected ',', '(', '[' or '}' after 'Float64'"),
+        ("Y ⇒ {Vector{Float64}, mse", 1, 26, "unexpected end of line; expected ',', '(', '[' or '}' after 'mse'"),
+        (
+            "A ⇒ Any\nZ ⇒ Vector{}",
+            2,
+            5,
+            "Vector{}: Vector takes 1 parameter (the element type), got 0: write Vector{Float64}",
+        ),
+        (
+            "Z ⇒ (Any, Vector{Float64, 2})",
+            1,
+            11,
+            "Vector{Float64, 2}: Vector takes 1 parameter (the element type), got 2",
+        ),
+        ("Z ⇒ Vector{3}", 1, 5, "Vector{3}: the element type of Vector is a number type"),
+        ("Z ⇒ Tuple{Int64, Vector{Float32, 1}}", 1, 18, "Vector{Float32, 1}: Vector takes 1 parameter"),
+        ("Z ⇒ NTuple{Float64, 2}", 1, 5, "NTuple{Float64, 2}: the length of NTuple is a whole number ≥ 0"),
+        (
+            "Z ⇒ Array{Float32, 3.5}",
+            1,
+            20,
+            "a parameter of Array{...} is a type (Float64, Any, Vector{Float64}, ...) or a whole number, not '3.5'",
+        ),
+        ("Z ⇒ Vector{f(x)}", 1, 12, "a parameter of Vector{...} is a type"),
+        ("Z ⇒ (Any, Vector)", 1, 11, "Vector needs its type parameters: write Vector{Float64}"),
+        ("Z ⇒ {Matrix, mse}", 1, 6, "Matrix needs its type parameters: write Matrix{Float32}"),
+        ("Z ⇒ mse{Float64}", 1, 5, "mse{Float64}: mse takes no type parameters"),
+        ("Z ⇒ Tuple{Vector}", 1, 11, "Vector needs its type parameters: write Vector{Float64}"),
+        ("Z ⇒ f(x){Float64}", 1, 9, "unexpected '{'; expected '(', '[' or the end of the line after ')'"),
+        (
+            "Z ⇒ {Vector{Float64}, Matrix{Float32}}",
+            1,
+            23,
+            "vertex 'Z' is given two types, 'Vector{Float64}' and 'Matrix{Float32}'",
+        ),
+        ("diagram = @LD begin\nZ ⇒ Any\n", 1, 11, "'@LD begin' opens a block that no 'end' closes"),
+        ("Z ⇒ Any\nend  # done", 2, 1, "'end' closes a block that no '@LD begin' opened"),
+    ],
+)
+def test_julia_type_errors_name_their_line_and_column(text, line, column, message):
+    with pytest.raises(DiagramSyntaxError) as info:
+        parse(text, {"f": abs, "x": 1})
+    e = info.value
+    assert (e.line, e.column) == (line, column), e
+    assert e.message.startswith(message), e.message
+    assert e.text == text.split("\n")[line - 1]
+
+
+def test_a_type_application_in_a_lambda_is_checked_when_it_names_no_parameter():
+    assert Lambda.parse("x → (x, Vector{Float64})")(1) == (1, TensorType(None, dtype=torch.float64))
+    with pytest.raises(DiagramSyntaxError, match=r"column 9: Vector\{Float64, 1\}: Vector takes 1 parameter"):
+        Lambda.parse("x → (x, Vector{Float64, 1})")

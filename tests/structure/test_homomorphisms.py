@@ -209,6 +209,76 @@ def test_semantic_matching_equals_brute_force_with_agrees(pg, dg, data):
     assert plain(homomorphisms(pattern, diagram, semantic=False)) == brute_force(pattern, diagram)
 
 
+def onto(images, universe):
+    return set(images) == set(universe)
+
+
+def brute_force_surjective(pattern, diagram, monic="", epic=""):
+    """Brute force kept when injective on ``monic`` and surjective on ``epic`` (each "", "V", "E" or "VE")."""
+    D = diagram.graph
+    return brute_force(
+        pattern,
+        diagram,
+        monic,
+        keep=lambda fv, fe: (
+            ("V" not in epic or onto(fv.values(), D.vertices)) and ("E" not in epic or onto(fe.values(), D.edges))
+        ),
+    )
+
+
+# Larger patterns into smaller diagrams, so that surjections exist; small enough for product().
+bigger, smaller = graphs(max_vertices=4, max_edges=4), graphs(max_vertices=3, max_edges=3)
+
+
+@given(bigger, smaller, st.sampled_from(list(MONIC)), st.sampled_from(list(MONIC)))
+@settings(max_examples=150, deadline=None)
+def test_epic_equals_brute_force_in_order(pg, dg, epic, monic):
+    pattern, diagram = as_diagram(pg, "P", "p"), as_diagram(dg)
+    found = homomorphisms(pattern, diagram, epic=epic, monic=monic)
+    expected = brute_force_surjective(pattern, diagram, MONIC[monic], MONIC[epic])
+    assert plain(found) == expected, (epic, monic)
+    assert is_homomorphic(pattern, diagram, epic=epic, monic=monic) == bool(expected)
+    for m in found:
+        DiagramMorphism(pattern, diagram, m.vertices, m.edges)
+
+
+@given(patterns, targets, st.sampled_from(list(MONIC)), st.data())
+@settings(max_examples=120, deadline=None)
+def test_iso_is_monic_and_epic_and_equals_brute_force(pg, dg, iso, data):
+    pattern, diagram = as_diagram(pg, "P", "p"), as_diagram(dg)
+    if data.draw(st.booleans()):  # a relabelled copy of the pattern: isomorphisms exist
+        order = data.draw(st.permutations(pg.vertices))
+        diagram = as_diagram(pg)
+        renamed = {f"V{v[1:]}": f"V{w[1:]}" for v, w in zip(pg.vertices, order)}
+        relabelled = ld.Diagram()
+        for v in diagram.spaces:
+            relabelled.space(v)
+        for e, m in reversed(list(diagram.maps.items())):
+            relabelled.map(e, renamed[m.src], renamed[m.tgt], None)
+        diagram = relabelled
+    parts = MONIC[iso]
+    found = homomorphisms(pattern, diagram, iso=iso)
+    assert plain(found) == brute_force_surjective(pattern, diagram, parts, parts), iso
+    assert found == homomorphisms(pattern, diagram, monic=iso, epic=iso)
+    assert plain(homomorphisms(pattern, diagram, iso="V", monic="E")) == brute_force_surjective(
+        pattern, diagram, "VE", "V"
+    )
+
+
+@given(patterns, targets, st.sampled_from(list(MONIC)), st.data())
+@settings(max_examples=60, deadline=None)
+def test_take_and_initial_with_epic_agree_with_the_full_list(pg, dg, epic, data):
+    pattern, diagram = as_diagram(pg, "P", "p"), as_diagram(dg)
+    full = homomorphisms(pattern, diagram, epic=epic)
+    take = data.draw(st.integers(0, len(full) + 1))
+    assert homomorphisms(pattern, diagram, epic=epic, take=take) == full[:take]
+    pins = data.draw(
+        st.dictionaries(st.sampled_from(pattern.graph.vertices), st.sampled_from(diagram.graph.vertices), max_size=2)
+    )
+    pinned = homomorphisms(pattern, diagram, epic=epic, initial={"V": pins})
+    assert pinned == [m for m in full if all(m.vertices[k] == w for k, w in pins.items())]
+
+
 # -- exact counts --------------------------------------------------------------
 @pytest.mark.parametrize(
     "pattern, diagram, monic, count",
@@ -236,6 +306,62 @@ def test_semantic_matching_equals_brute_force_with_agrees(pg, dg, data):
 )
 def test_exact_counts(pattern, diagram, monic, count):
     assert len(homomorphisms(pattern, diagram, monic=monic)) == count
+
+
+@pytest.mark.parametrize(
+    "pattern, diagram, options, count",
+    [
+        (cycle(3), cycle(3), {"iso": True}, 3),  # the rotations are the automorphisms
+        (cycle(6), cycle(3), {"epic": True}, 3),  # winding twice covers everything
+        (cycle(6), cycle(3), {"iso": True}, 0),  # but is no bijection
+        (path(4), path(4), {"iso": True}, 1),
+        (path(3), path(2), {"epic": "V"}, 0),  # two edges cannot both land on the one edge's ends
+        (loops(2), loops(2), {"iso": True}, 2),  # swap the loops or not
+        (loops(3), loops(2), {"epic": "E"}, 6),  # surjections of 3 loops onto 2: 2³ - 2
+        (loops(0, parallel=2), loops(0, parallel=2), {"iso": "E"}, 2),
+        (loops(0, parallel=3), loops(0, parallel=2), {"epic": True}, 6),
+        (discrete(3), discrete(3), {"iso": True}, 6),  # 3!
+        (discrete(3), discrete(2), {"epic": "V"}, 6),  # surjections 3 → 2
+        (discrete(2), discrete(3), {"epic": "V"}, 0),  # too few: fails before looking
+        (discrete(0), discrete(0), {"iso": True}, 1),  # the empty morphism
+        (cycle(12), cycle(12), {"iso": True}, 12),
+    ],
+)
+def test_exact_counts_of_surjections_and_isomorphisms(pattern, diagram, options, count):
+    assert len(homomorphisms(pattern, diagram, **options)) == count
+
+
+def test_epic_with_fewer_pattern_parts_fails_before_looking_at_any_part():
+    calls = []
+    assert homomorphisms(path(3), path(4), epic="V", where={"V0": recorder(calls)}) == []
+    assert calls == []
+    with pytest.raises(NoHomomorphismError, match=r"a surjective map needs at least as many parts in the pattern"):
+        homomorphism(discrete(2), discrete(3), epic=True)
+    with pytest.raises(
+        NoHomomorphismError, match=r"\(epic=True\): a surjective map .*2 vertices and 0 edges into 3 and 0"
+    ):
+        homomorphism(discrete(2), discrete(3), epic=True)
+
+
+def test_bad_epic_and_iso_are_named():
+    with pytest.raises(SearchOptionError, match=r"epic='X' cannot be read"):
+        homomorphisms(edge, path(3), epic="X")
+    with pytest.raises(SearchOptionError, match=r"iso=\['V', 'F'\] cannot be read"):
+        homomorphisms(edge, path(3), iso=["V", "F"])
+
+
+def test_actions_take_epic_and_iso():
+    d = nic()
+    whole = ld.Diagram()
+    for v in d.spaces:
+        whole.space(v)
+    for e, m in d.maps.items():
+        whole.map(e, m.src, m.tgt, None)
+    [m] = homomorphisms(whole, d, iso=True)
+    assert dict(m.edges) == {e: e for e in d.maps}
+    with pytest.raises(NoHomomorphismError, match=r"\(epic='V'\): a surjective map .*; nothing to freeze"):
+        hom.freeze(d, one_edge, "enc", epic="V")  # one edge cannot cover four vertices
+    assert all(m.trainable for m in d.maps.values())
 
 
 def test_matches_come_in_declaration_order_of_the_images():

@@ -1,11 +1,14 @@
 """Input and output at the edges: files, the text syntax, drawings.
 
 * :mod:`.files`: :func:`save` and :func:`load` a diagram as Catlab's ACSet JSON
-  (:mod:`.acset`) or a YAML config (:mod:`.config`), its objects named and bound
-  again by :mod:`.binding`, type annotations as :mod:`.typespecs`, and its
-  modules' weights in safetensors (:mod:`.weights`);
+  (:mod:`.acset`, with the schema :func:`schema_text` returns; plain Catlab
+  graphs load as skeletons, :mod:`.catlab`, with their :func:`metadata`) or a
+  YAML config (:mod:`.config`), its objects named and bound again by
+  :mod:`.binding`, type annotations as :mod:`.typespecs`, and its modules'
+  weights in safetensors (:mod:`.weights`);
 * :mod:`.syntax`: :func:`parse` the text syntax of the paper's Listing 1, whose
-  lambdas (:mod:`.lambdas`) are interpreted, never evaluated as Python;
+  lambdas (:mod:`.lambdas`) are interpreted, never evaluated as Python, and
+  whose Julia types (:mod:`.julia`) are annotations;
 * :mod:`.drawing`: pictures through Graphviz, compiled pairs coloured pair by pair;
 * :mod:`.atomic`: the one atomic writer every file of the library goes through;
 * :mod:`.limits`: the bounds every reader keeps (nesting, literal sizes, what a
@@ -14,7 +17,8 @@
 
 from .atomic import write_atomic
 from .drawing import draw, to_graphviz
-from .files import from_config, from_json, load, save, to_config, to_json, weights_path
+from .acset import schema_text
+from .files import from_config, from_json, load, metadata, save, to_config, to_json, weights_path
 from .syntax import Lambda, parse
 
 __all__ = [
@@ -25,6 +29,8 @@ __all__ = [
     "to_config",
     "from_config",
     "weights_path",
+    "metadata",
+    "schema_text",
     "parse",
     "Lambda",
     "draw",

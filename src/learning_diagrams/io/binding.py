@@ -99,7 +99,7 @@ def plan_of(diagram: Diagram, names: Mapping[str, Any] | None) -> Plan:
         if space.data is not None:
             data = namer.name(space.data, "data", v, f"the data of vertex {v!r}")
         loss = None if space.loss is None else _loss_name(space.loss, namer, v)
-        vertices.append(VertexRow(v, data, loss, type_spec(space.type, f"vertex {v!r}")))
+        vertices.append(VertexRow(v, data, loss, type_spec(space.type, f"vertex {v!r}"), indexing=space.indexing))
     edges, modules = [], {}
     for e, m in diagram.maps.items():
         fn = None
@@ -118,7 +118,7 @@ def plan_of(diagram: Diagram, names: Mapping[str, Any] | None) -> Plan:
         if not math.isfinite(r.weight):
             raise FileFormatError(f"relation {r}: its weight {r.weight} is not a finite number")
         relations.append(RelationRow(r.first, r.second, r.weight))
-    return Plan(vertices, edges, relations, diagram.max_length, diagram.max_paths, modules)
+    return Plan(vertices, edges, relations, diagram.max_length, diagram.max_paths, modules, cycles=diagram.cycles)
 
 
 def _loss_name(loss: Loss, namer: Namer, vertex: str) -> str:
@@ -151,14 +151,14 @@ def build(plan: Plan, env: Mapping[str, Any] | None) -> tuple[Diagram, dict[str,
         raise TypeMismatchError(f"env must be a mapping from names to objects, got a {type(env).__name__}")
     scope: Mapping[str, Any] = {} if env is None else env
     _refuse_missing(plan, scope)
-    diagram = Diagram(max_length=plan.max_length, max_paths=plan.max_paths)
+    diagram = Diagram(max_length=plan.max_length, max_paths=plan.max_paths, cycles=plan.cycles)
     for v in plan.vertices:
         what = f"the data of vertex {shown(v.name)}"
         data = None if v.data is None else _lookup(scope, v.data, v.at("data"), what)
         loss = None if v.loss is None else _resolve_loss(scope, v.loss, v.at("loss"))
         annotation = type_from(v.type, v.at("type"))
         with located(v.at(None)), bounded_messages():
-            diagram.space(v.name, data=data, loss=loss, type=annotation)
+            diagram.space(v.name, data=data, loss=loss, type=annotation, indexing=v.indexing)
     functions: dict[str, Any] = {}
     for e in plan.edges:
         fn = None

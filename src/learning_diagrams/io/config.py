@@ -5,6 +5,7 @@ A friendlier form for configs written by hand, keyed by name rather than id::
     format: learning-diagrams/1          # optional when read
     spaces:
       N: {data: train_ds}
+      M: {indexing: true}                # an indexing vertex whose data comes later
       X: {}                              # or just "X:"
       Y: {loss: cross_entropy, type: Tensor}
     maps:
@@ -15,10 +16,11 @@ A friendlier form for configs written by hand, keyed by name rather than id::
       - [x·f, y]                         # first ≤ second, weight 1; '·' or '.', or id(X)
       - [x·f, x·g, 0.5]                  # with a weight
       - {first: x.f.soft, second: x.g.soft, weight: 0.25}
-    options: {max_length: 4}
+    options: {max_length: 4, cycles: simple}   # cycles: simple (the default) or walks
     weights: {file: distil.3f2a9c1b0d4e.safetensors, sha256: 3f2a9c1b0d4e...}   # written by save
 
-``trainable`` and ``training`` default to true. Errors name the key path
+``trainable`` and ``training`` default to true, ``indexing`` to false (data
+makes a vertex indexing). Errors name the key path
 (``maps.f.src``, ``relations[1].first``). :func:`save` writes this form, with
 only the non-default flags, and ``weights``: ``null``, or the weights file saved
 with the diagram and the SHA-256 of its bytes (see :mod:`.files`). A config
@@ -70,6 +72,8 @@ def config_of(plan: Plan) -> dict[str, Any]:
     spaces = {}
     for v in plan.vertices:
         spaces[v.name] = {k: x for k, x in (("data", v.data), ("loss", v.loss), ("type", v.type)) if x is not None}
+        if v.indexing and v.data is None:  # data makes a vertex indexing: only say it when there is none
+            spaces[v.name]["indexing"] = True
     maps = {}
     for e in plan.edges:
         entry: dict[str, Any] = {"src": e.src, "tgt": e.tgt, "fn": e.fn}
@@ -89,7 +93,7 @@ def config_of(plan: Plan) -> dict[str, Any]:
         "spaces": spaces,
         "maps": maps,
         "relations": relations,
-        "options": {"max_length": plan.max_length, "max_paths": plan.max_paths},
+        "options": {"max_length": plan.max_length, "max_paths": plan.max_paths, "cycles": plan.cycles},
         "weights": weights_entry_of(plan.weights),
     }
 
@@ -199,10 +203,11 @@ def plan_from_config(obj: Any) -> Plan:
         entry = {} if entry is None else entry
         if not isinstance(entry, dict):
             raise FileFormatError(f"{at(None)}: expected a mapping such as {{data: train_ds}}, got {kind_of(entry)}")
-        check_keys(entry, ("data", "loss", "type"), at(None))
+        check_keys(entry, ("data", "loss", "type", "indexing"), at(None))
         for key in ("data", "loss"):
             check_name_or_null(entry.get(key), at(key))
-        vertices.append(VertexRow(name, entry.get("data"), entry.get("loss"), entry.get("type"), at))
+        indexing = check_boolean(entry.get("indexing", False), at("indexing"))
+        vertices.append(VertexRow(name, entry.get("data"), entry.get("loss"), entry.get("type"), at, indexing))
     edges = []
     for name, entry in _named_entries(obj.get("maps"), "maps"):
         at = _key_at(f"maps.{name}")
@@ -243,8 +248,8 @@ def plan_from_config(obj: Any) -> Plan:
                     f"{at(key)}: a path is 'a·b', 'a.b', 'id(X)' or a list of edge names, got {shown(p)}"
                 )
         relations.append(RelationRow(first, second, check_weight(weight, at("weight")), at))
-    max_length, max_paths = read_options(obj.get("options") or {}, "options")
-    plan = Plan(vertices, edges, relations, max_length, max_paths)
+    max_length, max_paths, cycles = read_options(obj.get("options") or {}, "options")
+    plan = Plan(vertices, edges, relations, max_length, max_paths, cycles=cycles)
     if "weights" in obj:
         plan.weights = read_weights_entry(obj["weights"], "weights")
     else:

@@ -151,7 +151,8 @@ def _vertex_attrs(space: Space) -> dict[str, str]:
     if space.is_indexing:
         attrs.update(shape="cylinder", style="filled", fillcolor="gray95")
         name = getattr(space.data, "__name__", None)
-        roles.append(f"data ({name if isinstance(name, str) else type(space.data).__name__})")
+        shown = "not given yet" if space.data is None else name if isinstance(name, str) else type(space.data).__name__
+        roles.append(f"data ({shown})")
     else:
         attrs["shape"] = "ellipse"
     if space.loss is not None:

@@ -11,9 +11,12 @@ the names of its text (:mod:`.binding` has the rules). The weights of every
 then ``run/distil.json``, whose ``weights`` entry names that file and records
 its whole SHA-256 (:func:`weights_path` finds it).
 
-The two layouts are :mod:`.acset` (``.json``, Catlab.jl's ACSet JSON) and
-:mod:`.config` (``.yaml``, keyed by name for configs written by hand); type
-annotations are written as in :mod:`.typespecs`.
+The two layouts are :mod:`.acset` (``.json``, Catlab.jl's ACSet JSON, with
+the schema the library ships) and :mod:`.config` (``.yaml``, keyed by name for
+configs written by hand); type annotations are written as in :mod:`.typespecs`.
+:func:`load` also reads the first JSON layout (:mod:`.legacy`), and a plain
+Catlab graph (:mod:`.catlab`) as a diagram skeleton, whose extra attributes
+:func:`metadata` returns.
 
 **Loading never imports or runs anything from a file.** JSON and YAML are read
 as plain data (YAML with a safe loader that also refuses anchors and aliases),
@@ -55,6 +58,7 @@ import hashlib
 import json
 import os
 import re
+import weakref
 from collections.abc import Mapping
 from pathlib import Path as FilePath
 from typing import Any
@@ -71,7 +75,7 @@ from .config import config_of, dump_yaml, plan_from_config, read_yaml
 from .plan import FORMAT, Plan, WeightsEntry
 from .weights import load_weights, sha256_of, weights_bytes
 
-__all__ = ["FORMAT", "save", "load", "to_json", "from_json", "to_config", "from_config", "weights_path"]
+__all__ = ["FORMAT", "save", "load", "to_json", "from_json", "to_config", "from_config", "weights_path", "metadata"]
 
 
 def to_json(diagram: Diagram, names: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -88,8 +92,9 @@ def to_json(diagram: Diagram, names: Mapping[str, Any] | None = None) -> dict[st
     Returns
     -------
     dict
-        ``{"format", "V", "E", "R", "options", "weights"}``, in that order
-        (``"weights"`` is ``None``: only :func:`save` writes a weights file to name).
+        The tables ``V``, ``E``, ``Path``, ``Step``, ``R``, ``Diagram``, then
+        the attribute types' (:mod:`.acset`); the weights file is unset: only
+        :func:`save` writes one to name.
 
     Raises
     ------
@@ -257,7 +262,8 @@ def from_json(obj: Any, env: Mapping[str, Any] | None = None) -> Diagram:
     Parameters
     ----------
     obj : dict
-        The object :func:`to_json` makes.
+        The object :func:`to_json` makes, one of the first layout, or a plain
+        Catlab graph (a skeleton: see :func:`load`).
     env : mapping of str to object, optional
         The data, functions, models and losses the file names.
 
@@ -268,7 +274,8 @@ def from_json(obj: Any, env: Mapping[str, Any] | None = None) -> Diagram:
     UnknownNameError
         For a name that ``env`` (and, for losses, the library) does not have.
     """
-    return build(plan_from_json(obj), env)[0]
+    plan = plan_from_json(obj)
+    return _remember(build(plan, env)[0], plan)
 
 
 def from_config(obj: Any, env: Mapping[str, Any] | None = None) -> Diagram:
@@ -294,6 +301,15 @@ def load(
 
     Loading imports nothing and runs nothing from the file: it reads plain
     data, looks names up in ``env`` and reads tensors.
+
+    A ``.json`` file that is a plain Catlab ACSet of the schema of graphs
+    (tables ``V`` and ``E``, with or without ``_id``, attribute-type tables,
+    more attributes) loads as a *skeleton*: a space per vertex and a map per
+    edge, with no data, loss, type or function, so it needs no ``env``. Its
+    parts are named by a name attribute (``vname``, ``vlabel``, ``label``,
+    ``name``; ``ename``, ``elabel``, ...) when that gives each a distinct
+    identifier, else ``V1``, ``V2``, ... and ``E1``, ``E2``, ...; every other
+    attribute is kept, and :func:`metadata` returns it.
 
     Parameters
     ----------
@@ -330,6 +346,7 @@ def load(
     plan = _read_plan(file, kind)
     with located(str(file)):
         diagram, functions = build(plan, env)
+    _remember(diagram, plan)
     if weights is False:
         return diagram
     tensors = _weights_file(file, plan)
@@ -343,6 +360,31 @@ def load(
     modules = {n: f for n, f in functions.items() if isinstance(f, nn.Module)}
     load_weights(tensors, modules)
     return diagram
+
+
+# What a Catlab file held beyond a graph, by the diagram it was read into (kept while the diagram lives).
+_METADATA: weakref.WeakKeyDictionary[Diagram, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _remember(diagram: Diagram, plan: Plan) -> Diagram:
+    if plan.metadata:
+        _METADATA[diagram] = plan.metadata
+    return diagram
+
+
+def metadata(diagram: Diagram) -> dict[str, Any]:
+    """What the Catlab file ``diagram`` was loaded from holds beyond a graph (``{}`` for any other diagram).
+
+    ``{"V": {vertex: {column: value}}, "E": {edge: {column: value}}, "tables":
+    {table: rows}}``: per part, the attributes that the skeleton does not use
+    (an attribute variable as ``{"_var": n}``), and the sizes of the file's
+    other tables (its attribute types').
+
+    >>> d = from_json({"V": [{}, {}], "E": [{"src": 1, "tgt": 2, "weight": {"_var": 1}}], "Weight": [{"_id": 1}]})
+    >>> list(d.spaces), list(d.maps), metadata(d)
+    (['V1', 'V2'], ['E1'], {'V': {}, 'E': {'E1': {'weight': {'_var': 1}}}, 'tables': {'Weight': 1}})
+    """
+    return _METADATA.get(diagram, {})
 
 
 def _check_sha256(tensors: FilePath, expected: str, file: FilePath) -> None:

@@ -2,9 +2,10 @@
 
 A lambda ``params → body`` in the text syntax is parsed (by :mod:`.syntax`) into
 a small abstract syntax tree: :class:`Name`, :class:`Const`, :class:`Call`,
-:class:`Index` (with a :class:`Slice`) and :class:`Tuple`. :func:`evaluate`
-interprets it, never Python's ``eval``: the language has names, number and
-string literals, calls, indexing, slices and tuples, and nothing else (no
+:class:`Index` (with a :class:`Slice`), :class:`Tuple` and :class:`TypeApply`.
+:func:`evaluate` interprets it, never Python's ``eval``: the language has
+names, number and string literals, calls, indexing, slices, tuples and Julia
+type applications (``Vector{Float64}``, :mod:`.julia`), and nothing else (no
 attributes, no operators). :func:`show` writes an expression back as text.
 
 >>> expr = Call(Name("f"), (Index(Name("x"), Slice(None, 2)), Const("a")))
@@ -25,10 +26,12 @@ __all__ = [
     "Slice",
     "Index",
     "Tuple",
+    "TypeApply",
     "Expr",
     "Pattern",
     "evaluate",
     "free_names",
+    "type_applications",
     "show",
     "pattern_names",
 ]
@@ -81,7 +84,17 @@ class Tuple:
     items: tuple[Expr, ...]
 
 
-Expr = Union[Name, Const, Call, Index, Tuple]
+@dataclass(frozen=True)
+class TypeApply:
+    """``head{param, ...}``, a Julia type application: the value of ``head[(params...)]`` (see :mod:`.julia`)."""
+
+    head: Name
+    params: tuple[Expr, ...]
+    line: int = field(default=0, compare=False)
+    column: int = field(default=0, compare=False)
+
+
+Expr = Union[Name, Const, Call, Index, Tuple, TypeApply]
 Pattern = Union[str, tuple["Pattern", ...]]  # a parameter name, or a tuple of patterns
 
 
@@ -104,6 +117,8 @@ def evaluate(expr: Expr, scope: Mapping[str, Any]) -> Any:
             return evaluate(value, scope)[key]
         case Tuple(items):
             return tuple(evaluate(item, scope) for item in items)
+        case TypeApply(head, params):
+            return evaluate(head, scope)[tuple(evaluate(p, scope) for p in params)]
     raise TypeError(f"not an expression of the lambda language: {expr!r}")
 
 
@@ -120,6 +135,26 @@ def free_names(expr: Expr) -> Iterator[Name]:
         case Tuple(items):
             for item in items:
                 yield from free_names(item)
+        case TypeApply(head, params):
+            for sub in (head, *params):
+                yield from free_names(sub)
+
+
+def type_applications(expr: Expr) -> Iterator[TypeApply]:
+    """Every :class:`TypeApply` in ``expr``, innermost first (a parameter before its type)."""
+    match expr:
+        case Call(func, args):
+            for sub in (func, *args):
+                yield from type_applications(sub)
+        case Index(value, _):
+            yield from type_applications(value)
+        case Tuple(items):
+            for item in items:
+                yield from type_applications(item)
+        case TypeApply(_, params):
+            for sub in params:
+                yield from type_applications(sub)
+            yield expr
 
 
 def show(expr: Expr | Pattern) -> str:
@@ -148,6 +183,8 @@ def show(expr: Expr | Pattern) -> str:
             return f"{show(value)}[{show(Const(key))}]"
         case Tuple(items):
             return _show_tuple([show(item) for item in items])
+        case TypeApply(head, params):
+            return f"{show(head)}{{{', '.join(show(p) for p in params)}}}"
     raise TypeError(f"not an expression of the lambda language: {expr!r}")
 
 

@@ -170,7 +170,7 @@ def excerpt(line: str, column: int, width: int = 200) -> str:
 
 # -- the text syntax -------------------------------------------------------------------------
 
-_NESTING_RULES = frozenset({"call", "index", "tuple"})
+_NESTING_RULES = frozenset({"call", "index", "tuple", "type_apply"})
 
 # A string or a comment (skipped: brackets inside do not nest), or a bracket.
 _TEXT_TOKENS = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|#[^\n]*|[()\[\]{}]")

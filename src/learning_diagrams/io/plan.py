@@ -1,10 +1,11 @@
 """The neutral form both file layouts are read into and written from, and the checks they share.
 
 A :class:`Plan` is a diagram's structure with every object replaced by its name:
-ACSet JSON (:mod:`.acset`) and the YAML config form (:mod:`.config`) are two
-layouts of it, and :mod:`.binding` turns a diagram into a plan (naming its
-objects) and a plan into a diagram (binding the names from an ``env``). Each
-row keeps ``at``, which says where in the file it came from, for error messages.
+ACSet JSON (:mod:`.acset`; plain Catlab graphs, :mod:`.catlab`; the first
+layout, :mod:`.legacy`) and the YAML config form (:mod:`.config`) are layouts
+of it, and :mod:`.binding` turns a diagram into a plan (naming its objects) and
+a plan into a diagram (binding the names from an ``env``). Each row keeps
+``at``, which says where in the file it came from, for error messages.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..core.errors import FileFormatError
 from ..core.graph import PathLike
+from ..core.diagram import CYCLES
 from ..core.paths import DEFAULT_MAX_PATHS
 from .limits import shown
 
@@ -31,6 +33,8 @@ __all__ = [
     "WeightsEntry",
     "WEIGHTS_KEYS",
     "read_weights_entry",
+    "check_weights_file",
+    "check_sha256",
     "weights_entry_of",
     "check_keys",
     "check_name",
@@ -38,15 +42,18 @@ __all__ = [
     "check_boolean",
     "check_weight",
     "read_options",
+    "check_max_length",
+    "check_max_paths",
+    "check_cycles",
     "is_int",
     "kind_of",
     "quoted",
 ]
 
-#: The version tag every file carries under ``"format"``.
+#: The version tag of the YAML config form (``format:``) and of the first JSON layout (:mod:`.legacy`).
 FORMAT = "learning-diagrams/1"
 
-OPTION_KEYS = ("max_length", "max_paths")
+OPTION_KEYS = ("max_length", "max_paths", "cycles")
 
 #: The keys of a diagram file's ``weights`` entry.
 WEIGHTS_KEYS = ("file", "sha256")
@@ -61,6 +68,7 @@ class VertexRow:
     loss: str | None
     type: Any  # a type spec as found in the file, or the annotation's spec when saving
     at: Where = field(repr=False, default=lambda f: "")
+    indexing: bool = False  # an indexing vertex, with or without its data
 
 
 @dataclass
@@ -100,6 +108,8 @@ class Plan:
     modules: dict[str, Any] = field(default_factory=dict)  # fn name → torch module, when saving
     weights: WeightsEntry | None = None  # the weights file the diagram file names
     weights_recorded: bool = True  # False for a file written before files named their weights
+    cycles: str = "simple"  # how path enumeration treats cycles (core.diagram.CYCLES)
+    metadata: dict[str, Any] = field(default_factory=dict)  # what a Catlab graph file holds beyond a graph
 
 
 # --- checks shared by both layouts --------------------------------------------------------------
@@ -129,21 +139,46 @@ def check_boolean(value: Any, where: str) -> bool:
 
 
 def check_weight(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise FileFormatError(f"{where}: a weight is a finite number, got {shown(value)}")
     return float(value)
 
 
-def read_options(obj: Any, where: str) -> tuple[int | None, int]:
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def read_options(obj: Any, where: str) -> tuple[int | None, int, str]:
+    """``max_length``, ``max_paths`` and ``cycles`` from a mapping of options, each checked."""
     if not isinstance(obj, dict):
         raise FileFormatError(f"{where}: expected a mapping with keys {quoted(OPTION_KEYS)}, got {kind_of(obj)}")
     check_keys(obj, OPTION_KEYS, where)
-    max_length, max_paths = obj.get("max_length"), obj.get("max_paths", DEFAULT_MAX_PATHS)
-    if max_length is not None and (not is_int(max_length) or max_length < 0):
-        raise FileFormatError(f"{where}, max_length: expected null or an integer ≥ 0, got {shown(max_length)}")
-    if not is_int(max_paths) or max_paths < 1:
-        raise FileFormatError(f"{where}, max_paths: expected an integer ≥ 1, got {shown(max_paths)}")
-    return max_length, max_paths
+    return (
+        check_max_length(obj.get("max_length"), f"{where}, max_length"),
+        check_max_paths(obj.get("max_paths", DEFAULT_MAX_PATHS), f"{where}, max_paths"),
+        check_cycles(obj.get("cycles", "simple"), f"{where}, cycles"),
+    )
+
+
+def check_max_length(value: Any, where: str) -> int | None:
+    if value is not None and (not is_int(value) or value < 0):
+        raise FileFormatError(f"{where}: expected null or an integer ≥ 0, got {shown(value)}")
+    return value
+
+
+def check_max_paths(value: Any, where: str) -> int:
+    if not is_int(value) or value < 1:
+        raise FileFormatError(f"{where}: expected an integer ≥ 1, got {shown(value)}")
+    return value
+
+
+def check_cycles(value: Any, where: str) -> str:
+    if value not in CYCLES:
+        raise FileFormatError(f"{where}: expected {' or '.join(map(repr, CYCLES))}, got {kind_of(value)}")
+    return str(value)
 
 
 # A file name in the diagram's folder: no folder part, not hidden, a .safetensors file.
@@ -168,15 +203,25 @@ def read_weights_entry(value: Any, where: str) -> WeightsEntry | None:
     for key in WEIGHTS_KEYS:
         if key not in value:
             raise FileFormatError(f"{where}: missing {key!r} (the weights entry has {quoted(WEIGHTS_KEYS)})")
-    file, digest = value["file"], value["sha256"]
+    return WeightsEntry(
+        check_weights_file(value["file"], f"{where}, file"), check_sha256(value["sha256"], f"{where}, sha256")
+    )
+
+
+def check_weights_file(file: Any, where: str) -> str:
+    """A weights file's name: a plain name (no folder part) of a ``.safetensors`` file."""
     if not isinstance(file, str) or not _WEIGHTS_FILE.fullmatch(file):
         raise FileFormatError(
-            f"{where}, file: expected the name of a .safetensors file beside the diagram file "
+            f"{where}: expected the name of a .safetensors file beside the diagram file "
             f"(no folder part), got {kind_of(file)}"
         )
+    return file
+
+
+def check_sha256(digest: Any, where: str) -> str:
     if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-        raise FileFormatError(f"{where}, sha256: expected 64 lowercase hexadecimal digits, got {kind_of(digest)}")
-    return WeightsEntry(file, digest)
+        raise FileFormatError(f"{where}: expected 64 lowercase hexadecimal digits, got {kind_of(digest)}")
+    return digest
 
 
 def weights_entry_of(entry: WeightsEntry | None) -> dict[str, str] | None:

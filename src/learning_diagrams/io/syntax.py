@@ -9,17 +9,26 @@ One statement a line; ``#`` starts a comment. Unicode ``⇒ → · ≤`` and ASC
   :class:`~learning_diagrams.losses.Loss` or callable and not a type, and a
   type otherwise; a set has at most one of each, and ``Y ⇒ mse`` is read as
   ``Y ⇒ {mse}``.
+* A type may be written as in Julia: ``Vector{Float64}``, ``Matrix{Float32}``,
+  ``Array{Float32, 3}``, ``Tuple{A, B}``, ``Float64`` (:mod:`.julia` has the
+  table). Braces right after a name are its type parameters; braces right
+  after ``⇒`` are a set, so ``Y ⇒ {Vector{Float64}, cross_entropy}`` is a set
+  holding a type and a loss.
 * ``f: A → B ⇒ rhs`` declares an edge. ``rhs`` is an expression for a
   callable (``lstm``, ``heads[3]``) or a lambda ``(x, y) → lstm(x)``; without
   ``⇒ rhs`` the map is ``env['f']``.
 * ``f · g ≤ h`` relates two parallel paths; ``id(X)`` is the identity path of
   ``X``, and ``@ 0.5`` after a relation sets its weight.
+* The statements may stand inside Listing 1's Julia block, ``@LD begin`` (or
+  ``diagram = @LD begin``) on the first line and ``end`` on the last.
 
 Names come from the ``env`` mapping, then from a default namespace: ``Any``,
-``Tensor`` and the library's losses by name (:data:`learning_diagrams.core.losses.LIBRARY`).
+``Tensor``, the library's losses by name (:data:`learning_diagrams.core.losses.LIBRARY`)
+and the Julia types of :mod:`.julia`.
 Lambdas are interpreted by :class:`Lambda`, never evaluated as Python: their
 language (:mod:`.lambdas`) has names, number and string literals, calls,
-indexing, slices and tuples, and nothing else (no attributes, no operators).
+indexing, slices, tuples and type applications, and nothing else (no
+attributes, no operators).
 
 Expressions nest at most 100 levels (calls, indexing and tuples inside one
 another), a number literal has at most 100 characters and a string literal at
@@ -38,6 +47,8 @@ the line and column, before anything is built.
 (['f', 'g'], Lambda(x → double(x)))
 >>> Lambda.parse("(a, (b, c)) -> (c[1:], b, a)")((1, (2, "xyz")))
 ('yz', 2, 1)
+>>> parse("Z ⇒ (Any, Vector{Float64})").spaces["Z"].type
+(typing.Any, TensorType(None, dtype=torch.float64))
 """
 
 from __future__ import annotations
@@ -52,11 +63,36 @@ import torch
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
+from ..core.arrays import is_dtype
 from ..core.diagram import Diagram
-from ..core.errors import DiagramSyntaxError, InvalidNameError, MapError, TypeMismatchError, UnknownNameError
+from ..core.errors import (
+    DiagramError,
+    DiagramSyntaxError,
+    InvalidNameError,
+    MapError,
+    TypeMismatchError,
+    UnknownNameError,
+)
 from ..core.messages import located
 from ..core.losses import LIBRARY, Loss
-from .lambdas import Call, Const, Expr, Index, Name, Pattern, Slice, Tuple, evaluate, free_names, pattern_names, show
+from ..core.types import TensorType
+from . import julia
+from .lambdas import (
+    Call,
+    Const,
+    Expr,
+    Index,
+    Name,
+    Pattern,
+    Slice,
+    Tuple,
+    TypeApply,
+    evaluate,
+    free_names,
+    pattern_names,
+    show,
+    type_applications,
+)
 from .limits import bounded_messages, check_text_brackets, check_text_tree, clipped, excerpt
 
 __all__ = ["parse", "Lambda"]
@@ -87,6 +123,8 @@ path: NAME (_DOT NAME)*                               -> edge_path
      | _LPAR _RPAR                                    -> tuple
      | _LPAR expr _COMMA _RPAR                        -> tuple
      | _LPAR expr (_COMMA expr)+ _COMMA? _RPAR        -> tuple
+     | NAME _LBRACE _RBRACE                           -> type_apply
+     | NAME _LBRACE expr (_COMMA expr)* _COMMA? _RBRACE -> type_apply
 number: MINUS? (INT | FLOAT)
 key: integer                                          -> integer_key
    | STRING                                           -> string_key
@@ -244,17 +282,20 @@ DEFAULTS: Mapping[str, Any] = types.MappingProxyType(
     {
         "Any": typing.Any,
         "Tensor": torch.Tensor,
+        **julia.NAMES,
         **LIBRARY,
     }
 )
-"""The names every text may use unless ``env`` shadows them."""
+"""The names every text may use unless ``env`` shadows them: ``Any``, ``Tensor``, the Julia types
+of :mod:`.julia` and the library's losses."""
 
 
 def _is_type(value: Any) -> bool:
     return (
-        isinstance(value, (type, tuple, types.GenericAlias, types.UnionType))
+        isinstance(value, (type, tuple, types.GenericAlias, types.UnionType, TensorType, julia.JuliaType))
         or value is typing.Any
         or type(value).__module__ == "typing"
+        or is_dtype(value)
     )
 
 
@@ -301,6 +342,7 @@ def parse(text: str, env: Mapping[str, Any] | None = None) -> Diagram:
         column of the statement.
     """
     _check_arguments(text, env, "parse")
+    text = julia.unwrap_block(text)
     compiler = _Compiler(text, env)
     diagram = Diagram()
     for statement in _parse_tree(text + "\n", start="start").children:
@@ -433,6 +475,7 @@ class _Compiler:
         found: dict[str, Tree] = {}
         kwargs: dict[str, Any] = {}
         for element in elements:
+            self.check_bare_constructors(self.expr(element))
             value = self.value(element)
             kind, kinds = ("loss", "losses") if _is_loss(value) else ("type", "types")
             if kind in found:
@@ -488,6 +531,7 @@ class _Compiler:
             if names.count(name) > 1:
                 raise self.syntax_error(tree, f"the parameter {name!r} appears twice")
         self.check_names(body, bound=set(names))
+        self.check_type_applications(body, bound=set(names))
         return self.located(tree, Lambda, pattern, body, self.scope, source=self.source(tree))
 
     def pattern(self, expr: Expr, tree: Tree) -> Pattern:
@@ -505,6 +549,7 @@ class _Compiler:
         """Evaluate the expression ``tree`` now, in the scope."""
         expr = self.expr(tree)
         self.check_names(expr, bound=set())
+        self.check_type_applications(expr, bound=set())
         try:
             return evaluate(expr, self.scope)
         except Exception as e:
@@ -539,7 +584,60 @@ class _Compiler:
                 return Index(self.expr(kids[0]), self.key(kids[1]))
             case "tuple":
                 return Tuple(tuple(self.expr(k) for k in kids))
+            case "type_apply":
+                head = _token(kids[0])
+                params = tuple(self.type_parameter(_tree(k), head.value) for k in kids[1:])
+                line, column = head.line or 0, head.column or 0
+                return TypeApply(Name(head.value, line, column), params, line, column)
         raise AssertionError(f"unknown parse tree {tree.data}")  # pragma: no cover
+
+    def type_parameter(self, tree: Tree, head: str) -> Expr:
+        """A parameter of ``head{...}``: a type (a name, a type application) or a whole number."""
+        expr = self.expr(tree)
+        if isinstance(expr, (Name, TypeApply)) or (isinstance(expr, Const) and type(expr.value) is int):
+            return expr
+        raise self.syntax_error(
+            tree,
+            f"a parameter of {clipped(head, 40)}{{...}} is a type (Float64, Any, Vector{{Float64}}, ...) or a "
+            f"whole number, not {clipped(self.source(tree))!r}",
+        )
+
+    def check_type_applications(self, expr: Expr, bound: set[str]) -> None:
+        """Evaluate each type application of ``expr`` once, innermost first, so that a wrong one is
+        reported at its own line and column. Those naming a lambda's parameters wait for the call."""
+        for node in type_applications(expr):
+            if any(n.id in bound for n in free_names(node)):
+                continue
+            head = evaluate(node.head, self.scope)
+            params = tuple(evaluate(p, self.scope) for p in node.params)
+            try:
+                if not isinstance(head, julia.JuliaType) and not hasattr(head, "__getitem__"):
+                    raise TypeMismatchError(
+                        f"{clipped(node.head.id, 40)} takes no type parameters; a parametric type is one of "
+                        f"{', '.join(julia.CONSTRUCTORS)}"
+                    )
+                head[params]
+            except Exception as e:
+                why = str(e) if isinstance(e, DiagramError) else f"{type(e).__name__}: {clipped(str(e), 300)}"
+                raise DiagramSyntaxError(
+                    f"{clipped(show(node), 80)}: {why}",
+                    text=self.line_text(node.line, node.column),
+                    line=node.line,
+                    column=node.column,
+                ) from e
+
+    def check_bare_constructors(self, expr: Expr) -> None:
+        """Refuse a parametric type without its parameters (``Vector`` for ``Vector{Float64}``) as a type."""
+        heads = {id(node.head) for node in type_applications(expr)}
+        for name in free_names(expr):
+            value = self.scope.get(name.id)
+            if id(name) not in heads and isinstance(value, julia.JuliaType):
+                raise DiagramSyntaxError(
+                    f"{name.id} needs its type parameters: write {value.example()}",
+                    text=self.line_text(name.line, name.column),
+                    line=name.line,
+                    column=name.column,
+                )
 
     def key(self, tree: Tree) -> int | str | Slice:
         match tree.data:

@@ -16,6 +16,12 @@ The API follows Catlab.jl's ``HomSearch``: one search engine,
     ``False`` (any homomorphism), ``True`` (injective on vertices and edges), or
     the parts to be injective on: ``"V"``, ``"E"``, ``["V"]``, ``["E"]``, ``"VE"``
     (Catlab's ``monic=[:V]``).
+``epic``
+    surjective, in the same forms: ``True`` (onto every vertex and edge of the
+    diagram), ``"V"`` or ``"E"`` (onto one kind of part). Catlab's ``epic``.
+``iso``
+    bijective, in the same forms: ``iso`` on a part is ``monic`` and ``epic`` on
+    it, so ``iso=True`` finds the isomorphisms (Catlab's ``iso``).
 ``initial``
     a partial assignment that every match extends: ``{"enc": "CNN_x_Y"}``, a flat
     dict whose keys are resolved as a pattern vertex if there is one by that name,
@@ -66,6 +72,8 @@ Classic counts
 (1, False)
 >>> homomorphisms(path(5), path(4), monic="V")  # fails at once: 5 vertices cannot go injectively into 4
 []
+>>> len(homomorphisms(path(4), path(4), iso=True)), len(homomorphisms(path(4), loop, epic=True))
+(1, 1)
 
 The vision encoder of the paper's captioning diagram (Listing 1)
 ----------------------------------------------------------------

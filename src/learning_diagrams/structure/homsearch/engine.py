@@ -7,12 +7,15 @@ with two). At each step the candidates of every unassigned part are narrowed
 by what is already assigned (an edge's candidates must start and end at its
 ends' images; a vertex's candidates must support a candidate of each of its
 edges; monic parts skip used images, and fail at once when fewer images remain
-than parts), and the search backtracks as soon as one part has none left. The
-next part to assign is the most constrained one (fewest candidates, edges
-first on ties, since assigning an edge also assigns both its ends); with
-``take``, it is the next part in the result order instead, so that the first
-matches found are the first in that order. A monic search with more pattern
-vertices (edges) than diagram vertices (edges) fails before looking at any part.
+than parts; epic parts fail when the diagram parts not yet hit outnumber the
+free pattern parts, or one of them is no free part's candidate), and the
+search backtracks as soon as one part has none left. The next part to assign
+is the most constrained one (fewest candidates, edges first on ties, since
+assigning an edge also assigns both its ends); with ``take``, it is the next
+part in the result order instead, so that the first matches found are the
+first in that order. A monic search with more pattern vertices (edges) than
+diagram vertices (edges) fails before looking at any part, and so does an
+epic one with fewer.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from ...core.diagram import Diagram
 from ...core.errors import AmbiguousHomomorphismError, NoHomomorphismError, TooManyHomomorphismsError
 from ..morphisms import DiagramMorphism, agrees
-from .options import by_kind, count_option, image_index, monic_option, predicates
+from .options import by_kind, count_option, image_index, injective_and_surjective, predicates
 
 __all__ = ["homomorphisms", "homomorphism", "is_homomorphic", "explain_none"]
 
@@ -33,6 +36,8 @@ def homomorphisms(
     diagram: Diagram,
     *,
     monic: bool | str | Iterable[str] = False,
+    epic: bool | str | Iterable[str] = False,
+    iso: bool | str | Iterable[str] = False,
     initial: Mapping[str, Any] | None = None,
     where: Mapping[str, Any] | None = None,
     take: int | None = None,
@@ -47,6 +52,12 @@ def homomorphisms(
     monic : bool, str or list of str
         ``True`` for injective on vertices and edges; ``"V"``/``["V"]`` or
         ``"E"``/``["E"]`` for injective on one kind of part only.
+    epic : bool, str or list of str
+        Surjective, in the same forms: ``True`` for onto every vertex and
+        every edge of the diagram, ``"V"``/``["V"]`` for onto its vertices only.
+    iso : bool, str or list of str
+        Bijective, in the same forms: ``iso`` on a part is ``monic`` and
+        ``epic`` on it (``iso=True``: the isomorphisms).
     initial : dict, optional
         ``{pattern part: diagram part}`` (flat; a key is a vertex if the pattern
         has such a vertex, else an edge) or ``{"V": {...}, "E": {...}}``. An
@@ -75,8 +86,8 @@ def homomorphisms(
         when ``initial`` or ``where`` names a part the pattern does not have, or
         ``initial`` a part the diagram does not have.
     SearchOptionError
-        for a ``monic``, ``take`` or ``at_most`` that cannot be read, or a flat key
-        that names both a vertex and an edge of the pattern.
+        for a ``monic``, ``epic``, ``iso``, ``take`` or ``at_most`` that cannot be
+        read, or a flat key that names both a vertex and an edge of the pattern.
     TypeMismatchError
         when a ``where`` value is not a predicate.
 
@@ -87,6 +98,8 @@ def homomorphisms(
     >>> square = ld.Diagram().space("X").space("Y").map("p", "X", "Y", None).map("q", "X", "Y", None)
     >>> len(homomorphisms(twins, square)), len(homomorphisms(twins, square, monic=True))
     (4, 2)
+    >>> len(homomorphisms(twins, square, epic="E")), len(homomorphisms(twins, square, iso=True))
+    (2, 2)
     >>> [m.edges["g"] for m in homomorphisms(twins, square, initial={"f": "q"})]
     ['p', 'q']
     >>> homomorphisms(twins, square, initial={"f": "nope"})
@@ -94,7 +107,7 @@ def homomorphisms(
     ...
     learning_diagrams.core.errors.UnknownNameError: initial= sends edge 'f' to 'nope', which is no edge of the diagram (edges: p, q)
     """
-    search = _Search(pattern, diagram, monic=monic, initial=initial, where=where, semantic=semantic)
+    search = _Search(pattern, diagram, monic=monic, epic=epic, iso=iso, initial=initial, where=where, semantic=semantic)
     limit = count_option(take, "take")
     cap = count_option(at_most, "at_most")
     bounds = [b for b in (limit, None if cap is None else cap + 1) if b is not None]
@@ -179,10 +192,21 @@ class _Search:
     ``-1`` where unassigned; a match's key is its vertex images then edge images.
     """
 
-    def __init__(self, pattern: Diagram, diagram: Diagram, *, monic: Any, initial: Any, where: Any, semantic: bool):
+    def __init__(
+        self,
+        pattern: Diagram,
+        diagram: Diagram,
+        *,
+        monic: Any,
+        initial: Any,
+        where: Any,
+        semantic: bool,
+        epic: Any = False,
+        iso: Any = False,
+    ):
         self.pattern, self.diagram = pattern, diagram
         p, d = pattern.graph, diagram.graph
-        self.monic_v, self.monic_e = monic_option(monic)
+        (self.monic_v, self.monic_e), (self.epic_v, self.epic_e) = injective_and_surjective(monic, epic, iso)
         init_v, init_e = by_kind(initial, pattern, "initial")
         where_v, where_e = by_kind(where, pattern, "where")
         self.PV, self.PE, self.DV, self.DE = list(p.vertices), list(p.edges), list(d.vertices), list(d.edges)
@@ -208,7 +232,15 @@ class _Search:
 
     # -- candidates before any assignment ------------------------------------------
     def impossible_by_cardinality(self) -> bool:
+        return self.too_many() or self.too_few()
+
+    def too_many(self) -> bool:
+        """An injective map needs as many diagram parts as pattern parts."""
         return (self.monic_v and len(self.PV) > len(self.DV)) or (self.monic_e and len(self.PE) > len(self.DE))
+
+    def too_few(self) -> bool:
+        """A surjective map needs as many pattern parts as diagram parts."""
+        return (self.epic_v and len(self.PV) < len(self.DV)) or (self.epic_e and len(self.PE) < len(self.DE))
 
     def base(self) -> tuple[list[list[int]], list[list[int]]]:
         """Each pattern part's candidates from ``initial``, ``semantic``, ``where`` and degrees."""
@@ -354,6 +386,11 @@ class _Search:
             return None
         if self.monic_e and len(set().union(*map(set, edom.values()))) < len(edom):
             return None
+        # Surjective parts: every diagram part not yet hit needs a free pattern part that can still hit it.
+        if self.epic_v and not _can_cover(len(self.DV), fv, vdom.values()):
+            return None
+        if self.epic_e and not _can_cover(len(self.DE), fe, edom.values()):
+            return None
         return vdom, edom
 
     def _set_vertex(self, v: int, w: int) -> None:
@@ -394,6 +431,18 @@ class _Search:
         )
 
 
+def _can_cover(size: int, images: list[int], free: Iterable[list[int]]) -> bool:
+    """Whether the parts ``0..size-1`` not among ``images`` (``-1``: unassigned) can each still be hit.
+
+    The free parts' candidate lists must reach each of them, and be at least as many.
+    """
+    missing = set(range(size)).difference(images)
+    if not missing:
+        return True
+    domains = list(free)
+    return len(missing) <= len(domains) and missing <= set().union(*map(set, domains))
+
+
 def _fits(need: tuple[int, ...], have: tuple[int, ...], monic_v: bool, monic_e: bool) -> bool:
     """Degree pruning: injective edges need as many out-/in-edges and loops; injective vertices as many neighbours."""
     out, inn, loops, out_n, in_n = need
@@ -411,15 +460,16 @@ def _describe(m: DiagramMorphism) -> str:
 
 def explain_none(pattern: Diagram, diagram: Diagram, options: Mapping[str, Any]) -> str:
     """Why no homomorphism was found, as far as a cheap look at the candidates can tell."""
-    kept = {k: options[k] for k in ("monic", "initial", "where", "semantic") if k in options}
-    search = _Search(pattern, diagram, **{"monic": False, "initial": None, "where": None, "semantic": True, **kept})
+    kept = {k: options[k] for k in ("monic", "epic", "iso", "initial", "where", "semantic") if k in options}
+    defaults = {"monic": False, "epic": False, "iso": False, "initial": None, "where": None, "semantic": True}
+    search = _Search(pattern, diagram, **{**defaults, **kept})
     said = ", ".join(f"{k}={v!r}" for k, v in kept.items() if k != "where") + (", where=..." if "where" in kept else "")
     head = f"no homomorphism from the pattern to the diagram{f' ({said})' if said else ''}"
-    if search.impossible_by_cardinality():
-        return (
-            f"{head}: an injective map needs at least as many parts in the diagram as in the pattern "
-            f"({len(search.PV)} vertices and {len(search.PE)} edges into {len(search.DV)} and {len(search.DE)})"
-        )
+    sizes = f"({len(search.PV)} vertices and {len(search.PE)} edges into {len(search.DV)} and {len(search.DE)})"
+    if search.too_many():
+        return f"{head}: an injective map needs at least as many parts in the diagram as in the pattern {sizes}"
+    if search.too_few():
+        return f"{head}: a surjective map needs at least as many parts in the pattern as in the diagram {sizes}"
     base_v, base_e = search.base()
     empty = [f"vertex {search.PV[v]!r}" for v, c in enumerate(base_v) if not c]
     empty += [f"edge {search.PE[e]!r}" for e, c in enumerate(base_e) if not c]

@@ -1,4 +1,4 @@
-"""Reading the options of homomorphism search: ``monic``, ``initial``, ``where``, and counts.
+"""Reading the options of homomorphism search: ``monic``, ``epic``, ``iso``, ``initial``, ``where``, and counts.
 
 Each function checks one option and returns it in the form the search uses;
 anything that cannot be read raises an error that names the option and says
@@ -14,20 +14,50 @@ from ...core.diagram import Diagram
 from ...core.errors import SearchOptionError, TypeMismatchError, UnknownNameError
 from .predicates import Predicate
 
-__all__ = ["monic_option", "count_option", "by_kind", "image_index", "predicates"]
+__all__ = [
+    "parts_option",
+    "monic_option",
+    "injective_and_surjective",
+    "count_option",
+    "by_kind",
+    "image_index",
+    "predicates",
+]
+
+
+def parts_option(value: Any, name: str) -> tuple[bool, bool]:
+    """Whether an option that names parts (``monic``, ``epic``, ``iso``) holds for vertices, and for edges.
+
+    >>> parts_option(True, "epic"), parts_option(["V"], "iso"), parts_option("E", "monic")
+    ((True, True), (True, False), (False, True))
+    """
+    if value is None or value is False:
+        return False, False
+    if value is True:
+        return True, True
+    parts = list(value) if isinstance(value, (str, list, tuple, set, frozenset)) else None
+    if parts is None or not all(p in ("V", "E") for p in parts):
+        raise SearchOptionError(
+            f"{name}={value!r} cannot be read: give True, False, 'V', 'E', 'VE', ['V'], ['E'] or ['V', 'E']"
+        )
+    return "V" in parts, "E" in parts
 
 
 def monic_option(monic: Any) -> tuple[bool, bool]:
-    if monic is None or monic is False:
-        return False, False
-    if monic is True:
-        return True, True
-    parts = list(monic) if isinstance(monic, (str, list, tuple, set, frozenset)) else None
-    if parts is None or not all(p in ("V", "E") for p in parts):
-        raise SearchOptionError(
-            f"monic={monic!r} cannot be read: give True, False, 'V', 'E', 'VE', ['V'], ['E'] or ['V', 'E']"
-        )
-    return "V" in parts, "E" in parts
+    """``monic=`` as (on vertices, on edges): see :func:`parts_option`."""
+    return parts_option(monic, "monic")
+
+
+def injective_and_surjective(monic: Any, epic: Any, iso: Any) -> tuple[tuple[bool, bool], tuple[bool, bool]]:
+    """``monic``, ``epic`` and ``iso`` read together: (injective on V, on E), (surjective on V, on E).
+
+    ``iso`` on a part is ``monic`` and ``epic`` on it, as in Catlab.
+
+    >>> injective_and_surjective(False, "V", ["E"])
+    ((False, True), (True, True))
+    """
+    (mv, me), (ev, ee), (iv, ie) = parts_option(monic, "monic"), parts_option(epic, "epic"), parts_option(iso, "iso")
+    return (mv or iv, me or ie), (ev or iv, ee or ie)
 
 
 def count_option(value: Any, name: str) -> int | None:

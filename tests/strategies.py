@@ -3,6 +3,8 @@ parallel edges and self-loops."""
 
 from __future__ import annotations
 
+from itertools import product
+
 from hypothesis import strategies as st
 
 from learning_diagrams.core.graph import Graph, Path
@@ -35,4 +37,22 @@ def dfs_paths(graph: Graph, max_length: int | None = None) -> dict[tuple[str, st
 
     for v in graph.vertices:
         visit(Path.id(v))
+    return found
+
+
+def brute_force_walks(graph: Graph, max_length: int, *, simple: bool = False) -> dict[tuple[str, str], set[Path]]:
+    """The oracle for walks: every sequence of at most ``max_length`` edges whose ends meet, tried one by one.
+
+    With ``simple=True``, only those that use no edge twice.
+    """
+    found: dict[tuple[str, str], set[Path]] = {}
+    for v in graph.vertices:
+        found.setdefault((v, v), set()).add(Path.id(v))
+    for length in range(1, max_length + 1):
+        for edges in product(graph.edges, repeat=length):
+            if simple and len(set(edges)) < length:
+                continue
+            if all(graph.tgt(e) == graph.src(f) for e, f in zip(edges, edges[1:])):
+                s, t = graph.src(edges[0]), graph.tgt(edges[-1])
+                found.setdefault((s, t), set()).add(Path(s, t, edges))
     return found

@@ -55,9 +55,18 @@ def test_relation_between_paths_that_are_not_parallel():
         square().relate("x", "y")
 
 
-def test_relation_that_ends_at_a_vertex_with_no_loss():
+def test_relation_that_ends_at_a_vertex_with_no_loss_is_whiskered_to_one_with_a_loss():
     d = square().map("g", "N", "X", nn.Identity()).relate("x", "g")
-    with pytest.raises(errors.NoLossError, match=r"relation x ≤ g ends at vertex 'X', which has no loss"):
+    assert [p.name for p in d.parallel_pairs()] == ["x·f ≤ g·f"]
+
+
+def test_relation_from_which_no_pair_at_a_loss_follows():
+    d = square().space("Z").map("z", "X", "Z", abs).map("w", "X", "Z", abs).relate("x·z", "x·w")
+    with pytest.raises(
+        errors.NoLossError,
+        match=r"relation x·z ≤ x·w compiles no pair: it ends at vertex 'Z', which has no loss, and no path "
+        r"leads from there to a vertex with a loss \(Y\)",
+    ):
         d.compile()
 
 

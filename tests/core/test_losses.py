@@ -446,6 +446,8 @@ def test_all_is_complete() -> None:
             "Loss",
             "Formula",
             "KLDivergence",
+            "REDUCTIONS",
+            "check_reduction",
             "as_loss",
             "by_name",
             "is_library",

@@ -13,9 +13,9 @@ from strategies import graphs
 
 
 @st.composite
-def preorders(draw):
-    g = draw(graphs(max_vertices=3, max_edges=4))
-    universe = enumerate_paths(g)
+def preorders(draw, walks=False):
+    g = draw(graphs(max_vertices=3, max_edges=4 if not walks else 3))
+    universe = enumerate_paths(g, cycles="walks", max_length=3) if walks else enumerate_paths(g)
     candidates = list(parallel_paths(universe))
     if candidates:
         picked = draw(st.lists(st.sampled_from(candidates), max_size=4))
@@ -76,6 +76,32 @@ def test_preorder_is_the_smallest_such_relation(case):
     leq = Preorder(g, universe, relations)
     oracle = oracle_closure(g, universe, relations)
     assert set(leq.pairs()) == {(p, q) for p, q in oracle if p != q}
+
+
+@given(preorders(walks=True))
+@settings(max_examples=60, deadline=None)
+def test_preorder_on_walks_is_the_smallest_such_relation(case):
+    g, universe, relations = case
+    leq = Preorder(g, universe, relations)
+    assert set(leq.pairs()) == {(p, q) for p, q in oracle_closure(g, universe, relations) if p != q}
+
+
+@given(preorders(walks=True))
+@settings(max_examples=40, deadline=None)
+def test_whiskerings_are_every_context_of_a_relation_in_the_universe(case):
+    g, universe, relations = case
+    leq = Preorder(g, universe, relations)
+    members = set(universe)
+    for p, q in relations:
+        expected = {
+            (x, Path(x.source, x.target, a + q.edges + b))
+            for x in members
+            for a, s, b in factorisations(g, x)
+            if s == p and Path(x.source, x.target, a + q.edges + b) in members
+        }
+        assert set(leq.whiskerings(p, q)) == expected
+        alone = leq.restricted([(p, q)])
+        assert set(alone.pairs()) == {(x, y) for x, y in oracle_closure(g, universe, [(p, q)]) if x != y}
 
 
 def test_only_parallel_paths_are_related():

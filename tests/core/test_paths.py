@@ -4,11 +4,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learning_diagrams.core.errors import PathExplosionError
+import learning_diagrams as ld
+from learning_diagrams.core.errors import OptionError, PathExplosionError
 from learning_diagrams.core.graph import Graph, Path
 from learning_diagrams.core.paths import PathMatrix, enumerate_paths, parallel_paths
 
-from strategies import dfs_paths, graphs
+from strategies import brute_force_walks, dfs_paths, graphs
 
 
 @given(graphs(), st.one_of(st.none(), st.integers(0, 4)))
@@ -83,3 +84,69 @@ def test_explosion_names_the_count_and_the_busiest_entry():
     ):
         enumerate_paths(g, max_paths=500)
     assert len(enumerate_paths(g, max_paths=2000)["A", "F"]) == 4**5
+
+
+# --- walks: the paper's I + A + … + A^k --------------------------------------------------------
+
+
+@given(graphs(max_edges=5), st.integers(0, 3))
+@settings(max_examples=150, deadline=None)
+def test_walks_equal_the_brute_force_oracle(g, k):
+    matrix = enumerate_paths(g, cycles="walks", max_length=k)
+    assert {key: set(v) for key, v in matrix.items()} == brute_force_walks(g, k)
+    assert all(len(set(v)) == len(v) for _, v in matrix.items())
+
+
+@given(graphs(max_edges=5), st.integers(0, 4))
+@settings(max_examples=100, deadline=None)
+def test_simple_paths_are_the_walks_that_use_no_edge_twice(g, k):
+    simple = enumerate_paths(g, max_length=k)
+    assert {key: set(v) for key, v in simple.items()} == brute_force_walks(g, k, simple=True)
+
+
+@given(graphs(max_edges=4))
+@settings(max_examples=60, deadline=None)
+def test_the_walk_product_is_associative_with_identity_units(g):
+    A, I = PathMatrix.adjacency(g), PathMatrix.identity(g)
+
+    def mul(a, b):
+        return a.times(b, simple=False)
+
+    assert mul(mul(A, A), A) == mul(A, mul(A, A))
+    assert mul(I, A) == A == mul(A, I)
+
+
+def test_walks_follow_a_cycle_as_often_as_the_bound_allows():
+    g = Graph()
+    for v in "NX":
+        g.add_vertex(v)
+    g.add_edge("x", "N", "X"), g.add_edge("a", "X", "X")
+    assert [str(p) for p in enumerate_paths(g, cycles="walks", max_length=3)["N", "X"]] == ["x", "x·a", "x·a·a"]
+    assert [str(p) for p in enumerate_paths(g, max_length=3)["N", "X"]] == ["x", "x·a"]  # simple: a once
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"cycles": "walks"}, r"cycles='walks' needs max_length=k"),
+        ({"cycles": "trails"}, r"cycles='trails' is not one of 'simple', 'walks'"),
+        ({"max_length": -1}, r"max_length must be None or an int of at least 0, got -1"),
+    ],
+)
+def test_the_cycle_policy_is_checked_where_a_diagram_is_made(options, message):
+    with pytest.raises(OptionError, match=message):
+        ld.Diagram(**options)
+    with pytest.raises(OptionError, match=message):
+        enumerate_paths(Graph(), **options)
+
+
+def test_a_walks_diagram_compiles_the_pairs_of_its_walks():
+    d = (
+        ld.Diagram(cycles="walks", max_length=3)
+        .space("N", indexing=True)
+        .space("X", loss=ld.losses.mse)
+        .map("x", "N", "X", abs)
+        .map("a", "X", "X", abs)
+    )
+    assert [p.name for p in d.parallel_pairs()] == ["x ≤ x·a", "x ≤ x·a·a", "x·a ≤ x·a·a"]
+    assert [p.name for p in d.relate("a", "id(X)").parallel_pairs()] == ["x·a ≤ x", "x·a·a ≤ x", "x·a·a ≤ x·a"]

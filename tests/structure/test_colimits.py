@@ -312,6 +312,39 @@ def test_settings_of_the_apex():
     assert coproduct(a, ld.Diagram()).apex.max_length is None
 
 
+def test_the_apex_enumerates_walks_when_every_diagram_does():
+    a, b = ld.Diagram(cycles="walks", max_length=2), ld.Diagram(cycles="walks", max_length=4)
+    apex = coproduct(a, b).apex
+    assert (apex.cycles, apex.max_length) == ("walks", 4)
+    mixed = coproduct(a, ld.Diagram(max_length=3)).apex
+    assert (mixed.cycles, mixed.max_length) == ("simple", 3)
+
+
+def test_gluing_carries_the_indexing_flag_of_a_vertex_without_data():
+    task = (
+        ld.Diagram()
+        .space("N", indexing=True)
+        .space("X")
+        .space("Y", loss=ld.losses.cross_entropy)
+        .map("x", "N", "X", first)
+        .map("y", "N", "Y", lambda b: b[1])
+    )
+    model = ld.Diagram().space("X").space("Y").space("N").map("f", "X", "Y", nn.Linear(4, 3))
+    shared = ld.Diagram().space("X").space("Y").space("N")
+    apex = pushout(inclusion(shared, task), inclusion(shared, model)).apex.relate("x·f", "y")
+    assert apex.spaces["N"].indexing and apex.indexing == ("N",) and apex.spaces["N"].data is None
+    assert [p.name for p in apex.parallel_pairs()] == ["x·f ≤ y"]
+    assert list(apex.compile(data={"N": [batch(0)]})().terms) == ["x·f ≤ y"]
+
+
+def test_gluing_an_edge_into_a_vertex_glued_with_an_indexing_one_is_refused():
+    data = ld.Diagram().space("N", indexing=True)
+    other = ld.Diagram().space("X").space("N").map("back", "X", "N", None)
+    with pytest.raises(ConflictError, match=r"gluing edge 'back' of diagram 1: edge 'back' \(X → N\) ends at indexing"):
+        along = ld.Diagram().space("N")
+        pushout(inclusion(along, data), inclusion(along, other))
+
+
 # -- semantics: agreement and conflicts ----------------------------------------------------
 
 

@@ -46,3 +46,19 @@ def test_check_of_a_diagram_with_no_loss_reports_shapes_only():
     d = ld.Diagram().space("N", data=torch.ones(3, 2)).space("Y").map("f", "N", "Y", nn.Linear(2, 4))
     report = d.check()
     assert report.rows[-1] == ("Y", "f", "Tensor[float32, (3, 4)]") and report.terms == {}
+
+
+def test_check_runs_the_paths_of_a_declared_relation_that_enumeration_leaves_out():
+    d = (
+        ld.Diagram()
+        .space("N", data=torch.ones(2, 3))
+        .space("X", loss=ld.losses.mse)
+        .space("Z")
+        .map("x", "N", "X", nn.Identity())
+        .map("enc", "X", "Z", nn.Linear(3, 2))
+        .map("dec", "Z", "X", nn.Linear(2, 3))
+        .relate("x·enc·dec·enc·dec", "x", weight=5)
+    )
+    report = d.check()
+    assert list(report.terms) == ["x·enc·dec·enc·dec ≤ x"]
+    assert ("X", "x·enc·dec·enc·dec", "Tensor[float32, (2, 3)]") in report.rows

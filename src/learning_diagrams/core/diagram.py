@@ -1,17 +1,22 @@
 """Learning diagrams: a learning graph with spaces, maps, losses and relations attached.
 
 A :class:`Diagram` is built vertex by vertex and edge by edge. Each vertex is
-a :class:`Space` that may carry a data source (it is then an *indexing*
-vertex), a loss (a Lawvere metric, :mod:`learning_diagrams.core.losses`) and a type
-annotation. Each edge is a :class:`Map` carrying a ``torch.nn.Module`` or any
-callable, trainable or frozen. Relations ``p ≤ q`` between parallel paths
-generate the preorder (:mod:`learning_diagrams.order`) that decides which
-parallel pairs are compiled and in which argument order.
+a :class:`Space` that may be an *indexing* vertex (it indexes a data set: it is
+declared ``indexing=True`` or carries data), carry a loss (a Lawvere metric,
+:mod:`learning_diagrams.core.losses`) and a type annotation. Each edge is a
+:class:`Map` carrying a ``torch.nn.Module`` or any callable, trainable or
+frozen; no edge ends at an indexing vertex (the paper's functor to Ind).
+Relations ``p ≤ q`` between parallel paths, ending anywhere, generate the
+preorder (:mod:`learning_diagrams.core.order`) that decides which parallel
+pairs are compiled and in which argument order.
 
 Which pairs compile
 -------------------
-A pair of distinct parallel paths ``(p, q)`` compiles when it starts at an
-indexing vertex, ends at a vertex with a loss, and
+The paths considered are those enumerated (simple paths or walks, see
+:data:`~learning_diagrams.core.paths.CYCLES`, within ``max_length``) plus
+every declared relation's own paths. A pair of distinct parallel paths
+``(p, q)`` among them compiles when it starts at an indexing vertex, ends at a
+vertex with a loss, and
 
 * ``p ≤ q`` or ``q ≤ p`` in the preorder; the loss is called as
   ``loss(p(x), q(x))`` when ``p ≤ q`` (the first argument is the prediction
@@ -20,6 +25,9 @@ indexing vertex, ends at a vertex with a loss, and
 * or the diagram declares no relation at all: then every parallel pair
   compiles, in enumeration order (shorter path first, then by the
   declaration order of their edges), which needs a symmetric loss.
+
+No relation is dropped: one from which no such pair follows is an error
+naming it and why, and :meth:`Diagram.explain` lists the pairs each produced.
 
 The knowledge-distillation diagram (the paper's Figure 1). Teacher and student
 map images ``X`` to logits ``L``; ``hard`` and ``soft`` read logits as
@@ -42,42 +50,59 @@ x·student·hard ≤ y  (at Y, weight 0.75)
 x·student·soft ≤ x·teacher·soft  (at G, weight 0.25)
 
 Relations are whiskered: had ``soft`` started at ``Y``, the relation
-``x·student ≤ y`` would also have compiled ``x·student·soft ≤ y·soft``.
+``x·student ≤ y`` would also have compiled ``x·student·soft ≤ y·soft``. The
+paper's preorder is on edges: ``student ≤ teacher``, between two edges into
+the logits ``L``, which has no loss, is carried to every vertex with one:
+
+>>> e = (Diagram()
+...      .space("N", indexing=True).space("X").space("L")
+...      .space("G", loss=losses.KLDivergence(temperature=2.0))
+...      .map("x", "N", "X", lambda b: b[0]).map("soft", "L", "G", torch.nn.Identity())
+...      .map("teacher", "X", "L", teacher, trainable=False).map("student", "X", "L", student)
+...      .relate("student", "teacher"))
+>>> print(e.explain())
+student ≤ teacher  (weight 1)
+    x·student·soft ≤ x·teacher·soft  (at G, weight 1)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
-from itertools import combinations
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import plugins
 from .errors import (
+    ConflictError,
     DiagramError,
     MapError,
-    NoIndexingVertexError,
-    NoLossError,
+    NoBatchError,
     NothingToCompileError,
     OptionError,
-    OrientationError,
     TypeMismatchError,
     UnknownNameError,
 )
 from .graph import Graph, Path, PathLike
-from .losses import Loss, as_loss
-from .messages import MAP_FAILED, MAP_HAS_NO_FUNCTION, MAP_NEEDS_CALLABLE, listed, located
+from .losses import Loss, as_loss, check_reduction
+from .messages import (
+    INTO_INDEXING,
+    MAP_FAILED,
+    MAP_HAS_NO_FUNCTION,
+    MAP_NEEDS_CALLABLE,
+    NO_DATA,
+    NOT_INDEXING,
+    listed,
+    located,
+)
+from . import pairs as derivation
 from .order import Preorder, check_parallel
-from .paths import DEFAULT_MAX_PATHS, PathMatrix, enumerate_paths
+from .pairs import Explanation, Pair, Relation
+from .paths import CYCLES, DEFAULT_MAX_PATHS, PathMatrix, check_cycles, edge_order, enumerate_paths
 from .types import check_annotation, describe
 
-__all__ = ["Space", "Map", "Relation", "Pair", "Diagram", "CYCLES"]
-
-#: How path enumeration treats cycles: ``"simple"`` paths use no edge twice (the default);
-#: ``"walks"`` are every walk of length ≤ ``max_length`` (the paper's I + A + … + A^k).
-CYCLES = ("simple", "walks")
+__all__ = ["Space", "Map", "Relation", "Pair", "Diagram", "Explanation", "CYCLES"]
 
 
 @dataclass
@@ -137,62 +162,24 @@ class Map:
             ) from err
 
 
-@dataclass(frozen=True)
-class Relation:
-    """A declared relation ``first ≤ second`` with the weight of its loss term."""
-
-    first: Path
-    second: Path
-    weight: float = 1.0
-
-    def __str__(self) -> str:
-        return f"{self.first} ≤ {self.second}"
-
-
-@dataclass(frozen=True)
-class Pair:
-    """A compiled parallel pair: the term ``weight * loss(first(x), second(x))``.
-
-    ``first`` and ``second`` are tuples of edge names, in argument order; an
-    identity path is the empty tuple.
-    """
-
-    source: str
-    target: str
-    first: tuple[str, ...]
-    second: tuple[str, ...]
-    loss: Loss = field(compare=False)
-    weight: float = 1.0
-
-    @property
-    def paths(self) -> tuple[Path, Path]:
-        return Path(self.source, self.target, self.first), Path(self.source, self.target, self.second)
-
-    @property
-    def name(self) -> str:
-        """The term's name, e.g. ``'x·student·soft ≤ x·teacher·soft'``."""
-        p, q = self.paths
-        return f"{p} ≤ {q}"
-
-    def __str__(self) -> str:
-        return f"{self.name}  (at {self.target}, weight {self.weight:g})"
-
-
 class Diagram:
     """A learning diagram, built with :meth:`space`, :meth:`map` and :meth:`relate`.
 
     Parameters
     ----------
     max_length : int, optional
-        Longest path considered (paths never use an edge twice in any case).
+        Longest path enumerated; required with ``cycles="walks"``. A declared
+        relation's own paths are considered whatever their length.
     max_paths : int
         Path enumeration raises :class:`~learning_diagrams.core.errors.PathExplosionError`
         past this many paths.
+    cycles : {"simple", "walks"}
+        ``"simple"`` (default): paths use no edge twice; ``"walks"``: every walk of
+        at most ``max_length`` edges, the paper's ``I + A + … + A^k``.
     """
 
     def __init__(self, *, max_length: int | None = None, max_paths: int = DEFAULT_MAX_PATHS, cycles: str = "simple"):
-        if cycles not in CYCLES:
-            raise OptionError(f"cycles={cycles!r} is not one of {', '.join(map(repr, CYCLES))}")
+        check_cycles(cycles, max_length)
         self.graph = Graph()
         self.spaces: dict[str, Space] = {}
         self.maps: dict[str, Map] = {}
@@ -203,7 +190,11 @@ class Diagram:
     def space(
         self, name: str, *, data: Any = None, loss: Any = None, type: Any = None, indexing: bool = False
     ) -> Diagram:
-        """Add a vertex; ``data`` (or ``indexing=True``) makes it an indexing vertex, ``loss`` lets it compare paths."""
+        """Add a vertex; ``data`` (or ``indexing=True``) makes it an indexing vertex, ``loss`` lets it compare paths.
+
+        An indexing vertex declared without data gets it later: ``ld.assign_data``,
+        ``d.compile(data={name: loader})`` or ``ld.fit(d, data={name: loader})``.
+        """
         with located(f"vertex {name!r}"):
             loss = as_loss(loss)
         check_annotation(type, f"vertex {name!r}")
@@ -215,11 +206,14 @@ class Diagram:
         """Add an edge ``name: src → tgt`` computing ``fn`` (a module or a callable).
 
         ``trainable=False`` freezes it; ``training=False`` keeps a trainable module in eval mode.
+        No edge may end at an indexing vertex (:class:`~learning_diagrams.core.errors.ConflictError`).
         """
         if fn is not None and not callable(fn):
             raise TypeMismatchError(
                 MAP_NEEDS_CALLABLE.format(where=f"edge {name!r} ({src} → {tgt})", kind=type(fn).__name__)
             )
+        if isinstance(tgt, str) and tgt in self.spaces and self.spaces[tgt].is_indexing:
+            raise ConflictError(self._into_indexing(name, src, tgt, "give the edge another target"))
         self.graph.add_edge(name, src, tgt)
         self.maps[name] = Map(name, src, tgt, fn, trainable, training)
         return self
@@ -227,8 +221,19 @@ class Diagram:
     def relate(self, p: PathLike, q: PathLike, *, weight: float = 1.0) -> Diagram:
         """Declare ``p ≤ q`` between parallel paths: ``p`` is the loss's first argument.
 
-        ``weight`` multiplies the term: a finite real number (negative for an adversarial
-        term, 0 to keep the pair but not train on it).
+        The paths may end at any vertex: whiskering carries the relation to the
+        vertices with a loss. Its own pair is considered even when a path uses an
+        edge twice or is longer than ``max_length``. ``weight`` multiplies the
+        term of exactly this pair: a finite real number (negative for an
+        adversarial term, 0 to keep the pair but not train on it).
+
+        Raises
+        ------
+        NotParallelError
+            when the paths do not share their ends. A relation that yields no pair
+            (a path related to itself, one that reaches no vertex with a loss) or that
+            is declared twice with two weights is refused when the pairs are derived
+            (:meth:`parallel_pairs`), naming it.
         """
         first, second = self.path(p), self.path(q)
         check_parallel(first, second)
@@ -253,15 +258,96 @@ class Diagram:
             self.maps[name].trainable = trainable
         return self
 
-    # -- reading ------------------------------------------------------------
+    # -- indexing vertices and their data ------------------------------------
     @property
     def indexing(self) -> tuple[str, ...]:
-        """The indexing vertices (those that carry data), in declaration order."""
+        """The indexing vertices (declared so, or carrying data), in declaration order."""
         return tuple(v for v, s in self.spaces.items() if s.is_indexing)
 
+    def check_indexing(self, becoming: Iterable[str] = ()) -> None:
+        """Raise :class:`ConflictError` if an edge ends at an indexing vertex, or at one of ``becoming``.
+
+        ``becoming`` names vertices about to be given data (``ld.assign_data`` asks
+        before it changes anything).
+        """
+        becoming = set(becoming)
+        for v, s in self.spaces.items():
+            if s.is_indexing or v in becoming:
+                for e in self.graph.in_edges(v):
+                    m = self.maps[e]
+                    fix = (
+                        f"vertex {v!r} cannot take data while edges end there"
+                        if v in becoming and not s.is_indexing
+                        else "remove the edge or give it another target"
+                    )
+                    raise ConflictError(self._into_indexing(e, m.src, v, fix))
+
+    def _into_indexing(self, edge: str, src: str, tgt: str, fix: str) -> str:
+        from_indexing = src in self.spaces and self.spaces[src].is_indexing
+        return INTO_INDEXING.format(
+            edge=edge,
+            src=src,
+            tgt=tgt,
+            why=(
+                "the paper's Ind would send an edge between two indexing vertices to an identity, but a "
+                "batch is drawn at each indexing vertex, so a value computed there would compete with it"
+                if from_indexing
+                else "in the paper's Ind (section 4.3) indexed vertices precede non-indexed ones: there is "
+                "no arrow from a non-indexing vertex to an indexing one"
+            ),
+            fix=fix,
+        )
+
+    def indexing_data(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The data of every indexing vertex, ``given`` taking precedence (``None`` where there is none).
+
+        ``given`` maps indexing vertices to data sources (the ``data=`` of
+        ``compile`` and ``ld.fit``); a key that is no indexing vertex raises
+        :class:`UnknownNameError`.
+        """
+        given = dict(given or {})
+        indexing = self.indexing
+        for vertex in given:
+            if vertex not in indexing:
+                raise UnknownNameError(
+                    NOT_INDEXING.format(what="data", vertex=vertex, indexing=listed(indexing))
+                    + f"; mark it so: d.space({vertex!r}, indexing=True)"
+                )
+        return {v: given[v] if given.get(v) is not None else self.spaces[v].data for v in indexing}
+
+    def require_data(self, vertices: Iterable[str], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The data of ``vertices`` (indexing vertices), or :class:`NoBatchError` naming those without any."""
+        data = self.indexing_data(given)
+        vertices = list(vertices)
+        missing = [v for v in vertices if data.get(v) is None]
+        if missing:
+            raise NoBatchError(NO_DATA.format(vertices=listed(map(repr, missing)), vertex=missing[0]))
+        return {v: data[v] for v in vertices}
+
+    # -- paths, the preorder and the pairs -----------------------------------
     def paths(self, sources: Iterable[str] | None = None) -> PathMatrix:
-        """Every path (no edge used twice, within ``max_length``), as a path matrix."""
-        return enumerate_paths(self.graph, sources, max_length=self.max_length, max_paths=self.max_paths)
+        """The paths the diagram considers, as a path matrix (rows of ``sources`` only, if given).
+
+        Those enumerated (simple paths or walks, per ``cycles``, within ``max_length``),
+        and every declared relation's own paths, which may use an edge twice or be
+        longer; each entry ordered shortest first, then by edge declaration order.
+        """
+        found = enumerate_paths(
+            self.graph, sources, max_length=self.max_length, max_paths=self.max_paths, cycles=self.cycles
+        )
+        if not self.relations:
+            return found
+        rows = None if sources is None else set(sources)
+        known = set(found)
+        extra: dict[tuple[str, str], list[Path]] = {}
+        for r in self.relations:
+            for p in (r.first, r.second):
+                if p not in known and (rows is None or p.source in rows):
+                    known.add(p)
+                    extra.setdefault((p.source, p.target), []).append(p)
+        if not extra:
+            return found
+        return (found + PathMatrix(self.graph.vertices, extra)).sorted(edge_order(self.graph))
 
     def preorder(self, paths: PathMatrix | None = None) -> Preorder:
         """The preorder on this diagram's paths (or on ``paths``) generated by its relations."""
@@ -271,61 +357,42 @@ class Diagram:
     def parallel_pairs(self) -> list[Pair]:
         """The pairs that compile, each oriented ``first ≤ second``, in a fixed order.
 
+        The rules are in the module docstring; :meth:`explain` says which relation yields which pair.
+
         Raises
         ------
         NoIndexingVertexError
-            when no vertex carries data;
+            when no vertex is indexing;
+        ConflictError
+            when an edge ends at an indexing vertex, or one pair is declared twice
+            (or both ways, at a symmetric loss) with different weights;
         NoLossError
-            when a relation ends at a vertex with no loss;
+            when a relation yields no pair from an indexing vertex to a vertex with a
+            loss (the message names it, and why);
         OrientationError
             when an asymmetric loss would compare a pair whose order is not declared.
         """
-        indexing = self.indexing
-        if not indexing:
-            names = ", ".join(self.spaces) or "none"
-            raise NoIndexingVertexError(
-                f"no vertex carries data, so no pair can start anywhere (vertices: {names}); "
-                f"give one a data source: d.space('N', data=loader)"
-            )
-        for r in self.relations:
-            if self.spaces[r.first.target].loss is None:
-                raise NoLossError(
-                    f"relation {r} ends at vertex {r.first.target!r}, which has no loss; give it "
-                    f"one (d.space({r.first.target!r}, loss=ld.losses.mse)) or remove the relation"
-                )
-        if not self.relations:
-            return self._unrelated_pairs(indexing)
-        paths = self.paths()
-        leq = self.preorder(paths)
-        weights = {(r.first, r.second): r.weight for r in self.relations}
-        pairs, unoriented = [], []
-        for p, q, loss in self._candidates(paths, indexing):
-            below, above = leq(p, q), leq(q, p)
-            if below and above and not loss.symmetric:
-                unoriented.append(f"{p} and {q} at {p.target} (related both ways)")
-            elif below or above:
-                first, second = (p, q) if below else (q, p)
-                weight = weights.get((first, second), 1.0)
-                pairs.append(Pair(p.source, p.target, first.edges, second.edges, loss, weight))
-        _refuse_unoriented(unoriented)
-        return pairs
+        return derivation.refuse(derivation.derive(self))
 
-    def _unrelated_pairs(self, indexing: tuple[str, ...]) -> list[Pair]:
-        pairs, unoriented = [], []
-        for p, q, loss in self._candidates(self.paths(indexing), indexing):
-            if not loss.symmetric:
-                unoriented.append(f"{p} and {q} at {p.target}")
-            pairs.append(Pair(p.source, p.target, p.edges, q.edges, loss))
-        _refuse_unoriented(unoriented)
-        return pairs
+    def explain(self) -> Explanation:
+        """Each relation and the compiled pairs that follow from it; ``print`` it for a table.
 
-    def _candidates(self, paths: PathMatrix, indexing: tuple[str, ...]) -> Iterator[tuple[Path, Path, Loss]]:
-        """Parallel pairs from an indexing vertex to a vertex with a loss, in matrix order, with the loss."""
-        for source in indexing:
-            for target, space in self.spaces.items():
-                if space.loss is not None:
-                    for p, q in combinations(paths[source, target], 2):
-                        yield p, q, space.loss
+        A pair follows from a relation when the relation alone, whiskered and
+        composed, relates its two paths; pairs that need several relations
+        together are listed apart. A relation that yields nothing says why, and
+        pairs left unoriented are listed rather than raised.
+
+        >>> from learning_diagrams.core import losses
+        >>> d = (Diagram().space("N", indexing=True).space("Y", loss=losses.l1).map("y", "N", "Y", abs)
+        ...      .map("f", "N", "Y", abs).map("r", "Y", "Y", abs).relate("f", "y").relate("r·r", "r"))
+        >>> print(d.explain())
+        f ≤ y  (weight 1)
+            f ≤ y  (at Y, weight 1)
+            f·r ≤ y·r  (at Y, weight 1)
+        r·r ≤ r  (weight 1)
+            no pair: its whiskerings from an indexing vertex to a vertex with a loss, such as y·r·r ≤ y·r, are not among the diagram's paths (y·r·r uses edge 'r' twice, and simple paths use no edge twice); enumerate walks, Diagram(cycles='walks', max_length=3), or declare the whiskered relation itself (d.relate('y·r·r', 'y·r'))
+        """
+        return derivation.explain(self, derivation.derive(self))
 
     def compiled_pairs(self, weights: Mapping[str, float] | None = None) -> list[Pair]:
         """The pairs every back end compiles: :meth:`parallel_pairs`, with ``weights`` overriding theirs.
@@ -344,9 +411,9 @@ class Diagram:
             losses = [v for v, s in self.spaces.items() if s.loss is not None]
             raise NothingToCompileError(
                 f"diagram has nothing to compile: no two distinct parallel paths run from an "
-                f"indexing vertex ({listed(self.indexing)}) to a vertex with a loss "
-                f"({listed(losses)}) and are related; add a relation d.relate(p, q) between "
-                f"two such paths"
+                f"indexing vertex ({listed(self.indexing)}) to a vertex with a loss ({listed(losses)}); "
+                f"give a vertex a loss, add a second path to one, or declare a relation d.relate(p, q) "
+                f"between two such paths (its own paths count even where enumeration stops)"
             )
         weights = dict(weights or {})
         names = {pair.name for pair in pairs}
@@ -361,7 +428,13 @@ class Diagram:
     # The core does not import them: they are plug-ins, loaded on first use (see .plugins).
 
     def compile(
-        self, *, weights: Mapping[str, float] | None = None, backend: str = "torch", check_finite: bool = False
+        self,
+        *,
+        weights: Mapping[str, float] | None = None,
+        backend: str = "torch",
+        check_finite: bool = False,
+        reduction: str = "mean",
+        data: Mapping[str, Any] | None = None,
     ) -> Any:
         """The composite loss: on PyTorch, a :class:`~learning_diagrams.torch.CompiledLoss` (a ``torch.nn.Module``).
 
@@ -369,9 +442,20 @@ class Diagram:
         those given to :meth:`relate`; ``backend`` names the array back end;
         ``check_finite=True`` makes a call whose total is NaN or infinite raise
         :class:`~learning_diagrams.core.errors.NonFiniteError`, naming the term and the
-        first edge along its paths whose output is not finite.
+        first edge along its paths whose output is not finite. ``reduction`` is
+        ``"mean"`` (each term the batch mean of its per-sample losses) or ``"sum"``
+        (the per-sample losses summed, scaled by ``|data set| / |batch|``: an
+        unbiased estimate of the paper's ``Σ_{x∈X} d(p x, q x)``; see
+        :mod:`learning_diagrams.core.losses`). ``data`` maps indexing vertices to
+        data sources, in place of their own; every source of a compiled pair needs
+        data (:class:`~learning_diagrams.core.errors.NoBatchError` otherwise).
         """
-        options = {"check_finite": True} if check_finite else {}  # back ends without the option still work
+        check_reduction(reduction)
+        options: dict[str, Any] = {"check_finite": True} if check_finite else {}
+        if reduction != "mean":  # back ends without the options still work with their defaults
+            options["reduction"] = reduction
+        if data is not None:
+            options["data"] = data
         return plugins.load("backend", backend).compile(self, weights=weights, **options)
 
     def check(self, batches: Mapping[str, Any] | None = None, *, backend: str = "torch") -> Any:
@@ -397,7 +481,14 @@ class Diagram:
         pairs     f ≤ g  (at Y, weight 1)
         """
         roles = {
-            v: [r for r, on in (("data", s.is_indexing), (f"loss {s.loss and s.loss.name}", s.loss)) if on]
+            v: [
+                r
+                for r, on in (
+                    ("data" if s.data is not None else "indexing", s.is_indexing),
+                    (f"loss {s.loss and s.loss.name}", s.loss),
+                )
+                if on
+            ]
             for v, s in self.spaces.items()
         }
         vertices = ", ".join(f"{v} ({', '.join(r)})" if r else v for v, r in roles.items()) or "none"
@@ -424,16 +515,6 @@ class Diagram:
             f"Diagram(spaces={list(self.spaces)}, "
             f"maps=[{', '.join(f'{m.name}: {m.src} → {m.tgt}' for m in self.maps.values())}], "
             f"relations=[{', '.join(map(str, self.relations))}])"
-        )
-
-
-def _refuse_unoriented(unoriented: list[str]) -> None:
-    if unoriented:
-        listed = "\n  ".join(unoriented)
-        raise OrientationError(
-            f"{len(unoriented)} pair(s) end at a vertex whose loss is asymmetric but have no "
-            f"orientation:\n  {listed}\nsay which path is the prediction with "
-            f"d.relate(prediction, target), or mark the loss symmetric: ld.losses.Loss(fn, symmetric=True)"
         )
 
 

@@ -99,11 +99,12 @@ class PathExplosionError(DiagramError, RuntimeError):
 
 
 class NoLossError(DiagramError, ValueError):
-    """A relation or pair that ends at a vertex with no loss."""
+    """A declared relation from which no loss term follows: none of its whiskerings runs from an
+    indexing vertex to a vertex with a loss among the diagram's paths (the message says why)."""
 
 
 class NoIndexingVertexError(DiagramError, ValueError):
-    """A diagram with no vertex that carries data."""
+    """A diagram with no indexing vertex: none is declared ``indexing=True`` or carries data."""
 
 
 class NothingToCompileError(DiagramError, ValueError):
@@ -126,11 +127,13 @@ class TypeMismatchError(DiagramError, TypeError):
 
 
 class ConflictError(DiagramError, ValueError):
-    """Parts that must agree do not: one model both frozen and trainable, say."""
+    """Parts that must agree do not: one model both frozen and trainable, an edge into an indexing
+    vertex, one relation declared with two weights, say."""
 
 
 class NoBatchError(DiagramError, ValueError):
-    """A compiled loss called with no batch for any of its source vertices."""
+    """No batch to be had: a compiled loss called with none for any of its source vertices, or an
+    indexing vertex without data where batches must be drawn (compiling, a dry run)."""
 
 
 class OptionError(DiagramError, ValueError):

@@ -11,7 +11,10 @@ every compiled pair. What any back end must honour is fixed here:
   trainable map with parameters precedes it on its path. A back end runs the
   other steps without autograd (:meth:`Evaluator.apply`).
 * **A term is** ``weight * loss(first, second)``, named by its pair, a failing
-  loss reported with its pair and vertex (:class:`Term`).
+  loss reported with its pair and vertex (:class:`Term`). Under the reduction
+  ``"sum"`` the loss is the per-sample form, and the term is
+  ``weight * (size / |B|) * Σ_{x∈B} d(first x, second x)``, ``size`` the
+  number of samples in the data set of the pair's source (unscaled when unknown).
 * **A non-finite term is traced to its first non-finite value**: the batch,
   then the prefixes of the first path, then those of the second, in order
   (:func:`first_nonfinite`); :func:`explain_nonfinite` says which in words.
@@ -44,6 +47,7 @@ from .messages import (
     NONFINITE_EDGE,
     NONFINITE_LOSS,
     NONFINITE_TERM,
+    PER_SAMPLE_NOT_VECTOR,
 )
 from .types import conforms, describe
 
@@ -123,12 +127,28 @@ class Evaluator:
 
 @dataclass(frozen=True)
 class Term:
-    """The term ``weight * loss(first, second)`` of a pair, with the back end's formula of its loss."""
+    """The term ``weight * loss(first, second)`` of a pair, with the back end's formula of its loss.
+
+    With ``reduction="sum"``, ``fn`` is the loss's per-sample form (one value per
+    sample) and the term is their sum, scaled by ``size / |B|`` when the size of
+    the source's data set is known: the unbiased estimate of the paper's sum over
+    the data set. Called with ``scaled=False`` it is the batch's own sum.
+
+    >>> from learning_diagrams.core import Diagram, losses
+    >>> pair = Diagram().space("N", data=[0]).space("Y", loss=losses.l1).map("f", "N", "Y", abs).map(
+    ...     "g", "N", "Y", abs).relate("f", "g").parallel_pairs()[0]
+    >>> import numpy as np
+    >>> term = Term(pair, lambda a, b: np.abs(a - b), reduction="sum", size=10)
+    >>> float(term(np.array([1.0, 2.0]), np.zeros(2))), float(term(np.array([1.0, 2.0]), np.zeros(2), scaled=False))
+    (15.0, 3.0)
+    """
 
     pair: Pair
     fn: Callable[[Any, Any], Any]
+    reduction: str = "mean"
+    size: int | None = None
 
-    def __call__(self, first: Any, second: Any) -> Any:
+    def __call__(self, first: Any, second: Any, *, scaled: bool = True) -> Any:
         try:
             value = self.fn(first, second)
         except Exception as err:
@@ -143,12 +163,25 @@ class Term:
                     message=err,
                 )
             ) from err
+        if self.reduction == "sum":
+            value = self._sum(value, scaled)
         if not (is_array(value) and len(value.shape) == 0):  # a sum of terms must be a scalar to train on
             p = self.pair
             raise TypeMismatchError(
                 LOSS_NOT_SCALAR.format(loss=p.loss.name, target=p.target, value=describe(value), pair=p.name)
             )
         return value if self.pair.weight == 1.0 else self.pair.weight * value
+
+    def _sum(self, per_sample: Any, scaled: bool) -> Any:
+        """``Σ`` of the per-sample values, times ``size / |B|`` when ``scaled`` and the size is known."""
+        if not (is_array(per_sample) and len(per_sample.shape) == 1):
+            p = self.pair
+            raise TypeMismatchError(
+                PER_SAMPLE_NOT_VECTOR.format(loss=p.loss.name, target=p.target, value=describe(per_sample), pair=p.name)
+            )
+        total = per_sample.sum()
+        count = per_sample.shape[0]
+        return total * (self.size / count) if scaled and self.size is not None and count else total
 
 
 def first_nonfinite(

@@ -109,14 +109,15 @@ class Graph:
     enumeration order downstream.
 
     >>> g = Graph(); g.add_vertex("A"); g.add_edge("f", "A", "A"); g.add_edge("g", "A", "A")
-    >>> g.vertices, g.edges, g.src("f"), g.out_edges("A")
-    (('A',), ('f', 'g'), 'A', ('f', 'g'))
+    >>> g.vertices, g.edges, g.src("f"), g.out_edges("A"), g.in_edges("A")
+    (('A',), ('f', 'g'), 'A', ('f', 'g'), ('f', 'g'))
     """
 
     def __init__(self) -> None:
         self._vertices: dict[str, None] = {}
         self._ends: dict[str, tuple[str, str]] = {}
         self._out: dict[str, list[str]] = {}
+        self._in: dict[str, list[str]] = {}
 
     # -- building -----------------------------------------------------------
     def add_vertex(self, name: str) -> None:
@@ -125,6 +126,7 @@ class Graph:
             raise DuplicateNameError(f"vertex {name!r} is declared twice")
         self._vertices[name] = None
         self._out[name] = []
+        self._in[name] = []
 
     def add_edge(self, name: str, src: str, tgt: str) -> None:
         check_name(name, "edge")
@@ -135,6 +137,7 @@ class Graph:
             self._require_vertex(end, f"edge {name!r}")
         self._ends[name] = (src, tgt)
         self._out[src].append(name)
+        self._in[tgt].append(name)
 
     # -- reading ------------------------------------------------------------
     @property
@@ -153,6 +156,9 @@ class Graph:
 
     def out_edges(self, vertex: str) -> tuple[str, ...]:
         return tuple(self._out[self._require_vertex(vertex)])
+
+    def in_edges(self, vertex: str) -> tuple[str, ...]:
+        return tuple(self._in[self._require_vertex(vertex)])
 
     def has_vertex(self, name: str) -> bool:
         return name in self._vertices

@@ -16,8 +16,24 @@ a fixed order, which only makes sense when ``d(a, b) == d(b, a)``. A plain
 callable cannot tell us that, so :func:`as_loss` treats it as asymmetric; wrap
 it as ``Loss(fn, symmetric=True)`` to declare symmetry.
 
-Every library loss reduces by a mean over the batch, exactly as its
-:mod:`torch.nn.functional` counterpart does by default.
+**Reductions.** Every loss is a per-sample distance ``d(a, b)`` reduced over a
+batch ``B``. Called directly, a library loss reduces by the mean, exactly as
+its :mod:`torch.nn.functional` counterpart does by default; its per-sample form,
+``loss.per_sample(a, b)``, gives one value per sample (a 1-d array), whose mean
+is the loss. A compiled diagram reduces each term by :data:`REDUCTIONS`:
+
+* ``"mean"`` (the default): ``(1/|B|) Σ_{x∈B} d(p x, q x)``, the batch mean, an
+  unbiased estimate of the paper's ``ℓ(p, q) / |X|`` for the term's data set ``X``;
+* ``"sum"``: ``(|X|/|B|) Σ_{x∈B} d(p x, q x)``, an unbiased estimate of the
+  paper's ``ℓ(p, q) = Σ_{x∈X} d(p x, q x)`` (exactly it when the batch is the
+  whole data set), which needs every loss's per-sample form. A user's own
+  :class:`Loss` gives it as ``per_sample=``.
+
+A library loss's per-sample ``d`` is, for one sample: the mean of its elements'
+squared (``mse``) or absolute (``l1``) differences, or binary cross entropies;
+``-log softmax(a)[y]`` (``cross_entropy``, averaged over positions for spatial
+targets); ``T² · KL`` summed over its classes (``kl_div``); ``1 - cos`` of the
+flattened sample (``cosine``).
 
 **Specifications here, formulas in the back ends.** This module is torch-free:
 a library loss is a :class:`Loss` whose function is a :class:`Formula`, the
@@ -66,10 +82,21 @@ and the symmetric ones satisfy ``d(a, b) = d(b, a)``; the others do not:
 (True, True)
 >>> losses.kl_div.symmetric, bool(torch.isclose(losses.kl_div(x, y), losses.kl_div(y, x)))
 (False, False)
+
+Each loss is the batch mean of its per-sample form:
+
+>>> labels = torch.tensor([2, 0])
+>>> all(torch.allclose(d(x, y), d.per_sample(x, y).mean()) for d in (losses.mse, losses.l1, losses.cosine,
+...     losses.KLDivergence(temperature=3.0))), bool(torch.isclose(losses.cross_entropy(x, labels),
+...     losses.cross_entropy.per_sample(x, labels).mean()))
+(True, True)
+>>> losses.mse.per_sample(x, y).shape
+torch.Size([2])
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -84,6 +111,8 @@ __all__ = [
     "Loss",
     "Formula",
     "KLDivergence",
+    "REDUCTIONS",
+    "check_reduction",
     "as_loss",
     "by_name",
     "is_library",
@@ -99,6 +128,21 @@ __all__ = [
 
 Array = Any  # an array of whichever back end computes the loss
 
+#: How a compiled diagram reduces each term over its batch (see the module docstring).
+REDUCTIONS = ("mean", "sum")
+
+
+def check_reduction(reduction: object) -> None:
+    """Raise :class:`OptionError` unless ``reduction`` is one of :data:`REDUCTIONS`.
+
+    >>> check_reduction("median")
+    Traceback (most recent call last):
+    ...
+    learning_diagrams.core.errors.OptionError: reduction='median' is not one of 'mean', 'sum'
+    """
+    if reduction not in REDUCTIONS:
+        raise OptionError(f"reduction={reduction!r} is not one of {', '.join(map(repr, REDUCTIONS))}")
+
 
 def _rebuild(cls: type[Loss], state: dict[str, Any]) -> Loss:
     """Recreate a frozen :class:`Loss` from its fields (for pickle and copy)."""
@@ -113,16 +157,20 @@ class Formula:
     """A loss the library names, whose formula each array back end holds.
 
     ``name`` picks the formula (``"mse"``, ``"kl_div"``) and ``params`` are its
-    keyword arguments (``(("temperature", 2.0),)``). Calling it runs the formula of
-    the back end whose arrays it is given.
+    keyword arguments (``(("temperature", 2.0),)``); ``per_sample`` picks its
+    per-sample form (one value per sample) rather than its batch mean. Calling it
+    runs the formula of the back end whose arrays it is given.
 
     >>> import torch
     >>> Formula("mse")(torch.ones(2), torch.zeros(2)).item()
     1.0
+    >>> Formula("mse", per_sample=True)(torch.ones(2, 3), torch.zeros(2, 3)).tolist()
+    [1.0, 1.0]
     """
 
     name: str
     params: tuple[tuple[str, Any], ...] = ()
+    per_sample: bool = False
 
     def __call__(self, prediction: Array, target: Array) -> Array:
         return plugins.for_value(prediction).formula(self)(prediction, target)
@@ -142,6 +190,11 @@ class Loss:
         that carry no declared orientation.
     name : str, optional
         Shown in ``repr`` and in error messages; defaults to ``fn.__name__``.
+    per_sample : callable, optional
+        ``per_sample(prediction, target) -> Array``, one value per sample (a 1-d
+        array as long as the batch) whose mean is ``fn``'s value; compiling with
+        ``reduction="sum"`` needs it. Library losses have theirs; a :class:`Loss`
+        given as ``fn`` lends its own.
 
     Examples
     --------
@@ -153,6 +206,11 @@ class Loss:
     Loss(sq, symmetric=True)
     >>> d(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0])).item()
     5.0
+    >>> d.per_sample is None
+    True
+    >>> rows = Loss(sq, symmetric=True, per_sample=lambda a, b: ((a - b) ** 2).sum(dim=1))
+    >>> rows.per_sample(torch.ones(2, 2), torch.zeros(2, 2)).tolist()
+    [2.0, 2.0]
 
     A loss is immutable:
 
@@ -162,11 +220,12 @@ class Loss:
     AttributeError: Loss is immutable; build a new one instead
     """
 
-    __slots__ = ("fn", "symmetric", "name")
+    __slots__ = ("fn", "symmetric", "name", "per_sample")
 
     fn: Callable[[Array, Array], Array]
     symmetric: bool
     name: str
+    per_sample: Callable[[Array, Array], Array] | None
 
     def __init__(
         self,
@@ -174,6 +233,7 @@ class Loss:
         *,
         symmetric: bool,
         name: str | None = None,
+        per_sample: Callable[[Array, Array], Array] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeMismatchError(f"Loss needs a callable fn(prediction, target), got {fn!r} ({type(fn).__name__})")
@@ -185,9 +245,20 @@ class Loss:
             name = _name_of(fn)
         elif not isinstance(name, str):
             raise TypeMismatchError(f"Loss(name=...) must be a str, got {name!r} ({type(name).__name__})")
+        if per_sample is None:
+            if isinstance(fn, Formula):  # a library formula has its per-sample form in every back end
+                per_sample = dataclasses.replace(fn, per_sample=True)
+            elif isinstance(fn, Loss):
+                per_sample = fn.per_sample
+        elif not callable(per_sample):
+            raise TypeMismatchError(
+                f"Loss(per_sample=...) must be a callable per_sample(prediction, target), got "
+                f"{per_sample!r} ({type(per_sample).__name__})"
+            )
         object.__setattr__(self, "fn", fn)
         object.__setattr__(self, "symmetric", symmetric)
         object.__setattr__(self, "name", name)
+        object.__setattr__(self, "per_sample", per_sample)
 
     def __call__(self, prediction: Array, target: Array) -> Array:
         """Return ``d(prediction, target)``."""
@@ -211,7 +282,7 @@ class Loss:
         return fields
 
     def _key(self) -> tuple[Any, ...]:
-        return (self.fn, self.symmetric, self.name)
+        return (self.fn, self.symmetric, self.name, self.per_sample)
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):

@@ -23,6 +23,11 @@ __all__ = [
     "NOT_PARALLEL",
     "NOT_A_SOURCE",
     "NOT_INDEXING",
+    "INTO_INDEXING",
+    "NO_DATA",
+    "NO_PER_SAMPLE",
+    "PER_SAMPLE_NOT_VECTOR",
+    "UNKNOWN_SIZE",
     "MAP_NEEDS_CALLABLE",
     "MAP_HAS_NO_FUNCTION",
     "MAP_FAILED",
@@ -60,8 +65,40 @@ NOT_PARALLEL = (
 #: Something given for a vertex that no compiled pair starts at (a batch, held-out data, ...).
 NOT_A_SOURCE = "{what} was given for {vertex!r}, which is not a source of any compiled pair (sources: {sources})"
 
-#: A batch given to a dry run for a vertex that carries no data.
-NOT_INDEXING = "a batch was given for {vertex!r}, which is not an indexing vertex (indexing vertices: {indexing})"
+#: A batch, or data, given for a vertex that is not indexing: ``what`` is "a batch", "data", ...
+NOT_INDEXING = "{what} was given for {vertex!r}, which is not an indexing vertex (indexing vertices: {indexing})"
+
+#: An edge that ends at an indexing vertex; ``why`` cites the paper's Ind, ``fix`` says what to do.
+INTO_INDEXING = (
+    "edge {edge!r} ({src} → {tgt}) ends at indexing vertex {tgt!r}, and no edge may end at one: {why}; {fix}"
+)
+
+#: Indexing vertices that a compiled loss, or a dry run, must draw batches from but that have no data.
+NO_DATA = (
+    "no data at indexing vertex {vertices}, where batches are drawn; give it data: "
+    "d.space({vertex!r}, data=loader), ld.assign_data(...), d.compile(data={{{vertex!r}: loader}}) "
+    "or ld.fit(d, data={{{vertex!r}: loader}})"
+)
+
+#: ``reduction="sum"`` and a loss that has no per-sample form.
+NO_PER_SAMPLE = (
+    "reduction='sum' sums per-sample losses, but the loss {loss} at vertex {target!r} (pair {pair!r}) "
+    "has no per-sample form; give it one, ld.Loss(fn, symmetric=..., per_sample=fn_per_sample) "
+    "returning one value per sample, or compile with reduction='mean'"
+)
+
+#: A per-sample loss that returned something other than one value per sample.
+PER_SAMPLE_NOT_VECTOR = (
+    "the per-sample form of the loss {loss} at vertex {target!r} returned {value} for pair {pair!r}; "
+    "a per-sample loss returns one value per sample, a 1-d array as long as the batch"
+)
+
+#: ``reduction="sum"`` over data whose size is unknown: the batch sums are not scaled.
+UNKNOWN_SIZE = (
+    "reduction='sum': the size of the data set at vertex {vertex!r} is unknown (a {kind}), so each "
+    "batch's sum is not scaled to the data set; give a DataLoader over a sized dataset, a list of "
+    "batches or a tensor to get the paper's sum over the data set"
+)
 
 #: An edge given something that cannot run.
 MAP_NEEDS_CALLABLE = "{where} needs a torch.nn.Module or a callable, got a {kind}"

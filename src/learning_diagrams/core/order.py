@@ -3,9 +3,9 @@
 The free category on a learning graph, with a preorder on each hom-set that
 composition respects, is a locally posetal 2-category (the paper's section
 4.3). Here the preorder is computed on a finite set of paths, the *universe*
-(for a diagram: every path that uses no edge twice, within ``max_length``,
-plus the declared relations' own paths). It is the smallest relation on the
-universe that
+(for a diagram: every path it enumerates, simple paths or walks within
+``max_length``, plus the declared relations' own paths). It is the smallest
+relation on the universe that
 
 * contains the declared relations,
 * is reflexive and transitive,
@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable, Iterator
 
-from .errors import NotParallelError
+from .errors import NotParallelError, UnknownNameError
 from .graph import Graph, Path
 from .messages import NOT_PARALLEL
 
@@ -77,6 +77,37 @@ class Preorder:
     def __call__(self, p: Path, q: Path) -> bool:
         """Whether ``p ≤ q``."""
         return p == q or q in self._up.get(p, ())
+
+    def whiskerings(self, p: Path, q: Path) -> Iterator[tuple[Path, Path]]:
+        """Every ``(a·p·b, a·q·b)`` with both paths in the universe, ``(p, q)`` itself included when it is.
+
+        >>> from learning_diagrams.core.graph import Graph
+        >>> g = Graph()
+        >>> for v in "NXY": g.add_vertex(v)
+        >>> for e, s, t in [("x", "N", "X"), ("f", "X", "Y"), ("g", "X", "Y")]: g.add_edge(e, s, t)
+        >>> leq = Preorder(g, [g.path("x·f"), g.path("x·g")], [(g.path("f"), g.path("g"))])
+        >>> [(str(a), str(b)) for a, b in leq.whiskerings(g.path("f"), g.path("g"))]
+        [('f', 'g'), ('x·f', 'x·g')]
+        """
+        for a, b, x in sorted(self._contexts.get(p, ()), key=lambda c: (len(c[0]) + len(c[1]), c[0], c[1])):
+            y = Path(x.source, x.target, a + q.edges + b)
+            if y in self.universe:
+                yield x, y
+
+    def restricted(self, relations: Iterable[tuple[Path, Path]]) -> Preorder:
+        """The preorder that some of its ``relations`` alone generate, on the same universe.
+
+        It shares this preorder's factorisations, so it costs only its own closure.
+        """
+        sub = Preorder.__new__(Preorder)
+        sub.graph, sub.universe, sub._contexts = self.graph, self.universe, self._contexts
+        sub.relations = tuple(relations)
+        sub._up, sub._down = defaultdict(set), defaultdict(set)
+        for p, q in sub.relations:
+            if (p, q) not in self.relations:
+                raise UnknownNameError(f"relation {p} ≤ {q} is not one of this preorder's relations")
+            sub._close(p, q)
+        return sub
 
     def pairs(self) -> Iterator[tuple[Path, Path]]:
         """Every related pair ``p ≤ q`` with ``p != q``."""

@@ -6,9 +6,12 @@ and "sum" is union, so the ordinary matrix product gives the paths of length
 ``k`` as the ``k``-th power, and ``I + A + A² + …`` gives every path. Entries
 with more than one path hold the parallel pairs.
 
-Cycle policy: a path never uses the same edge twice, so the powers become zero
-after at most ``|E|`` steps and enumeration always ends; ``max_length`` bounds
-it further. The number of paths can still grow exponentially with the number of
+Cycle policy (:data:`CYCLES`): by default (``"simple"``) a path never uses the
+same edge twice, so the powers become zero after at most ``|E|`` steps and
+enumeration always ends; ``max_length`` bounds it further. ``"walks"`` is the
+paper's product as it stands, every walk of at most ``max_length`` edges
+(``I + A + … + A^k``); it needs the bound, since a cycle has walks of every
+length. The number of paths can still grow exponentially with the number of
 edges: past ``max_paths`` enumeration stops with a :class:`PathExplosionError`.
 
 Laws
@@ -22,6 +25,11 @@ Laws
 True
 >>> [str(p) for p in enumerate_paths(g)["N", "X"]]               # the autoencoder's pair
 ['x', 'x·enc·dec']
+>>> AA = A.times(A, simple=False)                                # walks: the product as it stands
+>>> AA.times(A, simple=False) == A.times(AA, simple=False)
+True
+>>> [str(p) for p in enumerate_paths(g, cycles="walks", max_length=5)["N", "X"]]
+['x', 'x·enc·dec', 'x·enc·dec·enc·dec']
 """
 
 from __future__ import annotations
@@ -30,13 +38,25 @@ from collections import Counter
 from itertools import combinations
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from .errors import PathExplosionError
+from .errors import OptionError, PathExplosionError
 from .graph import Graph, Path
 
-__all__ = ["PathMatrix", "enumerate_paths", "parallel_paths", "DEFAULT_MAX_PATHS"]
+__all__ = [
+    "PathMatrix",
+    "enumerate_paths",
+    "parallel_paths",
+    "edge_order",
+    "check_cycles",
+    "DEFAULT_MAX_PATHS",
+    "CYCLES",
+]
 
 #: Default cap on the number of enumerated paths (see :func:`enumerate_paths`).
 DEFAULT_MAX_PATHS = 10_000
+
+#: How path enumeration treats cycles: ``"simple"`` paths use no edge twice (the default);
+#: ``"walks"`` are every walk of length ≤ ``max_length`` (the paper's I + A + … + A^k).
+CYCLES = ("simple", "walks")
 
 
 class PathMatrix:
@@ -44,7 +64,8 @@ class PathMatrix:
 
     Only non-empty entries are stored. ``+`` is entrywise union, ``@`` the
     generalised matrix product: ``(A @ B)[u, w]`` holds every ``p·q`` with
-    ``p`` in ``A[u, v]`` and ``q`` in ``B[v, w]`` that uses no edge twice.
+    ``p`` in ``A[u, v]`` and ``q`` in ``B[v, w]`` that uses no edge twice;
+    :meth:`times` with ``simple=False`` keeps every ``p·q`` (walks).
     """
 
     def __init__(self, vertices: Sequence[str], entries: Mapping[tuple[str, str], Iterable[Path]] | None = None):
@@ -99,6 +120,13 @@ class PathMatrix:
         return PathMatrix(self.vertices, entries)
 
     def __matmul__(self, other: PathMatrix) -> PathMatrix:
+        return self.times(other)
+
+    def times(self, other: PathMatrix, *, simple: bool = True) -> PathMatrix:
+        """The product: every ``p·q`` of ``p`` in ``self[u, v]`` and ``q`` in ``other[v, w]``.
+
+        ``simple=True`` (``@``) keeps only the concatenations that use no edge twice.
+        """
         rows_of_other: dict[str, list[tuple[str, tuple[Path, ...]]]] = {}
         for (v, w), paths in other.items():
             rows_of_other.setdefault(v, []).append((w, paths))
@@ -107,8 +135,11 @@ class PathMatrix:
             for w, right in rows_of_other.get(v, ()):
                 out = entries.setdefault((u, w), [])
                 for p in left:
-                    used = set(p.edges)
-                    out.extend(p.then(q) for q in right if used.isdisjoint(q.edges))
+                    if simple:
+                        used = set(p.edges)
+                        out.extend(p.then(q) for q in right if used.isdisjoint(q.edges))
+                    else:
+                        out.extend(p.then(q) for q in right)
         return PathMatrix(self.vertices, entries)
 
     def sorted(self, order: Mapping[str, int]) -> PathMatrix:
@@ -124,14 +155,41 @@ class PathMatrix:
         return f"PathMatrix({body})"
 
 
+def edge_order(graph: Graph) -> dict[str, int]:
+    """Each edge's place in declaration order, the order :meth:`PathMatrix.sorted` compares paths by."""
+    return {e: i for i, e in enumerate(graph.edges)}
+
+
+def check_cycles(cycles: object, max_length: object) -> None:
+    """Raise :class:`OptionError` unless ``cycles`` is one of :data:`CYCLES` and ``max_length`` fits it.
+
+    ``max_length`` is ``None`` or an int ≥ 0, and ``"walks"`` needs it.
+
+    >>> check_cycles("walks", None)
+    Traceback (most recent call last):
+    ...
+    learning_diagrams.core.errors.OptionError: cycles='walks' needs max_length=k: a cycle has walks of every length, so enumeration would not end; give the longest walk to consider, e.g. Diagram(cycles='walks', max_length=4)
+    """
+    if cycles not in CYCLES:
+        raise OptionError(f"cycles={cycles!r} is not one of {', '.join(map(repr, CYCLES))}")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 0):
+        raise OptionError(f"max_length must be None or an int of at least 0, got {max_length!r}")
+    if cycles == "walks" and max_length is None:
+        raise OptionError(
+            "cycles='walks' needs max_length=k: a cycle has walks of every length, so enumeration would "
+            "not end; give the longest walk to consider, e.g. Diagram(cycles='walks', max_length=4)"
+        )
+
+
 def enumerate_paths(
     graph: Graph,
     sources: Iterable[str] | None = None,
     *,
     max_length: int | None = None,
     max_paths: int = DEFAULT_MAX_PATHS,
+    cycles: str = "simple",
 ) -> PathMatrix:
-    """Every path of ``graph`` that uses no edge twice, as ``I + A + A² + …``.
+    """Every path of ``graph`` that uses no edge twice, or every walk, as ``I + A + A² + …``.
 
     Parameters
     ----------
@@ -139,9 +197,12 @@ def enumerate_paths(
     sources : iterable of vertex names, optional
         Only the rows of these vertices (default: all vertices).
     max_length : int, optional
-        Longest path kept (default: no bound beyond the number of edges).
+        Longest path kept (default: no bound beyond the number of edges); required with walks.
     max_paths : int
         Raise :class:`PathExplosionError` once more paths than this are found.
+    cycles : {"simple", "walks"}
+        ``"simple"``: paths that use no edge twice; ``"walks"``: every walk of at
+        most ``max_length`` edges, the paper's ``I + A + … + A^k`` (see :data:`CYCLES`).
 
     Returns
     -------
@@ -152,22 +213,28 @@ def enumerate_paths(
     Notes
     -----
     The number of paths can be exponential in the number of edges (a chain of
-    ``n`` doubled edges has ``2**n`` paths); the cost is linear in that number.
+    ``n`` doubled edges has ``2**n`` paths), and the number of walks in
+    ``max_length`` (``|E|**k`` on one vertex with ``|E|`` loops); the cost is
+    linear in that number.
 
     >>> g = Graph(); g.add_vertex("A")
     >>> for e in "abc": g.add_edge(e, "A", "A")
     >>> len(enumerate_paths(g)), len(enumerate_paths(g, max_length=1))     # 1 + 3 + 6 + 6, 1 + 3
     (16, 4)
+    >>> len(enumerate_paths(g, cycles="walks", max_length=2))              # 1 + 3 + 9
+    13
     >>> enumerate_paths(g, max_paths=10)
     Traceback (most recent call last):
     ...
     learning_diagrams.core.errors.PathExplosionError: path enumeration found 16 paths, more than max_paths=10, by length 3; most of them (16) from A to A. Bound it with max_length=..., raise max_paths=..., or remove cycles
     """
+    check_cycles(cycles, max_length)
+    simple = cycles == "simple"
     A = PathMatrix.adjacency(graph)
     power = PathMatrix.identity(graph, sources)
     total, length = power, 0
     while power and (max_length is None or length < max_length):
-        power, length = power @ A, length + 1
+        power, length = power.times(A, simple=simple), length + 1
         total = total + power
         if len(total) > max_paths:
             counts = Counter({key: len(ps) for key, ps in total.items()})
@@ -177,7 +244,7 @@ def enumerate_paths(
                 f"by length {length}; most of them ({worst}) from {u} to {v}. Bound it with "
                 f"max_length=..., raise max_paths=..., or remove cycles"
             )
-    return total.sorted({e: i for i, e in enumerate(graph.edges)})
+    return total.sorted(edge_order(graph))
 
 
 def parallel_paths(paths: PathMatrix) -> Iterator[tuple[Path, Path]]:

@@ -15,6 +15,7 @@ unique morphism into any other cocone. :func:`coproduct`, :func:`pushout`,
 Semantics are glued too: the parts of one class must agree on their data (by
 identity), loss and type (by equality), and their function (by identity) and
 its flags; parts that leave an attribute unset (``None``) agree with anything.
+A vertex glued with an indexing vertex is indexing (so no edge may end there).
 Relations are carried along the legs. See :func:`colimit` for the naming rule.
 
 The paper's Figure 2 (bottom): two classifier squares glued along a common
@@ -64,6 +65,7 @@ from typing import Any
 
 from ..core.diagram import Diagram
 from ..core.errors import ConflictError, NotCoconeError, NotNaturalError, ShapeError
+from ..core.messages import located
 from ..core.paths import DEFAULT_MAX_PATHS
 from .morphisms import DiagramMorphism
 
@@ -280,8 +282,9 @@ def colimit(diagrams: Sequence[Diagram], morphisms: Iterable[Arrow] = ()) -> Col
         when glued parts disagree: a vertex class with two data objects (compared
         by identity), two losses or two types (by equality); an edge class with two
         function objects (by identity), or one function with two ``trainable`` or
-        ``training`` flags; one relation of the apex with two weights. ``None``
-        (unset) agrees with anything; so does the type ``Any``.
+        ``training`` flags; one relation of the apex with two weights; an edge that
+        ends at a vertex glued with an indexing one. ``None`` (unset) agrees with
+        anything; so does the type ``Any``.
 
     Notes
     -----
@@ -299,6 +302,8 @@ def colimit(diagrams: Sequence[Diagram], morphisms: Iterable[Arrow] = ()) -> Col
 
     **Settings.** The apex's ``max_paths`` is the largest of the diagrams';
     its ``max_length`` is the largest, or ``None`` (no bound) if any is unbounded.
+    It enumerates walks (``cycles="walks"``) when every diagram does (each has a
+    bound then), and simple paths otherwise.
 
     **Cost.** Linear in the number of parts and arrow assignments (union-find),
     plus the relations.
@@ -331,21 +336,25 @@ def colimit(diagrams: Sequence[Diagram], morphisms: Iterable[Arrow] = ()) -> Col
     vnames, enames = _names(vclasses), _names(eclasses)
 
     lengths = [d.max_length for d in diagrams]
+    walks = bool(diagrams) and all(d.cycles == "walks" for d in diagrams)
     apex = Diagram(
         max_length=None if not lengths or None in lengths else max(lengths),  # type: ignore[type-var]
         max_paths=max((d.max_paths for d in diagrams), default=DEFAULT_MAX_PATHS),
+        cycles="walks" if walks else "simple",
     )
     vertex_of: dict[_Part, str] = {}
     for members, name in zip(vclasses, vnames):
         data, loss, type_ = _agree_space(members, diagrams)
-        apex.space(name, data=data, loss=loss, type=type_)
+        indexing = any(diagrams[i].spaces[v].is_indexing for i, v in members)
+        apex.space(name, data=data, loss=loss, type=type_, indexing=indexing)
         vertex_of.update(dict.fromkeys(members, name))
     edge_of: dict[_Part, str] = {}
     for members, name in zip(eclasses, enames):
         i, e = members[0]
         m = diagrams[i].maps[e]
         fn, trainable, training = _agree_map(members, diagrams)
-        apex.map(name, vertex_of[i, m.src], vertex_of[i, m.tgt], fn, trainable=trainable, training=training)
+        with located(f"gluing edge {e!r} of diagram {i}"):  # an edge into a vertex glued with an indexing one
+            apex.map(name, vertex_of[i, m.src], vertex_of[i, m.tgt], fn, trainable=trainable, training=training)
         edge_of.update(dict.fromkeys(members, name))
 
     legs = tuple(

@@ -16,6 +16,7 @@ PyTorch formulas in :mod:`.losses`. ``Diagram.compile()`` and ``Diagram.check()`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ..core.diagram import Diagram
 from .checking import CheckReport, check
@@ -39,12 +40,20 @@ __all__ = [
 
 
 def compile(
-    diagram: Diagram, *, weights: Mapping[str, float] | None = None, check_finite: bool = False
+    diagram: Diagram,
+    *,
+    weights: Mapping[str, float] | None = None,
+    check_finite: bool = False,
+    reduction: str = "mean",
+    data: Mapping[str, Any] | None = None,
 ) -> CompiledLoss:
     """The composite loss of ``diagram``; ``weights`` override term weights by term name.
 
     With ``check_finite=True`` a call whose total is not finite raises
     :class:`~learning_diagrams.core.errors.NonFiniteError` naming the term and the first
-    edge along its paths whose output is not finite.
+    edge along its paths whose output is not finite. ``reduction`` is ``"mean"`` or
+    ``"sum"`` (see :class:`CompiledLoss`); ``data`` gives indexing vertices their data.
     """
-    return CompiledLoss.from_diagram(diagram, weights=weights, check_finite=check_finite)
+    return CompiledLoss.from_diagram(
+        diagram, weights=weights, check_finite=check_finite, reduction=reduction, data=data
+    )

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from ..core.diagram import Diagram
-from ..core.errors import UnknownNameError
+from ..core.errors import NoBatchError, UnknownNameError
 from ..core.evaluation import CheckReport, Evaluator, Term, check_value, plan
-from ..core.messages import NOT_INDEXING
+from ..core.messages import NO_DATA, NOT_INDEXING
 from ..core.types import describe
 from .data import DataSource
 from .losses import loss_function
@@ -44,13 +44,25 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
     ----------
     diagram : Diagram
     batches : mapping of indexing vertex to batch, optional
-        Batches to use; vertices left out draw the first batch of their data.
-        Use a small batch: every path is run once.
+        Batches to use; vertices left out draw the first batch of their data (an
+        indexing vertex without data needs one here:
+        :class:`~learning_diagrams.core.errors.NoBatchError` otherwise).
+        Use a small batch: every path is run once: those enumerated, and the
+        declared relations' own.
     """
     batches = dict(batches or {})
     for name in batches:
         if name not in diagram.indexing:
-            raise UnknownNameError(NOT_INDEXING.format(vertex=name, indexing=", ".join(diagram.indexing) or "none"))
+            raise UnknownNameError(
+                NOT_INDEXING.format(what="a batch", vertex=name, indexing=", ".join(diagram.indexing) or "none")
+            )
+    missing = [v for v in diagram.indexing if v not in batches and diagram.spaces[v].data is None]
+    if missing:
+        raise NoBatchError(
+            NO_DATA.format(vertices=", ".join(map(repr, missing)), vertex=missing[0])
+            + f"; or give the dry run a batch: d.check({{{missing[0]!r}: batch}})"
+        )
+    data = diagram.indexing_data()
     modules = [m.fn for m in diagram.maps.values() if isinstance(m.fn, nn.Module)]
     modes = [(module, module.training) for module in modules]
     rows: list[tuple[str, str, str]] = []
@@ -60,11 +72,7 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
             module.eval()
         with torch.no_grad():
             for source in diagram.indexing:
-                batch = (
-                    batches[source]
-                    if source in batches
-                    else next(DataSource(diagram.spaces[source].data, source).forever())
-                )
+                batch = batches[source] if source in batches else next(DataSource(data[source], source).forever())
                 values[source] = {(): batch}
                 paths = sorted(diagram.paths([source]), key=len)  # prefixes first
                 evaluator = Evaluator(plan(paths, diagram.maps, parametric=lambda fn: False))

@@ -2,9 +2,13 @@
 
 The composite loss is the sum, over the compiled parallel pairs ``p ≤ q``
 (:meth:`~learning_diagrams.core.diagram.Diagram.parallel_pairs`), of
-``weight * loss(p(x), q(x))`` on one batch ``x`` per indexing vertex. Each
-loss reduces over its batch (a mean for the standard losses), so a term is the
-batch estimate of the paper's sum over the data set.
+``weight * loss(p(x), q(x))`` on one batch ``x`` per indexing vertex. How a
+term reduces over its batch ``B`` is its ``reduction``
+(:mod:`learning_diagrams.core.losses`): ``"mean"`` (the default),
+``(1/|B|) Σ_{x∈B} d``, estimates the paper's sum over the data set ``X``
+divided by ``|X|``; ``"sum"``, ``(|X|/|B|) Σ_{x∈B} d``, estimates the paper's
+``Σ_{x∈X} d`` itself, ``|X|`` read from the source's data
+(:attr:`~learning_diagrams.torch.data.DataSource.size`).
 
 * Each distinct path prefix is evaluated once per batch: a backbone shared by
   fifty heads runs once.
@@ -51,7 +55,8 @@ from torch import nn
 from ..core.diagram import Diagram, Map, Pair
 from ..core.errors import ConflictError, InvalidNameError, NoBatchError, NonFiniteError, UnknownNameError
 from ..core.evaluation import Evaluator, Step, Term, explain_nonfinite, first_nonfinite, plan
-from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE
+from ..core.losses import check_reduction
+from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE, UNKNOWN_SIZE
 from . import finite
 from .data import DataSource
 from .losses import loss_function
@@ -102,19 +107,31 @@ class CompiledLoss(nn.Module):
         total is not finite, naming the term and the first edge along its paths
         whose output is not finite (or the batch, or the loss). Also an attribute,
         to switch on and off.
+    reduction : {"mean", "sum"}
+        How each term reduces over its batch (see the module docstring); ``"sum"``
+        needs every loss's per-sample form.
 
     Warns
     -----
     UserWarning
         For each plain-function edge that reaches a module with parameters that no
-        edge registers (see :func:`~learning_diagrams.torch.finite.hidden_modules`).
+        edge registers (see :func:`~learning_diagrams.torch.finite.hidden_modules`);
+        with ``reduction="sum"``, for each source whose data set's size is unknown
+        (its batch sums are then not scaled).
     """
 
     def __init__(
-        self, pairs: Sequence[Pair], maps: Mapping[str, Map], data: Mapping[str, Any], *, check_finite: bool = False
+        self,
+        pairs: Sequence[Pair],
+        maps: Mapping[str, Map],
+        data: Mapping[str, Any],
+        *,
+        check_finite: bool = False,
+        reduction: str = "mean",
     ):
         super().__init__()
-        self.check_finite = check_finite
+        check_reduction(reduction)
+        self.check_finite, self.reduction = check_finite, reduction
         self.pairs = tuple(pairs)
         used = dict.fromkeys(e for pair in self.pairs for path in (pair.first, pair.second) for e in path)
         # A snapshot: later edits of the diagram do not change a compiled loss.
@@ -133,20 +150,58 @@ class CompiledLoss(nn.Module):
         self._steps = plan(paths, self._maps, parametric=_parametric)
         self._evaluator = _TorchEvaluator(self._steps)  # its steps go through wrappers after wrap()
         self._plain = _TorchEvaluator(self._steps)  # the maps themselves, always
-        self._terms = {pair.name: Term(pair, loss_function(pair.loss)) for pair in self.pairs}
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
+        sizes = self._sizes() if reduction == "sum" else {}
+        self._terms = {
+            pair.name: Term(
+                pair,
+                loss_function(pair.loss, reduction, pair=pair.name, target=pair.target),
+                reduction,
+                sizes.get(pair.source),
+            )
+            for pair in self.pairs
+        }
         self._draws: dict[str, Iterator[Any]] = {}
         self._wrappers: list[nn.Module] = []
 
     @classmethod
     def from_diagram(
-        cls, diagram: Diagram, *, weights: Mapping[str, float] | None = None, check_finite: bool = False
+        cls,
+        diagram: Diagram,
+        *,
+        weights: Mapping[str, float] | None = None,
+        check_finite: bool = False,
+        reduction: str = "mean",
+        data: Mapping[str, Any] | None = None,
     ) -> CompiledLoss:
-        """Compile ``diagram``; ``weights`` override term weights by term name; see the class for ``check_finite``."""
+        """Compile ``diagram``; ``weights`` override term weights by term name, ``data`` the vertices' data.
+
+        See the class for ``check_finite`` and ``reduction``. Every source of a compiled
+        pair needs data (:class:`~learning_diagrams.core.errors.NoBatchError` otherwise).
+        """
+        check_reduction(reduction)
         pairs = diagram.compiled_pairs(weights)
-        data = {v: diagram.spaces[v].data for v in diagram.indexing}
-        return cls(pairs, diagram.maps, data, check_finite=check_finite)
+        sources = diagram.require_data(dict.fromkeys(pair.source for pair in pairs), data)
+        return cls(pairs, diagram.maps, sources, check_finite=check_finite, reduction=reduction)
+
+    def _sizes(self) -> dict[str, int]:
+        """The size of each source's data set, where it is known; a warning for each where it is not."""
+        sizes = {}
+        for s in self.sources:
+            size = DataSource(self._data[s], s).size
+            if size is None:
+                warnings.warn(
+                    UNKNOWN_SIZE.format(vertex=s, kind=type(self._data[s]).__name__), UserWarning, stacklevel=6
+                )
+            else:
+                sizes[s] = size
+        return sizes
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The data of each source vertex, that batches are drawn from (read-only)."""
+        return types.MappingProxyType(self._data)
 
     # -- modes and parameters -------------------------------------------------
     def _freeze(self) -> None:
@@ -309,9 +364,13 @@ class CompiledLoss(nn.Module):
         ]
         return outputs, values
 
-    def term(self, pair: Pair, first: Any, second: Any) -> torch.Tensor:
-        """The weighted term of ``pair`` (a compiled pair of this loss) on its two paths' values."""
-        return self._terms[pair.name](first, second)
+    def term(self, pair: Pair, first: Any, second: Any, *, scaled: bool = True) -> torch.Tensor:
+        """The weighted term of ``pair`` (a compiled pair of this loss) on its two paths' values.
+
+        Under ``reduction="sum"``, ``scaled=False`` leaves the batch's sum unscaled by
+        ``|data set| / |batch|`` (held-out data is summed batch by batch).
+        """
+        return self._terms[pair.name](first, second, scaled=scaled)
 
     def check_sources(self, given: Mapping[str, Any], what: str) -> None:
         """Raise :class:`UnknownNameError` if ``given`` has a key that is no source vertex of a compiled pair."""
@@ -330,7 +389,8 @@ class CompiledLoss(nn.Module):
         return finite.explain(self, batches)
 
     def extra_repr(self) -> str:
-        return "\n".join(f"({i}): {pair.weight:g} * {pair.loss.name}[{pair.name}]" for i, pair in enumerate(self.pairs))
+        lines = [f"({i}): {pair.weight:g} * {pair.loss.name}[{pair.name}]" for i, pair in enumerate(self.pairs)]
+        return "\n".join(lines + (["reduction=sum"] if self.reduction == "sum" else []))
 
 
 class _TorchEvaluator(Evaluator):

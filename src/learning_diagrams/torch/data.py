@@ -13,7 +13,9 @@ A vertex's ``data`` may be
 
 :class:`DataSource` is that reading, written once: the compiled loss draws
 batches from it, the trainer's data policies open its passes, and evaluation
-runs over one pass.
+runs over one pass. :attr:`DataSource.size` is the number of samples one pass
+visits, when it can be known without drawing: what ``reduction="sum"`` scales
+a batch's sum by.
 
 >>> import torch
 >>> draw = DataSource([torch.ones(2), torch.zeros(2)], "N").forever()
@@ -23,15 +25,20 @@ runs over one pass.
 tensor([0, 1, 2])
 >>> batch_size((["a", "b", "c"], torch.zeros(3, 2)))
 3
+>>> DataSource([torch.ones(4, 2), torch.ones(3, 2)], "N").size, DataSource(torch.ones(5, 2), "N").size
+(7, 5)
+>>> from torch.utils.data import DataLoader, TensorDataset
+>>> DataSource(DataLoader(TensorDataset(torch.ones(10, 2)), batch_size=4, drop_last=True), "N").size
+8
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sized
+from collections.abc import Iterator, Mapping, Sequence, Sized
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
 from ..core.errors import TypeMismatchError
 from ..core.messages import NO_BATCHES, NOT_A_DATA_SOURCE, ONE_SHOT_ITERATOR
@@ -78,6 +85,24 @@ class DataSource:
                 raise TypeMismatchError(NOT_A_DATA_SOURCE.format(vertex=vertex, kind=type(data).__name__))
         self.data = data
 
+    @property
+    def size(self) -> int | None:
+        """How many samples one pass visits, or None when that cannot be known without drawing.
+
+        Known for one full batch (its length), a list or tuple of batches (the sum of
+        their lengths), and a ``DataLoader`` over a map-style dataset whose sampler has a
+        length (less the samples ``drop_last`` leaves out); not for an iterable dataset
+        or any other iterable.
+        """
+        data = self.data
+        if self.full_batch:
+            return batch_size(data)
+        if isinstance(data, DataLoader):
+            return _loader_size(data)
+        if isinstance(data, Sequence) and not isinstance(data, (str, bytes)):
+            return sum(batch_size(batch) for batch in data)
+        return None
+
     def __iter__(self) -> Iterator[Any]:
         """One pass over the batches."""
         return iter([self.data]) if self.full_batch else iter(self.data)
@@ -91,6 +116,19 @@ class DataSource:
                 yield batch
             if empty:
                 raise TypeMismatchError(NO_BATCHES.format(vertex=self.vertex))
+
+
+def _loader_size(loader: DataLoader) -> int | None:
+    """The samples one pass of ``loader`` visits, where its sampler says so."""
+    if isinstance(loader.dataset, IterableDataset):
+        return None
+    batches = loader.batch_sampler
+    if batches is None:  # no automatic batching: each item of the sampler is one "batch"
+        return len(loader.sampler) if isinstance(loader.sampler, Sized) else None
+    if not isinstance(batches, BatchSampler) or not isinstance(batches.sampler, Sized):
+        return None
+    n = len(batches.sampler)
+    return n - n % batches.batch_size if batches.drop_last else n
 
 
 def batch_size(batch: Any) -> int:

@@ -2,13 +2,18 @@
 
 The losses themselves, their names and symmetry, are specified in the core
 (:mod:`learning_diagrams.core.losses`); here each library loss's name is given
-its formula on tensors. :func:`loss_function` is what compilation calls, once
-per pair: the formula of a library loss, or a user's own function.
+its formula on tensors, as a batch mean (:data:`FORMULAS`, the
+:mod:`torch.nn.functional` defaults) and per sample (:data:`PER_SAMPLE`, one
+value per sample, whose mean is the former). :func:`loss_function` is what
+compilation calls, once per pair: the formula of a library loss, or a user's
+own function, in the form its reduction needs.
 
 >>> import torch
 >>> from learning_diagrams.core import losses
 >>> loss_function(losses.KLDivergence(temperature=2.0))(torch.zeros(1, 3), torch.zeros(1, 3)).item()
 0.0
+>>> loss_function(losses.mse, "sum")(torch.ones(3, 2), torch.zeros(3, 2)).tolist()
+[1.0, 1.0, 1.0]
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.errors import UnknownNameError
-from ..core.losses import Formula, Loss
+from ..core.errors import OptionError, UnknownNameError
+from ..core.losses import Formula, Loss, check_reduction
+from ..core.messages import NO_PER_SAMPLE
 
-__all__ = ["FORMULAS", "formula", "loss_function"]
+__all__ = ["FORMULAS", "PER_SAMPLE", "formula", "loss_function"]
 
 
 def _rows(x: Tensor) -> Tensor:
@@ -33,17 +39,29 @@ def _rows(x: Tensor) -> Tensor:
     return x.reshape(1, -1) if x.dim() == 1 else x.reshape(x.shape[0], -1)
 
 
-def cosine(prediction: Tensor, target: Tensor) -> Tensor:
-    """Mean over the batch of ``1 - cosine_similarity``, everything after the batch dimension flattened."""
+def _per_sample(elementwise: Tensor) -> Tensor:
+    """One value per sample: the mean of each sample's elements (a 0-d or 1-d tensor is samples of one element)."""
+    if elementwise.dim() <= 1:
+        return elementwise.reshape(-1)
+    return elementwise.reshape(elementwise.shape[0], -1).mean(dim=1)
+
+
+def cosine_per_sample(prediction: Tensor, target: Tensor) -> Tensor:
+    """``1 - cosine_similarity`` of each sample, everything after the batch dimension flattened."""
     if prediction.shape != target.shape:
         raise ValueError(
             f"cosine compares tensors of the same shape, got {tuple(prediction.shape)} and {tuple(target.shape)}"
         )
-    return (1 - F.cosine_similarity(_rows(prediction), _rows(target), dim=-1)).mean()
+    return 1 - F.cosine_similarity(_rows(prediction), _rows(target), dim=-1)
 
 
-def kl_div(prediction: Tensor, target: Tensor, *, temperature: float = 1.0) -> Tensor:
-    """Hinton's distillation loss (see :class:`~learning_diagrams.core.losses.KLDivergence`)."""
+def cosine(prediction: Tensor, target: Tensor) -> Tensor:
+    """Mean over the batch of ``1 - cosine_similarity``, everything after the batch dimension flattened."""
+    return cosine_per_sample(prediction, target).mean()
+
+
+def _kl_entries(prediction: Tensor, target: Tensor, temperature: float) -> Tensor:
+    """``p_t · (log p_t - log p_s)`` entry by entry, at temperature ``T``."""
     if prediction.shape != target.shape:
         raise ValueError(
             f"kl_div compares logits of the same shape, got {tuple(prediction.shape)} and {tuple(target.shape)}"
@@ -53,9 +71,30 @@ def kl_div(prediction: Tensor, target: Tensor, *, temperature: float = 1.0) -> T
     p_t = log_p_t.exp()
     # 0 * log 0 = 0: where the target puts no mass the term is 0, with no NaN
     # in the value or the gradient (even for -inf logits).
-    diff = torch.where(p_t > 0, log_p_t - log_p_s, torch.zeros_like(log_p_t))
+    return p_t * torch.where(p_t > 0, log_p_t - log_p_s, torch.zeros_like(log_p_t))
+
+
+def kl_div(prediction: Tensor, target: Tensor, *, temperature: float = 1.0) -> Tensor:
+    """Hinton's distillation loss (see :class:`~learning_diagrams.core.losses.KLDivergence`)."""
     batch = prediction.shape[0] if prediction.dim() > 1 else 1
-    return (p_t * diff).sum() / batch * temperature**2
+    return _kl_entries(prediction, target, temperature).sum() / batch * temperature**2
+
+
+def kl_div_per_sample(prediction: Tensor, target: Tensor, *, temperature: float = 1.0) -> Tensor:
+    """Hinton's distillation loss of each sample: ``T² · KL`` summed over its entries (a 1-d input is one sample)."""
+    entries = _kl_entries(prediction, target, temperature)
+    rows = entries.reshape(1, -1) if prediction.dim() <= 1 else entries.reshape(prediction.shape[0], -1)
+    return rows.sum(dim=1) * temperature**2
+
+
+def _elementwise(fn: Callable[..., Tensor]) -> Callable[[Tensor, Tensor], Tensor]:
+    """The per-sample form of a ``torch.nn.functional`` loss: its ``reduction="none"``, averaged per sample."""
+
+    def per_sample(prediction: Tensor, target: Tensor) -> Tensor:
+        return _per_sample(fn(prediction, target, reduction="none"))
+
+    per_sample.__name__ = per_sample.__qualname__ = f"{fn.__name__}_per_sample"
+    return per_sample
 
 
 #: The formula of each library loss, by the name of its :class:`~learning_diagrams.core.losses.Formula`.
@@ -70,15 +109,39 @@ FORMULAS: dict[str, Callable[..., Tensor]] = {
 }
 
 
+#: The per-sample formula of each library loss: one value per sample, whose mean is its formula.
+PER_SAMPLE: dict[str, Callable[..., Tensor]] = {
+    "mse": _elementwise(F.mse_loss),
+    "l1": _elementwise(F.l1_loss),
+    "cross_entropy": _elementwise(F.cross_entropy),
+    "kl_div": kl_div_per_sample,
+    "cosine": cosine_per_sample,
+    "binary_cross_entropy": _elementwise(F.binary_cross_entropy),
+    "binary_cross_entropy_with_logits": _elementwise(F.binary_cross_entropy_with_logits),
+}
+
+
 @functools.cache
 def formula(spec: Formula) -> Callable[[Tensor, Tensor], Tensor]:
     """The PyTorch function a library loss's :class:`~learning_diagrams.core.losses.Formula` stands for."""
-    if spec.name not in FORMULAS:
-        raise UnknownNameError(f"the PyTorch back end has no formula for the loss {spec.name!r}")
-    fn = FORMULAS[spec.name]
+    table = PER_SAMPLE if spec.per_sample else FORMULAS
+    if spec.name not in table:
+        form = "per-sample formula" if spec.per_sample else "formula"
+        raise UnknownNameError(f"the PyTorch back end has no {form} for the loss {spec.name!r}")
+    fn = table[spec.name]
     return functools.partial(fn, **dict(spec.params)) if spec.params else fn
 
 
-def loss_function(loss: Loss) -> Callable[[Tensor, Tensor], Tensor]:
-    """What computing ``loss`` on tensors calls: a library loss's formula, or the user's own function."""
-    return formula(loss.fn) if isinstance(loss.fn, Formula) else loss.fn
+def loss_function(
+    loss: Loss, reduction: str = "mean", *, pair: str = "", target: str = ""
+) -> Callable[[Tensor, Tensor], Tensor]:
+    """What computing ``loss`` on tensors calls: a library loss's formula, or the user's own function.
+
+    With ``reduction="sum"`` it is the loss's per-sample form; a loss without one raises
+    :class:`~learning_diagrams.core.errors.OptionError` naming it (and ``pair`` and ``target``, if given).
+    """
+    check_reduction(reduction)
+    fn = loss.fn if reduction == "mean" else loss.per_sample
+    if fn is None:
+        raise OptionError(NO_PER_SAMPLE.format(loss=loss.name, target=target, pair=pair))
+    return formula(fn) if isinstance(fn, Formula) else fn

@@ -148,6 +148,8 @@ def evaluate(
     dict
         ``"total"``, every term by name, and every metric, averaged over the data
         weighted by batch size (torchmetrics metrics: computed over all of it).
+        Under ``reduction="sum"`` a term is instead its exact sum over the
+        held-out data, the paper's ``Σ_{x∈X} d``: each batch's sum, unscaled, added.
         The loss is left in the mode it was in.
 
     Raises
@@ -175,6 +177,7 @@ def evaluate(
                 states[f"{name}[{pair.name}]"] = state
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
+    summed = {pair.name for pair in pairs} if loss.reduction == "sum" else set()
     was_training = loss.training
     loss.eval()
     try:
@@ -186,7 +189,8 @@ def evaluate(
                 n = batch_size(batch)
                 values: dict[str, float] = {}
                 for pair, first, second in loss.outputs({vertex: move(batch)}, draw=False):
-                    values[pair.name] = float(loss.term(pair, first, second))
+                    # Under "sum" a batch's term is its own sum: the held-out sum adds them (see below).
+                    values[pair.name] = float(loss.term(pair, first, second, scaled=False))
                     for name, metric in chosen.get(pair.target, ()):
                         key = f"{name}[{pair.name}]"
                         if key in states:
@@ -194,13 +198,13 @@ def evaluate(
                         else:
                             values[key] = float(metric(first, second))
                 for name, value in values.items():
-                    sums[name] = sums.get(name, 0.0) + value * n
+                    sums[name] = sums.get(name, 0.0) + (value if name in summed else value * n)
                     counts[name] = counts.get(name, 0) + n
     finally:
         loss.train(was_training)
     if shard:
         sums, counts = _summed_over_processes(pairs, chosen, states, sums, counts)
-    means = {name: sums[name] / counts[name] for name in sums}
+    means = {name: sums[name] if name in summed else sums[name] / counts[name] for name in sums}
     terms = [pair.name for pair in loss.pairs if pair.name in means]
     computed = {key: _computed(key, state, quiet=shard) for key, state in states.items()}
     return {"total": sum(means[t] for t in terms), **means, **computed}

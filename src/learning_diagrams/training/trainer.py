@@ -43,6 +43,8 @@ from torch import nn
 
 from ..core.diagram import Diagram
 from ..core.errors import OptionError, TypeMismatchError, UnknownNameError
+from ..core.losses import check_reduction
+from ..core.messages import NOT_INDEXING, located
 from ..torch import CompiledLoss
 from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
@@ -63,7 +65,7 @@ _SCHEDULER_FIRST = r"Detected call of `lr_scheduler.step\(\)` before `optimizer.
 
 @dataclass
 class Stage:
-    """One stage of a regime: a diagram with its own epochs and optimiser settings.
+    """One stage of a regime: a diagram with its own epochs, optimiser settings and reduction.
 
     Fields left ``None`` take the trainer's.
     """
@@ -75,6 +77,7 @@ class Stage:
     lrs: Mapping[str, float] | None = None
     weights: Mapping[str, float] | None = None
     name: str | None = None
+    reduction: str | None = None
 
 
 @dataclass
@@ -155,6 +158,16 @@ class Trainer:
         GradScaler's own skipping of overflowed gradients is left to it.)
     max_skips : int
         With ``"skip"``, this many consecutive skipped steps raise.
+    reduction : {"mean", "sum"}
+        How each loss term reduces over its batch (a stage may override): ``"mean"``,
+        the batch mean; ``"sum"``, the per-sample losses summed and scaled by
+        ``|data set| / |batch|``, an unbiased estimate of the paper's sum over the
+        data set (see ``Diagram.compile``). Held-out terms are then exact sums
+        over the held-out data.
+    data : mapping of indexing vertex to data
+        The data of the run, by vertex name, in place of the diagrams' own (an
+        indexing vertex declared without data gets it here); each name must be an
+        indexing vertex of some stage's diagram.
     """
 
     epochs: int = 1
@@ -188,8 +201,11 @@ class Trainer:
     strategy: str = "auto"
     on_nonfinite: str = "raise"
     max_skips: int = 10
+    reduction: str = "mean"
+    data: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        check_reduction(self.reduction)
         if self.precision not in ("32", "bf16", "16"):
             raise OptionError(f"precision {self.precision!r} is not one of '32', 'bf16', '16'")
         if self.scheduler_interval not in ("epoch", "step"):
@@ -244,7 +260,11 @@ class Trainer:
         Under DDP each process evaluates its share of ``data`` and every process gets the
         values over all of it: call it in every process, with the same arguments.
         """
-        loss = diagram.compile() if isinstance(diagram, Diagram) else diagram
+        if isinstance(diagram, Diagram):
+            given = {v: d for v, d in {**(self.data or {}), **data}.items() if v in diagram.indexing}
+            loss = diagram.compile(reduction=self.reduction, data=given)
+        else:
+            loss = diagram
         shard = distributed.wanted(self.strategy)
         if shard:
             distributed.setup(self.device)
@@ -309,8 +329,10 @@ class _Run:
     # -- set-up -------------------------------------------------------------------
     def go(self, resume: str | os.PathLike | None) -> History:
         t = self.t
+        _check_data(t.data, self.stages)
         for index, stage in enumerate(self.stages):  # before anything runs, not when stage 3 starts
             refuse_nothing_to_train(self._label(index), stage.diagram, stage.weights)
+            self._require_data(stage)
         state = self._read_resume(resume) if resume is not None else None
         if state is not None:
             self.guard.load_state_dict(state.get("nonfinite", {}))
@@ -367,11 +389,11 @@ class _Run:
         """Run stage ``index`` (from ``state`` when resuming); False when max_steps stopped the run."""
         t, stage = self.t, self.stages[index]
         label = stage.name or (f"stage {index + 1}" if len(self.stages) > 1 else "train")
-        loss = stage.diagram.compile(weights=stage.weights).to(self.device)
+        loss = self._compile(stage).to(self.device)
         # Evaluation calls the maps themselves: under DDP, an unwrapped copy of the loss (see distributed).
         held_out = loss
         if self.distributed:
-            held_out = stage.diagram.compile(weights=stage.weights).to(self.device) if t.eval_data else loss
+            held_out = self._compile(stage).to(self.device) if t.eval_data else loss
             loss.wrap(distributed.wrapper(self.device))
         backend = t.compile if isinstance(t.compile, str) else "inductor"  # torch.compile's default
         forward: Callable[..., Any] = torch.compile(loss, backend=backend) if t.compile else loss
@@ -380,7 +402,7 @@ class _Run:
         refuse_nothing_to_train(self._label(index), stage.diagram, stage.weights, params=params)
         schedulers = [t.scheduler(o) for o in optimizers] if t.scheduler else []
         scaler = torch.amp.GradScaler(self.device.type) if t.precision == "16" else None
-        sources = {v: stage.diagram.spaces[v].data for v in loss.sources}
+        sources = dict(loss.data)
         if self.distributed:
             sources = {v: distributed.shard(data, t.seed) for v, data in sources.items()}
         data = CombinedBatches(sources, policy=t.policy, steps_per_epoch=t.steps_per_epoch, seed=t.seed + index)
@@ -490,6 +512,17 @@ class _Run:
                     s.step()
         return values
 
+    def _require_data(self, stage: Stage) -> dict[str, Any]:
+        """The run's data for ``stage``'s diagram; every source of its pairs must have some."""
+        given = {v: d for v, d in (self.t.data or {}).items() if v in stage.diagram.indexing}
+        pairs = stage.diagram.compiled_pairs(stage.weights)
+        return stage.diagram.require_data(dict.fromkeys(p.source for p in pairs), given)
+
+    def _compile(self, stage: Stage) -> CompiledLoss:
+        reduction = stage.reduction if stage.reduction is not None else self.t.reduction
+        given = {v: d for v, d in (self.t.data or {}).items() if v in stage.diagram.indexing}
+        return stage.diagram.compile(weights=stage.weights, reduction=reduction, data=given)
+
     # -- optimisers -------------------------------------------------------------------
     def _optimizers(self, loss: CompiledLoss, stage: Stage) -> list[torch.optim.Optimizer]:
         """One parameter group per trainable map, grouped by optimiser spec."""
@@ -559,6 +592,17 @@ class _Run:
         distributed.barrier()
 
 
+def _check_data(data: Mapping[str, Any] | None, stages: list[Stage]) -> None:
+    """Refuse data given for a name that is no indexing vertex of any stage's diagram."""
+    indexing = dict.fromkeys(v for s in stages for v in s.diagram.indexing)
+    for vertex in data or {}:
+        if vertex not in indexing:
+            raise UnknownNameError(
+                NOT_INDEXING.format(what="data", vertex=vertex, indexing=", ".join(indexing) or "none")
+                + " of any stage's diagram"
+            )
+
+
 def _as_stages(regime: Diagram | Stage | Sequence[Diagram | Stage]) -> list[Stage]:
     items = [regime] if isinstance(regime, (Diagram, Stage)) else list(regime)
     stages = [item if isinstance(item, Stage) else Stage(item) for item in items]
@@ -567,6 +611,9 @@ def _as_stages(regime: Diagram | Stage | Sequence[Diagram | Stage]) -> list[Stag
             raise TypeMismatchError(f"stage {i} is a {type(s.diagram).__name__}, not an ld.Diagram or ld.Stage")
         if s.epochs is not None and (isinstance(s.epochs, bool) or not isinstance(s.epochs, int) or s.epochs < 0):
             raise OptionError(f"stage {s.name or i + 1!r}: epochs must be an int of at least 0, got {s.epochs!r}")
+        if s.reduction is not None:
+            with located(f"stage {s.name or i + 1!r}"):
+                check_reduction(s.reduction)
     return stages
 
 

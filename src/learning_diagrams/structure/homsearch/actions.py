@@ -170,7 +170,11 @@ def assign_data(diagram: Diagram, pattern: Diagram, data: Mapping[str, Any], **o
     """Give the images of pattern vertices data: ``data = {pattern vertex: data source}``.
 
     Every image, in every match, gets the same data object (``None`` removes
-    the data). Use :func:`assign_data_each` for data that depends on the match.
+    the data; the vertex stays indexing if it was declared ``indexing=True``).
+    Data makes a vertex indexing, and no edge may end at an indexing vertex (the
+    paper's functor to Ind): an image with incoming edges is refused with a
+    :class:`~learning_diagrams.core.errors.ConflictError`, before anything
+    changes. Use :func:`assign_data_each` for data that depends on the match.
     Returns the matches; raises :class:`NoHomomorphismError` when there is none.
 
     >>> import learning_diagrams as ld
@@ -222,6 +226,8 @@ def _assign(
                         _check_functions({p: made[m(p)]}, action)
     else:
         made = {name: values[p] for p in parts for name in _images(found, [p])}
+    if kind == "vertex":  # data makes a vertex indexing: refuse one with incoming edges, changing nothing
+        diagram.check_indexing(name for name, value in made.items() if value is not None)
     for name, value in made.items():
         if kind == "edge":
             diagram.maps[name].fn = value

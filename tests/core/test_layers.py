@@ -86,3 +86,15 @@ def test_an_unknown_back_end_is_refused_by_name() -> None:
     d = ld.Diagram().space("N", data=[0]).space("Y", loss=ld.losses.l1).map("f", "N", "Y", abs)
     with pytest.raises(ld.errors.OptionError, match="no backend named 'tensorflow' is registered"):
         d.compile(backend="tensorflow")
+
+
+def test_no_module_of_the_library_is_over_700_lines() -> None:
+    from pathlib import Path
+
+    package = Path(ld.__file__).parent
+    sizes = {
+        str(path.relative_to(package)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in package.rglob("*.py")
+        if "examples" not in path.parts
+    }
+    assert {name: n for name, n in sizes.items() if n > 700} == {}

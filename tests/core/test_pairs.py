@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 import learning_diagrams as ld
 from learning_diagrams.core.errors import ConflictError, NoLossError, OrientationError
 from learning_diagrams.core.graph import Path
+from learning_diagrams.core.paths import PathMatrix, edge_order, enumerate_paths
 
 from strategies import brute_force_walks, dfs_paths, graphs
 
@@ -257,3 +258,30 @@ def test_every_declared_relation_yields_a_pair_or_is_named_in_an_error(d):
     for r in d.relations:
         if d.spaces[r.first.source].is_indexing and d.spaces[r.first.target].loss is not None:
             assert (r.first, r.second) in compiled or (r.second, r.first) in compiled  # its own pair
+
+
+@given(related_diagrams())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_paths_considered_are_those_enumerated_then_the_relations_own_in_order(d):
+    found = enumerate_paths(d.graph, max_length=d.max_length, max_paths=d.max_paths, cycles=d.cycles)
+    known, extra = set(found), {}
+    for r in d.relations:
+        for p in (r.first, r.second):
+            if p not in known:
+                known.add(p)
+                extra.setdefault((p.source, p.target), []).append(p)
+    expected = (found + PathMatrix(d.graph.vertices, extra)).sorted(edge_order(d.graph))
+    assert list(d.paths().items()) == list(expected.items())
+
+
+@given(related_diagrams())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_explain_attributes_to_each_relation_the_pairs_its_closure_alone_relates_either_way(d):
+    try:
+        pairs = d.parallel_pairs()
+    except (NoLossError, OrientationError):
+        return
+    leq = d.preorder()
+    for r, mine, _ in d.explain().relations:
+        alone = leq.restricted([(r.first, r.second)])
+        assert mine == tuple(p for p in pairs if alone(*p.paths) or alone(*reversed(p.paths)))

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import learning_diagrams as ld
 from learning_diagrams.core.errors import OptionError, PathExplosionError
 from learning_diagrams.core.graph import Graph, Path
-from learning_diagrams.core.paths import PathMatrix, enumerate_paths, parallel_paths
+from learning_diagrams.core.paths import PathMatrix, edge_order, enumerate_paths, parallel_paths, path_bound
 
 from strategies import brute_force_walks, dfs_paths, graphs
 
@@ -44,6 +44,26 @@ def test_matrix_product_is_associative_with_identity_units(g):
     assert (A @ A) @ A == A @ (A @ A)
     assert I @ A == A == A @ I
     assert (A + I) @ A == A @ A + A
+
+
+def matrix_powers(g, rows=None, max_length=None, simple=True):
+    """The oracle for order: ``I + A + A² + …`` by the matrix product as it stands, each entry sorted after."""
+    A, power = PathMatrix.adjacency(g), PathMatrix.identity(g, rows)
+    total, length = power, 0
+    while power and (max_length is None or length < max_length):
+        power, length = power.times(A, simple=simple), length + 1
+        total = total + power
+    return total.sorted(edge_order(g))
+
+
+@given(graphs(max_edges=5), st.data())
+@settings(max_examples=150, deadline=None)
+def test_enumeration_lists_the_entries_and_their_paths_in_the_order_of_the_matrix_powers(g, data):
+    rows = data.draw(st.one_of(st.none(), st.lists(st.sampled_from(g.vertices), unique=True)))
+    walks = data.draw(st.booleans())
+    k = data.draw(st.integers(0, 3) if walks else st.one_of(st.none(), st.integers(0, 4)))
+    found = enumerate_paths(g, rows, max_length=k, cycles="walks" if walks else "simple")
+    assert list(found.items()) == list(matrix_powers(g, rows, k, simple=not walks).items())
 
 
 def test_each_entry_is_ordered_shortest_first_then_by_edge_declaration():
@@ -150,3 +170,91 @@ def test_a_walks_diagram_compiles_the_pairs_of_its_walks():
     )
     assert [p.name for p in d.parallel_pairs()] == ["x ≤ x·a", "x ≤ x·a·a", "x·a ≤ x·a·a"]
     assert [p.name for p in d.relate("a", "id(X)").parallel_pairs()] == ["x·a ≤ x", "x·a·a ≤ x", "x·a·a ≤ x·a"]
+
+
+# --- the explosion guard: linear growth passes at any size, multiplying paths stop ---------------
+
+
+def shared_backbone(heads):
+    """``N →x→ X →h_i→ Y_i`` with labels ``N →y_i→ Y_i`` and ``x·h_i ≤ y_i``: 2·heads + 1 edges."""
+    d = ld.Diagram().space("N", indexing=True).space("X").map("x", "N", "X", abs)
+    for i in range(heads):
+        d.space(f"Y{i}", loss=ld.losses.mse).map(f"h{i}", "X", f"Y{i}", abs).map(f"y{i}", "N", f"Y{i}", abs)
+        d.relate(f"x·h{i}", f"y{i}")
+    return d
+
+
+def separate_heads(heads):
+    """``N →x_i→ X_i →h_i→ Y_i`` with labels ``N →y_i→ Y_i`` and ``x_i·h_i ≤ y_i``: 3·heads edges."""
+    d = ld.Diagram().space("N", indexing=True)
+    for i in range(heads):
+        d.space(f"X{i}").space(f"Y{i}", loss=ld.losses.mse)
+        d.map(f"x{i}", "N", f"X{i}", abs).map(f"h{i}", f"X{i}", f"Y{i}", abs).map(f"y{i}", "N", f"Y{i}", abs)
+        d.relate(f"x{i}·h{i}", f"y{i}")
+    return d
+
+
+def doubled_chain(links, graph=None, prefix="A"):
+    """A chain of ``links`` doubled edges: ``2**links`` paths from its first vertex to its last."""
+    g = Graph() if graph is None else graph
+    for i in range(links + 1):
+        g.add_vertex(f"{prefix}{i}")
+    for i in range(links):
+        g.add_edge(f"{prefix.lower()}{i}_0", f"{prefix}{i}", f"{prefix}{i + 1}")
+        g.add_edge(f"{prefix.lower()}{i}_1", f"{prefix}{i}", f"{prefix}{i + 1}")
+    return g
+
+
+@pytest.mark.parametrize(
+    "shape, heads, first, last",
+    [
+        (shared_backbone, 5_000, "x·h0 ≤ y0", "x·h4999 ≤ y4999"),  # 10,001 edges, 20,003 paths
+        (separate_heads, 3_334, "x0·h0 ≤ y0", "x3333·h3333 ≤ y3333"),  # 10,002 edges, 20,005 paths
+    ],
+)
+def test_the_guard_lets_a_diagram_whose_paths_grow_linearly_compile_at_the_defaults(shape, heads, first, last):
+    d = shape(heads)
+    assert len(d.graph.edges) > 10_000 and len(d.paths()) > 2 * d.max_paths  # twice what the old guard allowed
+    pairs = d.parallel_pairs()
+    assert len(pairs) == heads and (pairs[0].name, pairs[-1].name) == (first, last)
+
+
+def test_the_guard_still_stops_paths_that_double_at_each_step_at_the_defaults():
+    g = doubled_chain(30)  # 2**30 paths from A0 to A30: (31 - k)·2**k of length k
+    with pytest.raises(
+        PathExplosionError,
+        match=r"^path enumeration found 12255 paths, more than max_paths=10000, by length 8; most of them "
+        r"\(256\) from A0 to A8\. Bound it with max_length=\.\.\., raise max_paths=\.\.\., or remove cycles$",
+    ):
+        enumerate_paths(g)
+    d = ld.Diagram()
+    for v in g.vertices:
+        d.space(v, indexing=v == "A0", loss=ld.losses.mse if v == "A30" else None)
+    for e in g.edges:
+        d.map(e, g.src(e), g.tgt(e), abs)
+    with pytest.raises(PathExplosionError, match=r"found 16383 paths, .* by length 13; most of them \(8192\) from A0"):
+        d.parallel_pairs()  # without relations, only the rows of indexing vertices: 2**14 - 1 paths
+
+
+def test_on_a_large_graph_the_guard_scales_with_its_size_and_says_so():
+    d = shared_backbone(5_000)
+    g = doubled_chain(40, d.graph)  # hung from nothing: 2**40 paths beside 20,003 linear ones
+    size = len(g.vertices) + len(g.edges)
+    assert size == 15_124 and path_bound(g) == 151_240
+    with pytest.raises(
+        PathExplosionError,
+        match=r"^path enumeration found 265720 paths, more than the 151240 that max_paths=10000 per 1000 vertices "
+        r"and edges allows this graph of 15124, by length 12; most of them \(4096\) from A0 to A12\. Bound it",
+    ):
+        enumerate_paths(g)
+
+
+def test_past_the_guard_the_paths_of_the_last_length_are_counted_not_built():
+    g = Graph()
+    g.add_vertex("A")
+    for i in range(300):
+        g.add_edge(f"e{i}", "A", "A")  # 300 loops: 90,000 walks of 2 edges, 9,699 of them built
+    with pytest.raises(
+        PathExplosionError, match=r"found 90301 paths, more than max_paths=10000, by length 2; most of them \(90301\)"
+    ):
+        enumerate_paths(g, cycles="walks", max_length=3)

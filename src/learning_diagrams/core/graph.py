@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence, Union
+from types import MappingProxyType
+from typing import Iterable, Iterator, Mapping, Sequence, Union
 
 from .category import Composable
 from .errors import DuplicateNameError, InvalidNameError, NotComposableError, UnknownNameError
@@ -147,6 +148,11 @@ class Graph:
     @property
     def edges(self) -> tuple[str, ...]:
         return tuple(self._ends)
+
+    @property
+    def ends(self) -> Mapping[str, tuple[str, str]]:
+        """Each edge's ``(source, target)``, in declaration order: a read-only view, not a copy."""
+        return MappingProxyType(self._ends)
 
     def src(self, edge: str) -> str:
         return self._ends[self._require_edge(edge)][0]

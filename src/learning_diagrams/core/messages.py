@@ -243,3 +243,17 @@ SHA256_MISMATCH = (
 
 #: A file that safetensors cannot read (truncated, damaged, not safetensors at all).
 NOT_SAFETENSORS = "{file}: not a readable safetensors file ({reason})"
+
+# -- path enumeration ------------------------------------------------------------------------------
+
+__all__ += ["PATH_EXPLOSION", "PATH_ALLOWANCE"]
+
+#: Path enumeration past its guard (``core.paths.enumerate_paths``); ``allowed`` is ``max_paths={max_paths}``
+#: itself on a small graph, else :data:`PATH_ALLOWANCE`.
+PATH_EXPLOSION = (
+    "path enumeration found {found} paths, more than {allowed}, by length {length}; most of them ({worst}) "
+    "from {u} to {v}. Bound it with max_length=..., raise max_paths=..., or remove cycles"
+)
+
+#: The guard's bound on a graph of more than 1,000 vertices and edges.
+PATH_ALLOWANCE = "the {bound} that max_paths={max_paths} per 1000 vertices and edges allows this graph of {size}"

@@ -37,6 +37,7 @@ from typing import Iterable, Iterator
 from .errors import NotParallelError, UnknownNameError
 from .graph import Graph, Path
 from .messages import NOT_PARALLEL
+from .paths import collector_paused
 
 __all__ = ["Preorder", "check_parallel"]
 
@@ -56,9 +57,12 @@ class Preorder:
     -----
     The closure is built once, incrementally: each new pair is composed with the
     pairs already known (transitivity) and whiskered into every path of the
-    universe that contains its smaller side (each path of length ``L`` has
-    ``(L+1)(L+2)/2`` factorisations ``a·s·b``). The cost is linear in the size
-    of the closure times those factorisations.
+    universe that contains its smaller side. Those paths are found through an
+    index of where each edge (and, for an identity, each vertex) occurs in the
+    universe, built once on first use, in time linear in the universe's total
+    length; the contexts of each smaller side are kept once found. The cost is
+    that index, plus, for each smaller side of the closure, the occurrences of
+    its rarest edge.
     """
 
     def __init__(self, graph: Graph, universe: Iterable[Path], relations: Iterable[tuple[Path, Path]]):
@@ -68,11 +72,12 @@ class Preorder:
         self.graph = graph
         self.universe = frozenset(universe).union(*((p, q) for p, q in relations))
         self.relations = tuple(relations)
-        self._contexts = self._factorisations()
+        self._index = _Occurrences(graph, self.universe)
         self._up: dict[Path, set[Path]] = defaultdict(set)
         self._down: dict[Path, set[Path]] = defaultdict(set)
-        for p, q in relations:
-            self._close(p, q)
+        with collector_paused():
+            for p, q in relations:
+                self._close(p, q)
 
     def __call__(self, p: Path, q: Path) -> bool:
         """Whether ``p ≤ q``."""
@@ -89,7 +94,7 @@ class Preorder:
         >>> [(str(a), str(b)) for a, b in leq.whiskerings(g.path("f"), g.path("g"))]
         [('f', 'g'), ('x·f', 'x·g')]
         """
-        for a, b, x in sorted(self._contexts.get(p, ()), key=lambda c: (len(c[0]) + len(c[1]), c[0], c[1])):
+        for a, b, x in sorted(self._index.contexts(p), key=lambda c: (len(c[0]) + len(c[1]), c[0], c[1])):
             y = Path(x.source, x.target, a + q.edges + b)
             if y in self.universe:
                 yield x, y
@@ -97,10 +102,10 @@ class Preorder:
     def restricted(self, relations: Iterable[tuple[Path, Path]]) -> Preorder:
         """The preorder that some of its ``relations`` alone generate, on the same universe.
 
-        It shares this preorder's factorisations, so it costs only its own closure.
+        It shares this preorder's index of the universe, so it costs only its own closure.
         """
         sub = Preorder.__new__(Preorder)
-        sub.graph, sub.universe, sub._contexts = self.graph, self.universe, self._contexts
+        sub.graph, sub.universe, sub._index = self.graph, self.universe, self._index
         sub.relations = tuple(relations)
         sub._up, sub._down = defaultdict(set), defaultdict(set)
         for p, q in sub.relations:
@@ -116,33 +121,82 @@ class Preorder:
                 if p != q:
                     yield p, q
 
-    def _factorisations(self) -> dict[Path, list[tuple[tuple[str, ...], tuple[str, ...], Path]]]:
-        """For each subpath ``s``, every ``(a, b, x)`` with ``x = a·s·b`` in the universe."""
-        contexts: dict[Path, list] = defaultdict(list)
-        for x in self.universe:
-            along = self.graph.vertices_along(x)
-            n = len(x.edges)
-            for i in range(n + 1):
-                for j in range(i, n + 1):
-                    s = Path(along[i], along[j], x.edges[i:j])
-                    contexts[s].append((x.edges[:i], x.edges[j:], x))
-        return contexts
-
     def _close(self, p: Path, q: Path) -> None:
+        up, down, universe, contexts = self._up, self._down, self.universe, self._index.contexts
         work = [(p, q)]
         while work:
             p, q = work.pop()
-            if p == q or q in self._up[p]:
+            if p == q:
                 continue
-            self._up[p].add(q)
-            self._down[q].add(p)
-            work.extend((p, r) for r in self._up.get(q, ()))  # p ≤ q ≤ r
-            work.extend((o, q) for o in self._down.get(p, ()))  # o ≤ p ≤ q
-            for a, b, x in self._contexts.get(p, ()):  # a·p·b ≤ a·q·b
-                y = Path(x.source, x.target, a + q.edges + b)
-                if y in self.universe:
-                    work.append((x, y))
+            above_p = up[p]
+            if q in above_p:
+                continue
+            above_p.add(q)
+            down[q].add(p)
+            work.extend((p, r) for r in up.get(q, ()))  # p ≤ q ≤ r
+            work.extend((o, q) for o in down.get(p, ()))  # o ≤ p ≤ q
+            for a, b, x in contexts(p):  # a·p·b ≤ a·q·b
+                if a or b:  # (else x is p, and this is the pair just added)
+                    y = Path(x.source, x.target, a + q.edges + b)
+                    if y in universe:
+                        work.append((x, y))
 
     def __repr__(self) -> str:
         rel = ", ".join(f"{p} ≤ {q}" for p, q in self.relations)
         return f"Preorder({rel})"
+
+
+class _Occurrences:
+    """Where each path occurs inside the paths of a universe: its contexts ``x = a·s·b``.
+
+    Built on first use and shared by a preorder and its restrictions: the
+    positions of each edge in the universe's paths and, only once an identity
+    is asked for, of each vertex; then each path's contexts, once found.
+    """
+
+    def __init__(self, graph: Graph, universe: frozenset[Path]):
+        self.graph, self.universe = graph, universe
+        self._edges: dict[str, list[tuple[Path, int]]] | None = None
+        self._vertices: dict[str, list[tuple[Path, int]]] | None = None
+        self._found: dict[Path, list[tuple[tuple[str, ...], tuple[str, ...], Path]]] = {}
+
+    def contexts(self, s: Path) -> list[tuple[tuple[str, ...], tuple[str, ...], Path]]:
+        """Every ``(a, b, x)`` with ``x = a·s·b`` in the universe (in no particular order)."""
+        found = self._found.get(s)
+        if found is None:
+            found = self._found[s] = list(self._search(s))
+        return found
+
+    def _search(self, s: Path) -> Iterator[tuple[tuple[str, ...], tuple[str, ...], Path]]:
+        if not s.edges:
+            for x, i in self._by_vertex().get(s.source, ()):
+                yield x.edges[:i], x.edges[i:], x
+            return
+        # The edges fix the vertices along s, so matching them is enough. Through its rarest edge:
+        # an edge that starts a shared backbone occurs in every path through the backbone.
+        by_edge, n = self._by_edge(), len(s.edges)
+        k = min(range(n), key=lambda i: len(by_edge.get(s.edges[i], ())))
+        for x, i in by_edge.get(s.edges[k], ()):
+            start = i - k
+            if start >= 0 and x.edges[start : start + n] == s.edges:
+                yield x.edges[:start], x.edges[start + n :], x
+
+    def _by_edge(self) -> dict[str, list[tuple[Path, int]]]:
+        """Each edge's occurrences ``(x, i)``, ``x.edges[i]`` being the edge."""
+        if self._edges is None:
+            index: dict[str, list[tuple[Path, int]]] = defaultdict(list)
+            for x in self.universe:
+                for i, e in enumerate(x.edges):
+                    index[e].append((x, i))
+            self._edges = dict(index)
+        return self._edges
+
+    def _by_vertex(self) -> dict[str, list[tuple[Path, int]]]:
+        """Each vertex's occurrences ``(x, i)``, the vertex being the ``i``-th that ``x`` visits."""
+        if self._vertices is None:
+            index: dict[str, list[tuple[Path, int]]] = defaultdict(list)
+            for x in self.universe:
+                for i, v in enumerate(self.graph.vertices_along(x)):
+                    index[v].append((x, i))
+            self._vertices = dict(index)
+        return self._vertices

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import combinations
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,7 @@ from .graph import Graph, Path
 from .losses import Loss
 from .messages import listed
 from .order import Preorder
-from .paths import PathMatrix
+from .paths import PathMatrix, collector_paused
 
 if TYPE_CHECKING:
     from .diagram import Diagram
@@ -82,9 +83,9 @@ class Pair:
     def paths(self) -> tuple[Path, Path]:
         return Path(self.source, self.target, self.first), Path(self.source, self.target, self.second)
 
-    @property
+    @cached_property
     def name(self) -> str:
-        """The term's name, e.g. ``'x·student·soft ≤ x·teacher·soft'``."""
+        """The term's name, e.g. ``'x·student·soft ≤ x·teacher·soft'`` (written once, then kept)."""
         p, q = self.paths
         return f"{p} ≤ {q}"
 
@@ -143,6 +144,12 @@ def derive(diagram: Diagram) -> Derivation:
     ConflictError
         when an edge ends at an indexing vertex, or one pair is declared both ways with two weights.
     """
+    with collector_paused():
+        return _derive(diagram)
+
+
+def _derive(diagram: Diagram) -> Derivation:
+    """The work of :func:`derive`."""
     indexing = diagram.indexing
     if not indexing:
         names = ", ".join(diagram.spaces) or "none"
@@ -215,9 +222,13 @@ def explain(diagram: Diagram, derived: Derivation) -> Explanation:
     barren = dict(derived.barren)
     rows = []
     attributed: set[Pair] = set()
+    # A pair follows from a relation alone when the relation's own closure relates its paths, either
+    # way: looked up from that closure, so each relation costs its closure, not the list of pairs.
+    place = {pair.paths: i for i, pair in enumerate(derived.pairs)}
     for r in diagram.relations:
         alone = derived.leq.restricted([(r.first, r.second)])
-        mine = tuple(pair for pair in derived.pairs if alone(*pair.paths) or alone(*reversed(pair.paths)))
+        found = {place[pq] for p, q in alone.pairs() for pq in ((p, q), (q, p)) if pq in place}
+        mine = tuple(derived.pairs[i] for i in sorted(found))
         attributed.update(mine)
         rows.append((r, mine, barren.get(r, "")))
     together = tuple(pair for pair in derived.pairs if pair not in attributed)

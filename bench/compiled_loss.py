@@ -1,33 +1,42 @@
 """Overhead of a compiled diagram against the same loss written by hand, side by side.
 
-Two regimes, each timed as a full training step (forward, backward, Adam step)
-on the same models and batch, interleaved so that both see the same machine:
+Two regimes, each timed as a full training step (``zero_grad``, forward,
+backward, Adam step) on twin models and the same batch, the two sides
+interleaved step by step so that both see the same machine:
 
-* distillation: the paper's Figure 1 on 8×8 digit-sized inputs;
+* distillation: the paper's Figure 1 on 8×8 digit-sized inputs, batch 128: a
+  64→512→10 teacher, a 64→64→10 student; the hand-written side is the PyTorch
+  tutorial's loss. Small enough to be bound by per-call overhead, which is what
+  this measures;
 * heads: one backbone shared by 50 classifier heads (each prefix runs once).
 
-Run: ``.venv/bin/python bench/compiled_loss.py [--steps 200] [--device cpu]``.
-It prints the median step time of each and their ratio (ours / hand-written).
+It also reports whether ``torch.compile`` traces the distillation loss in one
+graph (``torch._dynamo.explain``'s graph and graph-break counts) and, unless
+``--quick``, the compiled step against the eager one.
+
+Run: ``.venv/bin/python bench/compiled_loss.py [--quick] [--steps N] [--threads N] [--device cpu]``.
+It prints the machine line, then the median step time of each side and their
+ratio (ours / hand-written).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import copy
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from sidebyside import alternate, machine_line, median_ratio
 from torch import nn
 
 import learning_diagrams as ld
 
+Case = tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor], list[nn.Parameter], list[nn.Parameter]]
 
-def distillation_case(batch_size: int, device: str):
-    teacher = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 10)).to(device)
-    student = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).to(device)
-    batch = (torch.randn(batch_size, 64, device=device), torch.randint(10, (batch_size,), device=device))
-    d = (
+
+def distillation_diagram(teacher: nn.Module, student: nn.Module, batch: Any) -> ld.Diagram:
+    return (
         ld.Diagram()
         .space("N", data=[batch])
         .space("X")
@@ -43,27 +52,36 @@ def distillation_case(batch_size: int, device: str):
         .relate("x·student·hard", "y", weight=0.75)
         .relate("x·student·soft", "x·teacher·soft", weight=0.25)
     )
-    compiled = d.compile()
 
-    def ours():
-        return compiled(N=batch).total
 
-    def hand():
+def distillation_case(batch_size: int, device: str) -> tuple[Case, ld.torch.CompiledLoss, dict[str, Any]]:
+    teacher = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 10)).to(device)
+    student = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)).to(device)
+    hand_teacher, hand_student = copy.deepcopy(teacher).eval(), copy.deepcopy(student)
+    batch = (torch.randn(batch_size, 64, device=device), torch.randint(10, (batch_size,), device=device))
+    compiled = distillation_diagram(teacher, student, batch).compile()
+    batches = {"N": batch}
+
+    def ours() -> torch.Tensor:
+        return compiled(batches).total
+
+    def hand() -> torch.Tensor:
         images, labels = batch
         with torch.no_grad():
-            t = teacher(images)
-        s = student(images)
+            t = hand_teacher(images)
+        s = hand_student(images)
         T = 2.0
         soft = F.softmax(t / T, dim=-1)
         kl = torch.sum(soft * (soft.log() - F.log_softmax(s / T, dim=-1))) / s.size(0) * T**2
-        return 0.25 * kl + 0.75 * F.cross_entropy(s, labels)
+        return 0.75 * F.cross_entropy(s, labels) + 0.25 * kl
 
-    return ours, hand, list(student.parameters())
+    return (ours, hand, list(student.parameters()), list(hand_student.parameters())), compiled, batches
 
 
-def heads_case(batch_size: int, device: str, n_heads: int = 50):
+def heads_case(batch_size: int, device: str, n_heads: int = 50) -> Case:
     backbone = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU()).to(device)
     heads = [nn.Linear(128, 5).to(device) for _ in range(n_heads)]
+    hand_backbone, hand_heads = copy.deepcopy(backbone), copy.deepcopy(heads)
     batch = (torch.randn(batch_size, 64, device=device), torch.randint(5, (batch_size, n_heads), device=device))
     d = ld.Diagram().space("N", data=[batch]).space("X").space("F")
     d.map("x", "N", "X", lambda b: b[0]).map("backbone", "X", "F", backbone)
@@ -72,54 +90,76 @@ def heads_case(batch_size: int, device: str, n_heads: int = 50):
         d.map(f"y{i}", "N", f"Y{i}", lambda b, i=i: b[1][:, i]).map(f"head{i}", "F", f"Y{i}", head)
         d.relate(f"x·backbone·head{i}", f"y{i}")
     compiled = d.compile()
+    batches = {"N": batch}
 
-    def ours():
-        return compiled(N=batch).total
+    def ours() -> torch.Tensor:
+        return compiled(batches).total
 
-    def hand():
-        features = backbone(batch[0])
-        return sum(F.cross_entropy(head(features), batch[1][:, i]) for i, head in enumerate(heads))
+    def hand() -> torch.Tensor:
+        features = hand_backbone(batch[0])
+        return sum(F.cross_entropy(head(features), batch[1][:, i]) for i, head in enumerate(hand_heads))
 
-    params = list(backbone.parameters()) + [p for h in heads for p in h.parameters()]
-    return ours, hand, params
+    ours_params = list(backbone.parameters()) + [p for h in heads for p in h.parameters()]
+    hand_params = list(hand_backbone.parameters()) + [p for h in hand_heads for p in h.parameters()]
+    return ours, hand, ours_params, hand_params
 
 
-def timed_steps(loss_fn, optimiser, steps: int, device: str) -> list[float]:
-    times = []
-    for _ in range(steps):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        optimiser.zero_grad()
+def training_step(loss_fn: Callable[[], torch.Tensor], optimiser: torch.optim.Optimizer, device: str):
+    def step() -> None:
+        optimiser.zero_grad(set_to_none=True)
         loss_fn().backward()
         optimiser.step()
         if device == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return times
+
+    return step
 
 
-def main() -> None:
+def compare(label: str, case: Case, steps: int, device: str) -> None:
+    ours, hand, ours_params, hand_params = case
+    ours_step = training_step(ours, torch.optim.Adam(ours_params, lr=1e-3), device)
+    hand_step = training_step(hand, torch.optim.Adam(hand_params, lr=1e-3), device)
+    a, b, ratio = median_ratio(alternate(ours_step, hand_step, rounds=steps, calls=1, warmup=20))
+    print(f"{label:<34} {a * 1e3:>10.3f} {b * 1e3:>10.3f} {ratio:>7.3f}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="fewer steps, no compiled timing: a few seconds")
+    parser.add_argument("--steps", type=int, default=None, help="steps per side (default 2000, quick 300)")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: small tensors)")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    steps = args.steps or (300 if args.quick else 2000)
     torch.manual_seed(0)
+    print(machine_line(f"device {args.device}, batch {args.batch_size}; median of {steps} interleaved steps"))
+    print(f"{'case':<34} {'ours (ms)':>10} {'hand (ms)':>10} {'ratio':>7}")
+    distillation, compiled, batches = distillation_case(args.batch_size, args.device)
+    compare("distillation step", distillation, steps, args.device)
+    compare("50 heads step", heads_case(args.batch_size, args.device), max(steps // 4, 50), args.device)
+
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(compiled)(batches)
     print(
-        f"{'case':<14} {'ours (ms)':>10} {'hand (ms)':>10} {'ratio':>7}   device={args.device}, "
-        f"batch={args.batch_size}, steps={args.steps}, threads={torch.get_num_threads()}"
+        f"torch.compile of the distillation loss: {explained.graph_count} graph(s), "
+        f"{explained.graph_break_count} graph break(s)"
     )
-    for name, case in [("distillation", distillation_case), ("50 heads", heads_case)]:
-        ours, hand, params = case(args.batch_size, args.device)
-        optimiser = torch.optim.Adam(params, lr=1e-3)
-        timed_steps(ours, optimiser, 10, args.device), timed_steps(hand, optimiser, 10, args.device)  # warm-up
-        ours_t, hand_t = [], []
-        for _ in range(5):  # interleave, so both see the same machine state
-            ours_t += timed_steps(ours, optimiser, args.steps // 5, args.device)
-            hand_t += timed_steps(hand, optimiser, args.steps // 5, args.device)
-        a, b = statistics.median(ours_t) * 1e3, statistics.median(hand_t) * 1e3
-        print(f"{name:<14} {a:>10.3f} {b:>10.3f} {a / b:>7.3f}")
+    if not args.quick:
+        eager, _, params, _ = distillation
+        fast = torch.compile(compiled)
+        twin = training_step(lambda: fast(batches).total, torch.optim.Adam(params, lr=1e-3), args.device)
+        a, b, ratio = median_ratio(
+            alternate(
+                twin,
+                training_step(eager, torch.optim.Adam(params, lr=1e-3), args.device),
+                rounds=steps // 2,
+                calls=1,
+                warmup=20,
+            )
+        )
+        print(f"{'distillation, compiled / eager':<34} {a * 1e3:>10.3f} {b * 1e3:>10.3f} {ratio:>7.3f}")
 
 
 if __name__ == "__main__":

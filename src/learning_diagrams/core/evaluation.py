@@ -6,6 +6,11 @@ every compiled pair. What any back end must honour is fixed here:
 * **Each path prefix is evaluated once per batch.** :func:`plan` lists one
   :class:`Step` per prefix of the given paths, and :class:`Evaluator` caches
   each prefix's value, so a backbone shared by fifty heads runs once.
+* **A call does only what a hand-written loss would.** :class:`Program` is the
+  same evaluation laid out once, when a loss is compiled, as a flat list of
+  operations on numbered slots: it calls the maps' functions directly, and
+  drops each prefix's value as soon as no later operation or term reads it.
+  A failing map is reported exactly as :meth:`Map.__call__` reports it.
 * **Frozen maps are constants.** A step carries ``grad``: whether gradients
   must flow through it, which they must when its map is trainable or a
   trainable map with parameters precedes it on its path. A back end runs the
@@ -33,9 +38,12 @@ A dry run checks the value at every vertex against the vertex's annotation
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import contextlib
+import dataclasses
+import heapq
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .arrays import is_array
 from .errors import MapError, TypeMismatchError
@@ -58,6 +66,8 @@ __all__ = [
     "Step",
     "plan",
     "Evaluator",
+    "Program",
+    "Operation",
     "Term",
     "first_nonfinite",
     "explain_nonfinite",
@@ -123,6 +133,216 @@ class Evaluator:
     def apply(self, step: Step, x: Any) -> Any:
         """Run one step (with autograd, if the back end has one)."""
         return step.map(x, along=step.along)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of a :class:`Program`: apply ``step`` to slot ``source``, into slot ``target``.
+
+    ``prefix`` is the path whose value it computes; ``drop`` the slots that no later
+    operation or term reads, emptied after it.
+    """
+
+    step: Step
+    prefix: tuple[str, ...]
+    source: int
+    target: int
+    drop: tuple[int, ...]
+
+
+class Program:
+    """The evaluation of ``pairs`` laid out once as a flat list of operations: what every call runs.
+
+    It computes what :class:`Evaluator` computes (each prefix once, then the terms
+    in pair order) without its per-call work: the values live in numbered slots
+    (first one batch per source, in ``sources`` order, then one per distinct
+    prefix), each operation names the slot it reads and the slot it writes, and
+    after each operation or term the slots that nothing later reads are emptied,
+    so a prefix's value is dropped as soon as no remaining path needs it (unless
+    ``keep``, for a caller that traces values afterwards).
+
+    **Order.** Prefixes are evaluated pair by pair, each pair's first path, then its
+    second, except that a step needing no gradient (a frozen map that no
+    trainable module precedes, run without autograd) runs as soon as its input is
+    ready, as a hand-written distillation step runs its teacher first: the
+    transient memory of frozen work then never sits on top of the activations
+    that trainable maps keep for the backward pass. Frozen maps are in eval mode,
+    so this moves no random draw of a module's own.
+
+    Parameters
+    ----------
+    pairs : sequence of Pair
+        The pairs to evaluate, all starting at one of ``sources``.
+    steps : mapping of prefix to Step
+        At least one step per prefix of the pairs' paths (:func:`plan`).
+    terms : sequence of Term
+        One per pair, in the same order.
+    sources : sequence of str
+        The vertices whose batches a call gives, in the order it gives them.
+    keep : bool
+        Keep every value until the call returns (for :meth:`values`).
+
+    Examples
+    --------
+    >>> from learning_diagrams.core import Diagram, losses
+    >>> d = Diagram().space("N", data=[0]).space("Y", loss=losses.l1).space("X")
+    >>> d = d.map("f", "N", "X", lambda v: v + 1).map("g", "X", "Y", abs).map("h", "N", "Y", abs).relate("f·g", "h")
+    >>> pair = d.parallel_pairs()[0]
+    >>> steps = plan([d.path("f·g"), d.path("h")], d.maps, parametric=lambda fn: False)
+    >>> import numpy as np
+    >>> program = Program([pair], steps, [Term(pair, lambda a, b: np.float64(a - b))], ["N"])
+    >>> [(op.prefix, op.source, op.target, op.drop) for op in program.operations]
+    [(('f',), 0, 1, ()), (('f', 'g'), 1, 2, (1,)), (('h',), 0, 3, (0,))]
+    >>> terms, slots = program.run([-3], contextlib.nullcontext)
+    >>> [float(t) for t in terms], slots
+    ([-1.0], [None, None, None, None])
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        steps: Mapping[tuple[str, ...], Step],
+        terms: Sequence[Term],
+        sources: Sequence[str],
+        *,
+        keep: bool = False,
+    ):
+        self.pairs, self.sources, self.keep = tuple(pairs), tuple(sources), keep
+        self.names = tuple(pair.name for pair in self.pairs)  # a Pair computes its name at each access
+        slots: dict[tuple[str, tuple[str, ...]], int] = {(s, ()): i for i, s in enumerate(self.sources)}
+        planned: list[tuple[tuple[str, ...], Step, int, int]] = []
+        for pair in self.pairs:
+            for path in (pair.first, pair.second):
+                for i in range(len(path)):
+                    prefix = path[: i + 1]
+                    if (pair.source, prefix) not in slots:
+                        slots[pair.source, prefix] = len(slots)
+                        planned.append((prefix, steps[prefix], slots[pair.source, path[:i]], len(slots) - 1))
+        self.slots = slots
+        planned = _frozen_first(planned, len(self.sources))
+        ends = [(slots[p.source, p.first], slots[p.source, p.second]) for p in self.pairs]
+        # The last position (operations first, then terms) that reads each slot: it is emptied there.
+        last: dict[int, int] = {}
+        for position, (_, _, source, _) in enumerate(planned):
+            last[source] = position
+        for position, (a, b) in enumerate(ends, len(planned)):
+            last[a] = last[b] = position
+        drops: dict[int, list[int]] = {}
+        if not keep:
+            for slot, position in last.items():
+                drops.setdefault(position, []).append(slot)
+        self.operations = tuple(
+            Operation(step, prefix, source, target, tuple(sorted(drops.get(position, ()))))
+            for position, (prefix, step, source, target) in enumerate(planned)
+        )
+        self.terms = tuple(terms)
+        self._ends = tuple(ends)
+        self._term_ops = tuple(
+            (term, a, b, tuple(sorted(drops.get(position, ()))))
+            for position, (term, (a, b)) in enumerate(zip(self.terms, ends), len(planned))
+        )
+        # The hot loop reads plain tuples: (function, source, target, needs gradients, slots to empty).
+        # An edge without a function gets one that raises, so the failure is reported as Map.__call__ does.
+        self._ops: tuple[tuple[Callable[[Any], Any], int, int, bool, tuple[int, ...]], ...] = tuple(
+            (op.step.map.fn or _no_function, op.source, op.target, op.step.grad, op.drop) for op in self.operations
+        )
+        self._blank = [None] * (len(slots) - len(self.sources))
+
+    def run(
+        self, batches: Sequence[Any], quiet: Callable[[], contextlib.AbstractContextManager[Any]], *, terms: bool = True
+    ) -> tuple[list[Any], list[Any]]:
+        """The weighted terms of the pairs on ``batches`` (one per source), and the slots as they end.
+
+        ``quiet()`` is the back end's context without gradients (``torch.no_grad``),
+        entered around each step that needs none. A map that raises is reported as
+        :meth:`Map.__call__` reports it (:class:`MapError` naming edge, path and value);
+        a loss, as :class:`Term` reports it. With ``terms=False`` only the paths are
+        evaluated (see :meth:`outputs`).
+        """
+        slots = [*batches, *self._blank]
+        for index, (fn, source, target, grad, drop) in enumerate(self._ops):
+            try:  # free when nothing raises (Python 3.11's zero-cost exceptions)
+                if grad:
+                    slots[target] = fn(slots[source])
+                else:
+                    with quiet():
+                        slots[target] = fn(slots[source])
+            except Exception as err:
+                _failed(self.operations[index].step, slots[source], err)
+            for slot in drop:
+                slots[slot] = None
+        values = []
+        if terms:
+            for term, a, b, drop in self._term_ops:
+                values.append(term(slots[a], slots[b]))
+                for slot in drop:
+                    slots[slot] = None
+        return values, slots
+
+    def outputs(self, slots: Sequence[Any]) -> list[tuple[Pair, Any, Any]]:
+        """Each pair with the values of its two paths, from the slots of a call run with ``terms=False``."""
+        return [(pair, slots[a], slots[b]) for pair, (a, b) in zip(self.pairs, self._ends)]
+
+    def values(self, slots: Sequence[Any]) -> dict[str, dict[tuple[str, ...], Any]]:
+        """The slots of a call as :meth:`Evaluator.value` fills them: by source, the value of each prefix."""
+        found: dict[str, dict[tuple[str, ...], Any]] = {s: {} for s in self.sources}
+        for (source, prefix), slot in self.slots.items():
+            found[source][prefix] = slots[slot]
+        return found
+
+
+def _frozen_first(
+    planned: list[tuple[tuple[str, ...], Step, int, int]], ready: int
+) -> list[tuple[tuple[str, ...], Step, int, int]]:
+    """``planned`` (prefix, step, source slot, target slot) reordered so that each step needing no gradient
+    runs as soon as its source slot is ready; the others keep their order. Slots below ``ready`` are batches.
+    """
+    waiting: dict[int, list[int]] = {}  # a slot's readers that need no gradient, by position in planned
+    for position, (_, step, source, _) in enumerate(planned):
+        if not step.grad:
+            waiting.setdefault(source, []).append(position)
+    if not waiting:
+        return planned
+    order: list[int] = []
+    placed: set[int] = set()
+    runnable: list[int] = []
+
+    def settle(slot: int) -> None:
+        for position in waiting.pop(slot, ()):
+            heapq.heappush(runnable, position)
+
+    def drain() -> None:
+        while runnable:
+            position = heapq.heappop(runnable)
+            order.append(position)
+            placed.add(position)
+            settle(planned[position][3])
+
+    for slot in range(ready):
+        settle(slot)
+    drain()
+    for position in range(len(planned)):
+        if position not in placed:
+            order.append(position)
+            settle(planned[position][3])
+            drain()
+    return [planned[position] for position in order]
+
+
+def _no_function(_: Any) -> NoReturn:
+    raise TypeError("the edge has no function")
+
+
+def _failed(step: Step, x: Any, err: Exception) -> NoReturn:
+    """Raise what ``step.map(x, along=step.along)`` raises when the map's function raises ``err``."""
+    if step.map.fn is not None:
+
+        def again(_: Any) -> NoReturn:
+            raise err
+
+        step = dataclasses.replace(step, map=dataclasses.replace(step.map, fn=again))
+    step.map(x, along=step.along)  # raises: MapError from err, or the edge has no function
+    raise err  # pragma: no cover - Map.__call__ always raises here
 
 
 @dataclass(frozen=True)

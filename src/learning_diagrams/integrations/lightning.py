@@ -97,7 +97,7 @@ from ..core.messages import NONFINITE_CHECKPOINT, NOTHING_TO_TRAIN, listed
 from ..torch import CompiledLoss, Losses
 from ..torch.data import batch_size
 from ..torch.finite import nonfinite_maps
-from ..training.nonfinite import Guard, gradient_norms
+from ..training.nonfinite import Guard, gradient_flags
 from ..training.regime import describe_maps
 
 __all__ = ["DiagramModule", "TRAINING_MODES"]
@@ -302,8 +302,8 @@ class DiagramModule(pl.LightningModule):
         """
         params = self._trainable()
         scaled = getattr(getattr(self.trainer, "precision_plugin", None), "scaler", None) is not None
-        norms = [] if scaled else gradient_norms(params)  # a GradScaler skips overflowed gradients itself
-        _, finite = self._guard.check(None, {}, norms, want=False, boundary=True, params=params)
+        flags = [] if scaled else gradient_flags(params)  # a GradScaler skips overflowed gradients itself
+        _, finite = self._guard.check(None, {}, flags, want=False, boundary=True, params=params)
         step = self.trainer.global_step + 1
         if not self._guard.apply(finite, boundary=True, step=step, explain=self._explain):
             for p in params:

@@ -12,6 +12,11 @@ divided by ``|X|``; ``"sum"``, ``(|X|/|B|) Σ_{x∈B} d``, estimates the paper's
 
 * Each distinct path prefix is evaluated once per batch: a backbone shared by
   fifty heads runs once.
+* A call does no more than the same loss written by hand: its evaluation is laid
+  out once, at compile time, as a flat list of operations
+  (:class:`~learning_diagrams.core.evaluation.Program`) that calls the maps'
+  functions directly and drops each prefix's value as soon as no remaining path
+  needs it; nothing is synchronised with the device.
 * Frozen maps stay in eval mode and have ``requires_grad`` off; a frozen map
   that no trainable module precedes on its path runs under
   ``torch.no_grad()``. Gradients still flow *through* a frozen map that
@@ -54,7 +59,7 @@ from torch import nn
 
 from ..core.diagram import Diagram, Map, Pair
 from ..core.errors import ConflictError, InvalidNameError, NoBatchError, NonFiniteError, UnknownNameError
-from ..core.evaluation import Evaluator, Step, Term, explain_nonfinite, first_nonfinite, plan
+from ..core.evaluation import Program, Step, Term, explain_nonfinite, first_nonfinite, plan
 from ..core.losses import check_reduction
 from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE, UNKNOWN_SIZE
 from . import finite
@@ -147,9 +152,8 @@ class CompiledLoss(nn.Module):
         self._freeze()
         self._warn_hidden_modules()
         paths = [path for pair in self.pairs for path in pair.paths]
-        self._steps = plan(paths, self._maps, parametric=_parametric)
-        self._evaluator = _TorchEvaluator(self._steps)  # its steps go through wrappers after wrap()
-        self._plain = _TorchEvaluator(self._steps)  # the maps themselves, always
+        self._steps = plan(paths, self._maps, parametric=_parametric)  # the maps themselves, always
+        self._wrapped_steps = dict(self._steps)  # through the maps' wrappers after wrap()
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
         sizes = self._sizes() if reduction == "sum" else {}
@@ -164,6 +168,23 @@ class CompiledLoss(nn.Module):
         }
         self._draws: dict[str, Iterator[Any]] = {}
         self._wrappers: list[nn.Module] = []
+        self._programs: dict[tuple[tuple[str, ...], bool, bool], Program] = {}
+        self._program(self.sources, keep=False)  # the one a call with every batch runs, built now
+
+    def _program(self, present: tuple[str, ...], *, keep: bool, plain: bool = False) -> Program:
+        """The program of the pairs whose source is in ``present``, built once.
+
+        ``keep``: every value kept until the call returns; ``plain``: the maps
+        themselves, not their wrappers (see :meth:`wrap`).
+        """
+        program = self._programs.get((present, keep, plain))
+        if program is None:
+            pairs = [pair for pair in self.pairs if pair.source in present]
+            terms = [self._terms[name] for name in (pair.name for pair in pairs)]
+            steps = self._steps if plain else self._wrapped_steps
+            program = Program(pairs, steps, terms, present, keep=keep)
+            self._programs[present, keep, plain] = program
+        return program
 
     @classmethod
     def from_diagram(
@@ -267,11 +288,13 @@ class CompiledLoss(nn.Module):
             if id(module) not in wrapped:
                 wrapped[id(module)] = wrapper(module)
             m = self._maps[name] = dataclasses.replace(self._maps[name], fn=wrapped[id(module)])
-            steps = self._evaluator.steps
+            steps = self._wrapped_steps
             for prefix, step in steps.items():
                 if step.map.name == name:
                     steps[prefix] = dataclasses.replace(step, map=m)
         self._wrappers = list(wrapped.values())  # a plain list: not registered, state_dict unchanged
+        self._programs.clear()  # their operations call the maps themselves: lay them out again
+        self._program(self.sources, keep=False)
         for w in self._wrappers:
             w.training = self.training
 
@@ -309,18 +332,23 @@ class CompiledLoss(nn.Module):
         return next(self._draws[source])
 
     def forward(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> Losses:
-        outputs, values = self.trace({**(batches or {}), **named})
-        terms = {pair.name: self._terms[pair.name](first, second) for pair, first, second in outputs}
-        if not terms:
+        given = {**(batches or {}), **named} if named else batches if batches is not None else {}
+        inputs, present = self._inputs(given, draw=True)
+        program = self._program(present, keep=self.check_finite)
+        values, slots = program.run(inputs, torch.no_grad)
+        if not values:
             raise NoBatchError(f"no source vertex has a batch in this call (sources: {', '.join(self.sources)})")
-        first, *rest = terms.values()
+        first, *rest = values
         total = sum(rest, start=first)  # no `0 + term` node in the graph
+        terms = dict(zip(program.names, values))
         if self.check_finite and not bool(torch.isfinite(total).all()):
-            raise NonFiniteError(self._why_nonfinite(outputs, values, terms, total))
+            raise NonFiniteError(self._why_nonfinite(program.pairs, program.values(slots), terms, total))
         return Losses(total, terms)
 
-    def _why_nonfinite(self, outputs: list, values: Mapping[str, Any], terms: Mapping[str, Any], total: Any) -> str:
-        for pair, _, _ in outputs:
+    def _why_nonfinite(
+        self, pairs: Sequence[Pair], values: Mapping[str, Any], terms: Mapping[str, Any], total: Any
+    ) -> str:
+        for pair in pairs:
             term = terms[pair.name]
             if not finite.is_finite(term):
                 prefix = first_nonfinite(pair, values[pair.source], finite.is_finite)
@@ -348,21 +376,27 @@ class CompiledLoss(nn.Module):
 
         ``plain=True`` calls the maps themselves rather than their distributed
         wrappers (see :meth:`wrap`), as a diagnosis that runs in one process must.
+        The paths are evaluated as a call evaluates them, in the same order.
         """
-        given = dict(batches or {})
-        self.check_sources(given, "a batch")
-        if draw:
-            given.update({s: self._draw(s) for s in self.sources if s not in given})
-        values: dict[str, dict[tuple[str, ...], Any]] = {
-            s: {(): batch} for s, batch in given.items() if batch is not None
-        }
-        value = (self._plain if plain else self._evaluator).value
-        outputs = [
-            (pair, value(pair.first, values[pair.source]), value(pair.second, values[pair.source]))
-            for pair in self.pairs
-            if pair.source in values
-        ]
-        return outputs, values
+        inputs, present = self._inputs(batches or {}, draw=draw)
+        program = self._program(present, keep=True, plain=plain)
+        _, slots = program.run(inputs, torch.no_grad, terms=False)
+        return program.outputs(slots), program.values(slots)
+
+    def _inputs(self, given: Mapping[str, Any], *, draw: bool) -> tuple[list[Any], tuple[str, ...]]:
+        """The batch of each source that has one in this call (given, else drawn when ``draw``), and those sources.
+
+        A source given ``None`` has none; so has one not given when nothing is drawn.
+        """
+        if given:
+            self.check_sources(given, "a batch")
+        inputs, present = [], []
+        for s in self.sources:
+            batch = given[s] if s in given else self._draw(s) if draw else None
+            if batch is not None:
+                inputs.append(batch)
+                present.append(s)
+        return inputs, tuple(present)
 
     def term(self, pair: Pair, first: Any, second: Any, *, scaled: bool = True) -> torch.Tensor:
         """The weighted term of ``pair`` (a compiled pair of this loss) on its two paths' values.
@@ -391,16 +425,6 @@ class CompiledLoss(nn.Module):
     def extra_repr(self) -> str:
         lines = [f"({i}): {pair.weight:g} * {pair.loss.name}[{pair.name}]" for i, pair in enumerate(self.pairs)]
         return "\n".join(lines + (["reduction=sum"] if self.reduction == "sum" else []))
-
-
-class _TorchEvaluator(Evaluator):
-    """Runs the steps that need no gradient under ``torch.no_grad()``."""
-
-    def apply(self, step: Step, x: Any) -> Any:
-        if step.grad:
-            return step.map(x, along=step.along)
-        with torch.no_grad():
-            return step.map(x, along=step.along)
 
 
 def _parametric(fn: Any) -> bool:

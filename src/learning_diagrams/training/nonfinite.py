@@ -18,16 +18,17 @@ step whose total (so any term) or gradient is not finite:
 
 Finding *where* costs a second evaluation of the step (:meth:`Guard.explain`),
 with the random state and the buffers of before the step, so normal steps pay
-only for one check of the total and of the gradients' norms: both are folded
-into the numbers fetched for the logs, or, when nothing is logged, into one
-fetch per optimiser step.
+only for one check of the total and one of the gradients
+(:func:`gradient_flags`: one pass over them, exact element by element, no
+synchronisation): both are folded into the numbers fetched for the logs, or,
+when nothing is logged, into one fetch per optimiser step.
 
 Whatever the answer, a checkpoint whose weights are not finite is never written
 (:meth:`Guard.refuse_checkpoint`), so retention never deletes the last finite
 one.
 
 >>> guard = Guard("skip", max_skips=2, device=torch.device("cpu"))
->>> values, finite = guard.check(torch.tensor(1.0), {"x·f ≤ y": torch.tensor(1.0)}, [torch.tensor(0.5)],
+>>> values, finite = guard.check(torch.tensor(1.0), {"x·f ≤ y": torch.tensor(1.0)}, [torch.tensor(0.0)],
 ...                              want=True, boundary=True)
 >>> values, finite
 ({'total': 1.0, 'x·f ≤ y': 1.0}, True)
@@ -50,7 +51,7 @@ from ..torch import CompiledLoss
 from ..torch.finite import nonfinite_maps
 from . import distributed
 
-__all__ = ["ON_NONFINITE", "Guard", "gradient_norms", "gradients_finite"]
+__all__ = ["ON_NONFINITE", "Guard", "GradientCheck", "gradient_flags", "gradient_norms", "gradients_finite"]
 
 #: The values of the trainer's ``on_nonfinite`` option.
 ON_NONFINITE = ("raise", "skip", "warn")
@@ -70,6 +71,83 @@ _RERUN_FINITE = (
 )
 
 
+def gradient_flags(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """Numbers, on the gradients' devices (no synchronisation), all 0 when every gradient of ``params`` is finite.
+
+    One 0-d tensor per device, 1 when a gradient element there is NaN or
+    infinite: exact element by element (a norm may overflow on finite elements)
+    and one pass over the gradients, by the kernel ``torch.amp.GradScaler`` checks
+    them with (``torch._amp_foreach_non_finite_check_and_unscale_``), given a
+    scale of 1, which leaves every number as it is. Gradients that kernel does not
+    take (sparse or complex) get a flag each.
+
+    >>> w = torch.zeros(3, requires_grad=True)
+    >>> w.grad = torch.tensor([1.0, float("nan"), 2.0])
+    >>> [float(f) for f in gradient_flags([w])], w.grad.tolist()[0]
+    ([1.0], 1.0)
+    """
+    by_device: dict[torch.device, dict[torch.dtype, list[torch.Tensor]]] = {}
+    flags: list[torch.Tensor] = []
+    for p in params:
+        g = p.grad
+        if g is None:
+            continue
+        if g.is_sparse or g.is_complex() or not g.is_floating_point():
+            values = g.coalesce().values() if g.is_sparse else g
+            flags.append(torch.logical_not(torch.isfinite(values).all()).to(torch.float32))
+        else:
+            by_device.setdefault(g.device, {}).setdefault(g.dtype, []).append(g)
+    for device, by_dtype in by_device.items():
+        found = torch.zeros((), device=device)
+        scale = torch.ones((), device=device)
+        for grads in by_dtype.values():  # the kernel takes one dtype at a time, as GradScaler gives it
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, found, scale)
+        flags.append(found)
+    return flags
+
+
+class GradientCheck:
+    """:func:`gradient_flags` of a fixed list of parameters, grouped by device and dtype once.
+
+    A trainer checks the same parameters at every optimiser step: their grouping
+    (a gradient has its parameter's device and dtype) and a scale of 1 per device
+    are worked out when the check is made, so a call only gathers the gradients and
+    runs the kernel. Gradients the kernel does not take (sparse or complex) make
+    the call fall back on :func:`gradient_flags`.
+
+    >>> w = torch.zeros(2, requires_grad=True)
+    >>> check = GradientCheck([w])
+    >>> w.grad = torch.tensor([1.0, 2.0])
+    >>> [float(f) for f in check()]
+    [0.0]
+    >>> w.grad = torch.tensor([1.0, float("inf")])
+    >>> [float(f) for f in check()]
+    [1.0]
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor]):
+        self.params = list(params)
+        groups: dict[torch.device, dict[torch.dtype, list[torch.Tensor]]] = {}
+        for p in self.params:
+            groups.setdefault(p.device, {}).setdefault(p.dtype, []).append(p)
+        self._groups = [(torch.ones((), device=device), list(by_dtype.values())) for device, by_dtype in groups.items()]
+
+    def __call__(self) -> list[torch.Tensor]:
+        """One flag per device, 0 when every gradient there is finite (see :func:`gradient_flags`)."""
+        flags = []
+        try:
+            for scale, by_dtype in self._groups:
+                found = torch.zeros((), device=scale.device)
+                for params in by_dtype:
+                    grads = [p.grad for p in params if p.grad is not None]
+                    if grads:
+                        torch._amp_foreach_non_finite_check_and_unscale_(grads, found, scale)
+                flags.append(found)
+        except (RuntimeError, NotImplementedError, TypeError):  # sparse or complex gradients
+            return gradient_flags(self.params)
+        return flags
+
+
 def gradient_norms(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
     """The 2-norm of each gradient of ``params``, on its device (no synchronisation).
 
@@ -85,6 +163,12 @@ def gradient_norms(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
         return list(torch._foreach_norm(grads))  # one kernel per device and dtype
     except (RuntimeError, TypeError, NotImplementedError):  # pragma: no cover - sparse gradients, say
         return [torch.linalg.vector_norm(g.coalesce().values() if g.is_sparse else g) for g in grads]
+
+
+def _held(params: Iterable[torch.Tensor]) -> str:
+    """What the first non-finite gradient of ``params`` holds, as its 2-norm says it: ``"nan"`` or ``"inf"``."""
+    norms = [n for n in gradient_norms(params) if not math.isfinite(n)]
+    return str(float(norms[0])) if norms else "nan"
 
 
 def gradients_finite(params: Iterable[torch.Tensor]) -> bool:
@@ -140,7 +224,7 @@ class Guard:
         self,
         total: torch.Tensor | None,
         terms: Mapping[str, torch.Tensor],
-        norms: Sequence[torch.Tensor],
+        flags: Sequence[torch.Tensor],
         *,
         want: bool,
         boundary: bool,
@@ -148,13 +232,13 @@ class Guard:
     ) -> tuple[dict[str, float], bool]:
         """The logged values of a step (when ``want``) and whether it is finite, in one fetch.
 
-        ``norms`` are the :func:`gradient_norms` of ``params``, given at an optimiser step
-        (``boundary``); a norm that is not finite is confirmed element by element.
-        ``total`` may be None at an optimiser step that checks only what is kept
-        (the Lightning adapter keeps each step's total and checks at its optimiser step).
-        Between optimiser steps a total that is not fetched for the logs is kept,
-        on its device, and checked at the next optimiser step; under DDP every
-        total is, so that all processes decide together. :attr:`what` then says
+        ``flags`` are the :func:`gradient_flags` of ``params``, given at an optimiser step
+        (``boundary``); ``params`` are looked at again only to say what a flagged
+        gradient holds. ``total`` may be None at an optimiser step that checks only
+        what is kept (the Lightning adapter keeps each step's total and checks at its
+        optimiser step). Between optimiser steps a total that is not fetched for the
+        logs is kept, on its device, and checked at the next optimiser step; under DDP
+        every total is, so that all processes decide together. :attr:`what` then says
         what was not finite.
         """
         if total is None:  # the step's own total is the last one kept
@@ -166,18 +250,18 @@ class Guard:
             numbers = self._fetch(logged) if want else []
             return dict(zip(["total", *terms], numbers)), True
         pending = self._pending if boundary else []
-        numbers = self._fetch([*logged, total, *pending, *norms])
-        values = dict(zip(["total", *terms], numbers[: len(logged)]))
-        loss, *earlier = numbers[len(logged) : len(logged) + 1 + len(pending)]
-        gradients = [n for n in numbers[len(logged) + 1 + len(pending) :] if not math.isfinite(n)]
-        if gradients and all(math.isinf(n) for n in gradients) and gradients_finite(params):
-            gradients = []  # a norm overflowed on finite elements
+        numbers = self._fetch([*logged, total, *pending, *flags])
+        n = len(logged)
+        values = dict(zip(["total", *terms], numbers[:n])) if want else {}
+        loss = numbers[n]
+        earlier = numbers[n + 1 : n + 1 + len(pending)]
+        flagged = any(numbers[n + 1 + len(pending) :])
         if not math.isfinite(loss):
             self.what = f"the total loss is {loss}"
-        elif not all(math.isfinite(n) for n in earlier):
+        elif not all(math.isfinite(x) for x in earlier):
             self.what = _EARLIER
-        elif gradients:
-            self.what = f"a gradient holds {gradients[0]}"
+        elif flagged:
+            self.what = f"a gradient holds {_held(params)}"
         else:
             self.what = ""
         finite = not self.what

@@ -20,7 +20,7 @@ stage's pairs and says what each is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -80,15 +80,22 @@ def trainable_parameters(diagram: Diagram, pairs: Iterable[Pair]) -> int:
 
 
 def refuse_nothing_to_train(
-    what: str, diagram: Diagram, weights: Mapping[str, float] | None = None, *, params: Any = None
+    what: str,
+    diagram: Diagram,
+    weights: Mapping[str, float] | None = None,
+    *,
+    params: Any = None,
+    pairs: Sequence[Pair] | None = None,
 ) -> None:
     """Raise :class:`OptionError` if ``diagram``'s compiled pairs have nothing to train.
 
     ``what`` names the stage in the message. With ``params`` (the parameters that
     reach the optimisers) the test is exact: none of them; without, it is
     :func:`trainable_parameters`, which a run can tell before any stage starts.
+    ``pairs`` are the diagram's compiled pairs with ``weights``, when the caller has them.
     """
-    pairs = diagram.compiled_pairs(weights)
+    if pairs is None:
+        pairs = diagram.compiled_pairs(weights)
     empty = not list(params) if params is not None else trainable_parameters(diagram, pairs) == 0
     if empty:
         raise OptionError(NOTHING_TO_TRAIN.format(what=what, maps=describe_maps(diagram, pairs)))

@@ -11,9 +11,12 @@ What happens at each step, in order: the batches are moved to the device; the
 compiled loss runs under autocast when ``precision`` asks for it; the total,
 divided by ``accumulate``, is back-propagated (through a ``GradScaler`` for
 fp16); every ``accumulate`` steps (and at the end of an epoch) gradients are
-unscaled, clipped to ``clip_grad_norm``, the optimisers step and are zeroed,
-and step-interval schedulers step. Epoch-interval schedulers step after each
-epoch, then held-out data is evaluated and a checkpoint written.
+unscaled, checked, clipped to ``clip_grad_norm``, the optimisers step and are
+zeroed, and step-interval schedulers step (:mod:`~learning_diagrams.training.step`,
+laid out once per stage so that a step does what a hand-written loop does, and
+its checks). Epoch-interval schedulers step after each epoch, then held-out data
+is evaluated and a checkpoint written. Logging and the progress bar read numbers
+only at the steps that show them.
 
 A *step* is one batch per data vertex; ``max_steps``, ``checkpoint_every`` and the
 logged ``step`` count steps over the whole run, across stages.
@@ -32,7 +35,6 @@ import os
 import random
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
@@ -41,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.diagram import Diagram
+from ..core.diagram import Diagram, Pair
 from ..core.errors import OptionError, TypeMismatchError, UnknownNameError
 from ..core.losses import check_reduction
 from ..core.messages import NOT_INDEXING, located
@@ -52,8 +54,9 @@ from .loaders import CombinedBatches
 from .logs import History, Logger, Progress, as_logger, default_loggers
 from .logs.trackers import plain_options
 from .metrics import evaluate
-from .nonfinite import ON_NONFINITE, Guard, gradient_norms
+from .nonfinite import ON_NONFINITE, Guard
 from .regime import refuse_nothing_to_train
+from .step import TrainingStep, to_device
 
 __all__ = ["Trainer", "Stage", "fit"]
 
@@ -271,7 +274,7 @@ class Trainer:
         device = _device(self.device, distributed.local_rank())
         loss.to(device)
         chosen = metrics if metrics is not None else self.metrics
-        return evaluate(loss, data, chosen, move=lambda b: _to_device(b, device), shard=shard)
+        return evaluate(loss, data, chosen, move=lambda b: to_device(b, device), shard=shard)
 
 
 def fit(
@@ -330,9 +333,8 @@ class _Run:
     def go(self, resume: str | os.PathLike | None) -> History:
         t = self.t
         _check_data(t.data, self.stages)
-        for index, stage in enumerate(self.stages):  # before anything runs, not when stage 3 starts
-            refuse_nothing_to_train(self._label(index), stage.diagram, stage.weights)
-            self._require_data(stage)
+        # Before anything runs, not when stage 3 starts; each stage's pairs and data are worked out once.
+        self.compiled = [self._pairs_and_data(index) for index in range(len(self.stages))]
         state = self._read_resume(resume) if resume is not None else None
         if state is not None:
             self.guard.load_state_dict(state.get("nonfinite", {}))
@@ -389,17 +391,17 @@ class _Run:
         """Run stage ``index`` (from ``state`` when resuming); False when max_steps stopped the run."""
         t, stage = self.t, self.stages[index]
         label = stage.name or (f"stage {index + 1}" if len(self.stages) > 1 else "train")
-        loss = self._compile(stage).to(self.device)
+        loss = self._compile(index).to(self.device)
         # Evaluation calls the maps themselves: under DDP, an unwrapped copy of the loss (see distributed).
         held_out = loss
         if self.distributed:
-            held_out = self._compile(stage).to(self.device) if t.eval_data else loss
+            held_out = self._compile(index).to(self.device) if t.eval_data else loss
             loss.wrap(distributed.wrapper(self.device))
         backend = t.compile if isinstance(t.compile, str) else "inductor"  # torch.compile's default
         forward: Callable[..., Any] = torch.compile(loss, backend=backend) if t.compile else loss
         optimizers = self._optimizers(loss, stage)
         params = [p for group in (o.param_groups for o in optimizers) for g in group for p in g["params"]]
-        refuse_nothing_to_train(self._label(index), stage.diagram, stage.weights, params=params)
+        refuse_nothing_to_train(self._label(index), stage.diagram, pairs=self.compiled[index][0], params=params)
         schedulers = [t.scheduler(o) for o in optimizers] if t.scheduler else []
         scaler = torch.amp.GradScaler(self.device.type) if t.precision == "16" else None
         sources = dict(loss.data)
@@ -419,32 +421,49 @@ class _Run:
             set_rng_state(state["rng"])
             first_epoch, start, self.step = int(state["epoch"]), int(state["start"]), int(state["step"])
         context = dict(index=index, loss=loss, optimizers=optimizers, schedulers=schedulers, scaler=scaler, data=data)
+        step = TrainingStep(
+            loss=loss,
+            forward=forward,
+            optimizers=optimizers,
+            schedulers=schedulers,
+            scaler=scaler,
+            guard=self.guard,
+            device=self.device,
+            precision=t.precision,
+            accumulate=t.accumulate,
+            clip_grad_norm=t.clip_grad_norm,
+            scheduler_interval=t.scheduler_interval,
+        )
         epochs = stage.epochs if stage.epochs is not None else t.epochs
         shown = t.progress and self.rank0  # the bar shows every step's values
         for epoch in range(first_epoch, epochs):
             if t.max_steps is not None and self.step >= t.max_steps:  # a resumed run that had reached it
                 return False
             loss.train()
-            progress = Progress(total=len(data) - start, desc=f"{label} {epoch + 1}/{epochs}", disable=not shown)
+            length = len(data)
+            # Without a bar to show, none is made: the step reads numbers only when it logs.
+            progress = Progress(total=length - start, desc=f"{label} {epoch + 1}/{epochs}") if shown else None
             try:
                 for k, batches in enumerate(data.epoch(start), start):
                     log = self.rank0 and (self.step + 1) % t.log_every == 0
-                    values = self._step(forward, batches, k, len(data), params, want=log or shown, **context)
+                    values = step(batches, k, length, step=self.step + 1, want=log or shown)
                     self.step += 1
-                    progress.update(values)
+                    if progress is not None:
+                        progress.update(values)
                     if log:
                         self._log(
                             {"stage": index, "epoch": epoch, "step": self.step, "split": "train", "values": values}
                         )
-                    boundary = (k + 1) % t.accumulate == 0 or k + 1 == len(data)
+                    boundary = (k + 1) % t.accumulate == 0 or k + 1 == length
                     if t.max_steps is not None and self.step >= t.max_steps:
                         self._save(context, epoch, k + 1)
                         return False
                     if t.checkpoint_every and self.step % t.checkpoint_every == 0 and boundary:
                         self._save(context, epoch, k + 1)
             finally:
-                progress.close()
-            resumed_at_its_end, start = start >= len(data), 0
+                if progress is not None:
+                    progress.close()
+            resumed_at_its_end, start = start >= length, 0
             if t.scheduler_interval == "epoch":
                 with warnings.catch_warnings():
                     if resumed_at_its_end:  # the optimisers did step this epoch, in the run that saved it
@@ -455,73 +474,31 @@ class _Run:
                 if self.distributed:
                     distributed.broadcast_buffers(loss.trainable_maps().values())
                 values = evaluate(
-                    held_out, t.eval_data, t.metrics, move=lambda b: _to_device(b, self.device), shard=self.distributed
+                    held_out, t.eval_data, t.metrics, move=lambda b: to_device(b, self.device), shard=self.distributed
                 )
                 if self.rank0:
                     self._log({"stage": index, "epoch": epoch, "step": self.step, "split": "eval", "values": values})
             self._save(context, epoch + 1, 0)
         return True
 
-    def _step(
-        self, forward, batches, k, length, params, *, want, loss, optimizers, schedulers, scaler, **_
-    ) -> dict[str, float]:
-        """One step: forward, backward and, every ``accumulate`` steps, the optimisers (unless not finite).
+    def _pairs_and_data(self, index: int) -> tuple[list[Pair], dict[str, Any]]:
+        """Stage ``index``'s compiled pairs and the data of their sources, refused if it trains nothing.
 
-        Returns the values to log when ``want``, else ``{}``: reading them is the one
-        synchronisation of a step, and the finiteness checks ride on it.
+        Worked out once per run (path enumeration and the preorder are the costly part
+        of compiling) and checked before any stage runs: every source of a pair needs data.
         """
-        t = self.t
-        dtype = {"bf16": torch.bfloat16, "16": torch.float16}.get(t.precision)
-
-        def autocast() -> Any:
-            return torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
-
-        moved = _to_device(batches, self.device)
-        rng = self.guard.remember()
-        with autocast():
-            total, terms = forward(moved)
-        scaled = total / t.accumulate
-        (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        boundary = (k + 1) % t.accumulate == 0 or k + 1 == length
-        norms: list[torch.Tensor] = []
-        if boundary:
-            if scaler is not None:
-                for o in optimizers:
-                    scaler.unscale_(o)
-            else:  # with a GradScaler, overflowed gradients are its to skip (it lowers its scale)
-                norms = gradient_norms(params)
-        values, finite = self.guard.check(total, terms, norms, want=want, boundary=boundary, params=params)
-        proceed = self.guard.apply(
-            finite,
-            boundary=boundary,
-            step=self.step + 1,
-            explain=lambda: self.guard.explain(loss, moved, rng, autocast),
-        )
-        if boundary:
-            if proceed:
-                if t.clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(params, t.clip_grad_norm)
-                for o in optimizers:
-                    scaler.step(o) if scaler is not None else o.step()
-            for o in optimizers:
-                o.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.update()
-            if t.scheduler_interval == "step":
-                for s in schedulers:
-                    s.step()
-        return values
-
-    def _require_data(self, stage: Stage) -> dict[str, Any]:
-        """The run's data for ``stage``'s diagram; every source of its pairs must have some."""
-        given = {v: d for v, d in (self.t.data or {}).items() if v in stage.diagram.indexing}
+        stage = self.stages[index]
         pairs = stage.diagram.compiled_pairs(stage.weights)
-        return stage.diagram.require_data(dict.fromkeys(p.source for p in pairs), given)
-
-    def _compile(self, stage: Stage) -> CompiledLoss:
-        reduction = stage.reduction if stage.reduction is not None else self.t.reduction
+        refuse_nothing_to_train(self._label(index), stage.diagram, pairs=pairs)
         given = {v: d for v, d in (self.t.data or {}).items() if v in stage.diagram.indexing}
-        return stage.diagram.compile(weights=stage.weights, reduction=reduction, data=given)
+        return pairs, stage.diagram.require_data(dict.fromkeys(p.source for p in pairs), given)
+
+    def _compile(self, index: int) -> CompiledLoss:
+        """Stage ``index``'s loss, as ``diagram.compile(weights=..., reduction=..., data=...)`` makes it."""
+        stage = self.stages[index]
+        reduction = stage.reduction if stage.reduction is not None else self.t.reduction
+        pairs, data = self.compiled[index]
+        return CompiledLoss(pairs, stage.diagram.maps, data, reduction=reduction)
 
     # -- optimisers -------------------------------------------------------------------
     def _optimizers(self, loss: CompiledLoss, stage: Stage) -> list[torch.optim.Optimizer]:
@@ -630,16 +607,3 @@ def _device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
     return torch.device(name)
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in a batch (nested tuples, lists, dicts) to ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # named tuple
-        return type(batch)(*(_to_device(b, device) for b in batch))
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_to_device(b, device) for b in batch)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    return batch

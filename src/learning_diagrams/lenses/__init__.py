@@ -7,10 +7,12 @@ each a (parametric) lens; a learner is their composite.
 * :mod:`.lens` — :class:`Lens`, with ``>>`` and ``@``, and the structural lenses;
 * :mod:`.para` — :class:`Para`, parametric lenses with named parameters, and
   reparametrisation;
-* :mod:`.derivative` — reverse derivatives of smooth maps and modules, via ``torch.func``;
+* :mod:`.derivative` — reverse derivatives of smooth maps and modules, via ``torch.func`` semantics
+  on plain autograd;
 * :mod:`.parts` — layers, loss maps with the label as parameter, learning rates;
 * :mod:`.optim` — optimisers as stateful reparametrisations (GD, momentum,
-  Nesterov in torch's form and in the paper's, AdaGrad, Adam, RMSprop);
+  Nesterov in torch's form and in the paper's, AdaGrad, Adam, RMSprop), each
+  stepping every tensor at once with ``torch._foreach_*``;
 * :mod:`.learner` — supervised learning, deep dreaming, a Wasserstein GAN;
 * :mod:`.bridges` — a lens optimiser as a ``torch.optim`` optimiser, a compiled
   diagram as a lens loss map;

@@ -5,11 +5,15 @@
     groups, ``step()``, ``zero_grad()``, ``state_dict()`` / ``load_state_dict()``,
     learning-rate schedulers. So ``ld.fit(diagram, optimizer=lambda groups:
     LensOptimizer(groups, adam(lr=1e-3)))`` trains a diagram with it. Each
-    parameter's state is the optimiser's state of one tensor, under torch's names
-    (first moments and momentum buffers carry the opposite sign to torch's, see
-    :mod:`.optim`, so a state dict is for a ``LensOptimizer`` only).
-    ``step()`` hands the lens optimiser the change ``-p.grad`` (descent, the sign
-    convention of :mod:`.optim`), so its updates equal ``torch.optim``'s.
+    parameter's state is the optimiser's state of one tensor, under torch's names.
+    ``step()`` runs the optimiser's batched update (``Optimiser.step_tensors``) over each
+    group at once, in place, as ``torch.optim`` with ``foreach=True`` does, on the
+    gradients themselves (``along=-1``: descent, with no pass to negate them), so
+    its updates equal ``torch.optim``'s and its state is torch's too, first
+    moments and momentum buffers included: a ``torch.optim`` state dict loads into
+    it. (An optimiser of your own, without a batched update, is stepped tensor by
+    tensor along ``-p.grad``, the convention of :mod:`.optim`: its first moments
+    are torch's negated.)
 
 :func:`diagram_loss`
     A compiled learning diagram as a parametric lens. The reading chosen: the
@@ -17,7 +21,8 @@
     parameters of its trainable maps, ``{edge: {parameter name: tensor}}`` (a
     module on two edges appears once, under its first edge). Forward: the total
     loss on a batch (one batch per data vertex, or ``None`` to draw them), through
-    ``torch.func.functional_call``; backward: ``(dP, None)`` by ``torch.func.vjp``:
+    ``torch.func.functional_call``; backward: ``(dP, None)`` by ``vjp``
+    (:func:`~.derivative.vjp`, ``torch.func.vjp``'s semantics on one autograd graph):
     the parameters' changes, and no change for the data. It already ends in the
     loss, so it needs no loss map: :func:`diagram_learner` reparametrises it by an
     optimiser and closes it with a learning rate, and :func:`load_params` writes
@@ -47,10 +52,11 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, cast
 
 import torch
-from torch.func import functional_call, vjp
+from torch.func import functional_call
 
 from ..core.errors import OptionError
 from ..torch import CompiledLoss
+from .derivative import vjp
 from .lens import Lens
 from .learner import Learner
 from .optim import Optimiser
@@ -90,20 +96,26 @@ class LensOptimizer(torch.optim.Optimizer):
         opt = self.optimiser
         for group in self.param_groups:
             hyper = {k: group[k] for k in opt.hyper}
+            ps, states, grads = [], [], []
             for p in group["params"]:
-                if p.grad is None:
+                grad = p.grad
+                if grad is None:
                     continue
-                if p.grad.is_sparse:
+                if grad.is_sparse:
                     raise RuntimeError("LensOptimizer does not take sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state.update(opt.init_leaf(p.detach(), hyper))
-                new, new_state = opt.step_leaf(p.detach(), dict(state), -p.grad, hyper)
-                if opt.clip is not None:
-                    new = new.clamp(-opt.clip, opt.clip)
-                p.copy_(new)
-                state.clear()
-                state.update(new_state)
+                state = self.state.get(p)  # present once initialised, even when empty (plain SGD's)
+                if state is None:
+                    state = self.state[p] = opt.init_leaf(p.detach(), hyper)
+                ps.append(p)
+                states.append(state)
+                grads.append(grad)
+            if not ps:
+                continue
+            # The optimiser owns its state and the parameters, as torch.optim does: one
+            # foreach update over the group, in place, against the gradients.
+            _, after = opt.step_tensors(ps, states, grads, hyper, own=True, along=-1.0)
+            for state, new in zip(states, after):
+                state.update(new)
         return loss
 
     def __repr__(self) -> str:

@@ -1,10 +1,14 @@
-"""Reverse derivatives: smooth maps to lenses, through ``torch.func.vjp``.
+"""Reverse derivatives: smooth maps to lenses, through ``vjp``.
 
 ``R(f)`` is the lens whose forward part is ``f`` and whose backward part is
 its reverse derivative ``R[f](a, db) = J_f(a)ᵀ db``. The forward part keeps the
 ``vjp`` closure as its residual, so the backward part reuses the forward
 computation instead of running it again; the lens's get map is ``f`` itself,
-so calling the lens traces nothing. :func:`from_module` does the same for any
+so calling the lens traces nothing. :func:`vjp` is ``torch.func.vjp``, run as
+one plain autograd graph where no function transform is active (a training
+step), and such lenses are :class:`Derivative`: composites of them are ``R`` of
+the composite map (the chain rule), so a network of layers is traced once per
+step, not once per layer. :func:`from_module` does the same for any
 ``nn.Module`` (through ``torch.func.functional_call``), giving a parametric
 lens whose parameters are the module's state (its parameters and buffers), by
 name; :func:`by_hand` builds a lens from a hand-written backward part.
@@ -30,16 +34,194 @@ a class-index label.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, cast
 
 import torch
 from torch import nn
-from torch.func import functional_call, vjp
+from torch.func import functional_call
+from torch.utils import _pytree as pytree
 
 from .lens import Assign, Lens
 from .para import Para
 
-__all__ = ["R", "reverse_derivative", "para_derivative", "from_module", "by_hand"]
+__all__ = ["R", "reverse_derivative", "para_derivative", "from_module", "by_hand", "vjp"]
+
+
+# -----------------------------------------------------------------------------
+# vjp: torch.func.vjp, by plain autograd where no function transform is active.
+
+
+def vjp(fn: Callable[..., Any], *primals: Any, has_aux: bool = False) -> tuple[Any, ...]:
+    """As ``torch.func.vjp(fn, *primals, has_aux=has_aux)``: the value of ``fn``, its pullback (and the auxiliary output).
+
+    Every reverse derivative of this module is traced here. Where no function
+    transform (``vmap``, ``grad``, ``vjp``) is active and no primal is tracked by an
+    outer autograd graph, which is every training step, it records one ordinary
+    autograd graph instead of running ``torch.func.vjp``: a third of the cost,
+    with the same results. The value returned is detached, as ``torch.func.vjp``'s
+    is; the pullback, which may be called any number of times, runs
+    ``torch.autograd.grad`` on the graph it keeps (a primal that the value does
+    not depend on gets zeros). Called inside a transform, or on cotangents that
+    themselves require grad, the pullback is differentiable, so that higher
+    derivatives (RD.6, RD.7) come out as through ``torch.func``. Elsewhere (primals
+    that require grad, a transform already active, containers other than dicts,
+    tuples and lists, leaves that are not tensors) it is ``torch.func.vjp`` itself.
+
+    Unlike ``torch.func.vjp``, a tensor of integers or booleans among the primals
+    (token indices, a mask) is no error: it has no derivative, and its change is
+    zero, in the default floating-point type.
+
+    >>> value, pullback = vjp(lambda w, x: (w * x).sum(), torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0]))
+    >>> value, pullback(torch.tensor(1.0))
+    (tensor(11.), (tensor([3., 4.]), tensor([1., 2.])))
+    """
+    leaves: list[Any] = []
+    if not _plain_tree(primals, leaves):
+        return cast("tuple[Any, ...]", torch.func.vjp(fn, *primals, has_aux=has_aux))
+    moving = [i for i, x in enumerate(leaves) if x.is_floating_point() or x.is_complex()]
+
+    def changes(grads: Any) -> tuple[Any, ...]:
+        """The primals' changes: the gradients of the moving leaves (zeros where absent), zero for the others."""
+        out: list[Any] = [torch.zeros(x.shape) for x in leaves] if len(moving) < len(leaves) else [None] * len(leaves)
+        for i, g in zip(moving, grads):
+            out[i] = torch.zeros_like(leaves[i]) if g is None else g
+        return cast("tuple[Any, ...]", _rebuild(primals, iter(out)))
+
+    if not _untracked([leaves[i] for i in moving]):
+        return _func_vjp(fn, primals, leaves, moving, has_aux, changes)
+    inputs = list(leaves)
+    for i in moving:
+        inputs[i] = leaves[i].detach().requires_grad_()
+    with torch.enable_grad():
+        result = fn(*_rebuild(primals, iter(inputs)))
+    out, aux = result if has_aux else (result, None)
+    flat = _Flat(out)
+    wrt = [inputs[i] for i in moving]
+
+    def pullback(cotangent: Any) -> tuple[Any, ...]:
+        given = flat.like(cotangent)
+        pairs = [(o, d) for o, d in zip(flat.leaves, given) if isinstance(o, torch.Tensor) and o.requires_grad]
+        if not pairs or not wrt:
+            return changes([None] * len(wrt))
+        create = torch.is_grad_enabled() and (
+            torch._C._functorch.maybe_current_level() is not None
+            or any(isinstance(d, torch.Tensor) and d.requires_grad for _, d in pairs)
+        )
+        outputs, cotangents = zip(*pairs)
+        return changes(
+            torch.autograd.grad(outputs, wrt, cotangents, retain_graph=True, create_graph=create, allow_unused=True)
+        )
+
+    value = flat.rebuild([o.detach() if isinstance(o, torch.Tensor) else o for o in flat.leaves])
+    if not has_aux:
+        return value, pullback
+    return value, pullback, pytree.tree_map(lambda t: t.detach() if isinstance(t, torch.Tensor) else t, aux)
+
+
+def _func_vjp(
+    fn: Callable[..., Any],
+    primals: tuple[Any, ...],
+    leaves: list[Any],
+    moving: list[int],
+    has_aux: bool,
+    changes: Callable[[Any], tuple[Any, ...]],
+) -> tuple[Any, ...]:
+    """``torch.func.vjp`` in the moving (floating-point) leaves of ``primals``, the others held fixed."""
+
+    def moved(*xs: Any) -> Any:
+        inputs = list(leaves)
+        for i, x in zip(moving, xs):
+            inputs[i] = x
+        return fn(*_rebuild(primals, iter(inputs)))
+
+    out = cast("tuple[Any, ...]", torch.func.vjp(moved, *(leaves[i] for i in moving), has_aux=has_aux))
+    pull = out[1]
+    return (out[0], lambda cotangent: changes(pull(cotangent)), *out[2:])
+
+
+class _Flat:
+    """A value's leaves, and the way back: dicts, tuples and lists walked here, any other pytree by torch's walk."""
+
+    def __init__(self, value: Any):
+        self.value = value
+        self.leaves: list[Any] = []
+        self.spec = None if _plain_tree(value, self.leaves) else pytree.tree_flatten(value)[1]
+        if self.spec is not None:
+            self.leaves = pytree.tree_flatten(value)[0]
+
+    def like(self, other: Any) -> list[Any]:
+        """The leaves of ``other``, a value shaped as this one (a cotangent)."""
+        leaves: list[Any] = []
+        if self.spec is None:
+            _plain_tree(other, leaves)
+        else:
+            leaves = pytree.tree_flatten(other)[0]
+        if len(leaves) != len(self.leaves):
+            raise ValueError(
+                f"vjp: the cotangent has {len(leaves)} entries where the value has {len(self.leaves)}; "
+                "pass one change for each output, shaped like it"
+            )
+        return leaves
+
+    def rebuild(self, leaves: list[Any]) -> Any:
+        return _rebuild(self.value, iter(leaves)) if self.spec is None else pytree.tree_unflatten(leaves, self.spec)
+
+
+def _plain_tree(tree: Any, out: list[Any]) -> bool:
+    """Append the leaves of ``tree`` (dicts, tuples and lists) to ``out``; whether every leaf is a tensor."""
+    kind = type(tree)
+    if kind is dict:
+        return all([_plain_tree(v, out) for v in tree.values()])
+    if kind is tuple or kind is list:
+        return all([_plain_tree(v, out) for v in tree])
+    out.append(tree)
+    return isinstance(tree, torch.Tensor)
+
+
+def _rebuild(tree: Any, leaves: Any) -> Any:
+    """``tree`` (dicts, tuples and lists) with its leaves taken in order from the iterator ``leaves``."""
+    kind = type(tree)
+    if kind is dict:
+        return {k: _rebuild(v, leaves) for k, v in tree.items()}
+    if kind is tuple:
+        return tuple([_rebuild(v, leaves) for v in tree])
+    if kind is list:
+        return [_rebuild(v, leaves) for v in tree]
+    return next(leaves)
+
+
+def _untracked(moving: list[torch.Tensor]) -> bool:
+    """Whether plain autograd can take these primals: untracked, outside any function transform or inference mode."""
+    return (
+        torch._C._functorch.maybe_current_level() is None
+        and not torch.is_inference_mode_enabled()
+        and not any(x.requires_grad for x in moving)
+    )
+
+
+# -----------------------------------------------------------------------------
+# Reverse derivatives as lenses.
+
+
+@dataclass(frozen=True, repr=False)
+class Derivative(Lens):
+    """A lens that is the reverse derivative of its get map: ``R(get)``, whatever computes its parts.
+
+    What :func:`R` and :func:`para_derivative` build, and what a hand-written
+    lens may declare itself when its backward part is that derivative (the
+    renaming lens of :func:`~.parts.regroup`). Composites of such lenses are the
+    derivative of the composite map (the chain rule, RD.5; RD.3–RD.4 for
+    products), so :meth:`derivative_of` gives ``R`` of it: a chain of layers is
+    traced as one autograd graph and pulled back in one call.
+
+    >>> f, g = R(torch.sin), R(torch.exp)
+    >>> type(f >> g).__name__, (f >> g)(torch.tensor(0.0))
+    ('Derivative', tensor(1.))
+    """
+
+    def derivative_of(self, get: Callable[[Any], Any], name: str, *others: Lens) -> Lens | None:
+        return R(get, name) if all(isinstance(o, Derivative) for o in others) else None
 
 
 def reverse_derivative(fn: Callable[[Any], Any], name: str | None = None) -> Lens:
@@ -65,7 +247,7 @@ def reverse_derivative(fn: Callable[[Any], Any], name: str | None = None) -> Len
                 return _DUMMY
             return b
 
-        b, pullback = _vjp(fn_or_dummy, a)
+        b, pullback = cast("tuple[Any, Callable[..., Any]]", vjp(fn_or_dummy, a))
         if empty:  # R[!](a, ()) = 0 (RD.4); the pullback gives zeros shaped like a
             return empty[0], lambda db: pullback(_DUMMY)
         return b, pullback
@@ -73,13 +255,7 @@ def reverse_derivative(fn: Callable[[Any], Any], name: str | None = None) -> Len
     def bwd(pullback: Callable, db: Any) -> Any:
         return pullback(db)[0]
 
-    return Lens(fwd, bwd, name or str(getattr(fn, "__name__", "R(f)")), fn)
-
-
-def _vjp(fn: Callable[..., Any], *primals: Any) -> tuple[Any, Callable[..., Any]]:
-    """``torch.func.vjp`` without auxiliary output: the value of ``fn`` and its pullback."""
-    # torch annotates vjp's result as either arity; without has_aux it is the pair.
-    return cast("tuple[Any, Callable[..., Any]]", vjp(fn, *primals))
+    return Derivative(fwd, bwd, name or str(getattr(fn, "__name__", "R(f)")), fn)
 
 
 _DUMMY = torch.zeros(())
@@ -96,44 +272,12 @@ def _has_tensors(value: Any) -> bool:
 R = reverse_derivative
 
 
-def _differentiable(a: Any) -> bool:
-    """Whether ``a`` can be a ``vjp`` primal: anything but a tensor of integers or booleans."""
-    return not isinstance(a, torch.Tensor) or a.is_floating_point() or a.is_complex()
-
-
-def _zero_change(a: torch.Tensor) -> torch.Tensor:
-    """The change of an input that cannot move (indices, a mask): zero, in the default float type."""
-    return torch.zeros(a.shape)
-
-
-def _pair_vjp(fn: Callable[[Any, Any], Any], p: Any, a: Any, has_aux: bool = False) -> tuple[Any, ...]:
-    """``vjp`` of ``fn(p, a)`` in both arguments, or in ``p`` alone when ``a`` has no derivative.
-
-    Returns ``(value, pullback)`` (with the auxiliary output third when ``has_aux``),
-    the pullback giving ``(dp, da)`` either way.
-    """
-    if _differentiable(a):
-        return cast("tuple[Any, ...]", vjp(fn, p, a, has_aux=has_aux))
-    out = cast("tuple[Any, ...]", vjp(lambda q: fn(q, a), p, has_aux=has_aux))
-    zero = _zero_change(a)
-    return (out[0], lambda db: (out[1](db)[0], zero), *out[2:])
-
-
 def para_derivative(fn: Callable[[dict[str, Any], Any], Any], params: dict[str, Any], name: str = "para") -> Para:
-    """The parametric lens of ``fn(params, a)``: its backward part returns ``(dparams, da)``.
+    """The parametric lens of ``fn(params, a)``: ``R`` of it on pairs, its backward part returning ``(dparams, da)``.
 
     ``da`` is zero when ``a`` is a tensor of integers or booleans (it has no derivative).
     """
-
-    def fwd(pa: tuple[dict, Any]) -> tuple[Any, Any]:
-        value, pullback = _pair_vjp(fn, pa[0], pa[1])
-        return value, pullback
-
-    def bwd(pullback: Callable, db: Any) -> tuple[dict, Any]:
-        dp, da = pullback(db)
-        return dp, da
-
-    return Para(Lens(fwd, bwd, name, lambda pa: fn(pa[0], pa[1])), params, name)
+    return Para(R(lambda pa: fn(pa[0], pa[1]), name), params, name)
 
 
 def from_module(module: nn.Module, name: str) -> Para:
@@ -193,7 +337,7 @@ def from_module(module: nn.Module, name: str) -> Para:
             return call({name: {**q, **{k: inner[k] for k in buffers}}}, x)
 
         # vjp in the parameters only: integer buffers (the count) cannot be primals.
-        value, pullback, state = _pair_vjp(traced, {k: inner[k] for k in names}, a, has_aux=True)
+        value, pullback, state = vjp(traced, {k: inner[k] for k in names}, a, has_aux=True)
         return value, (pullback, state)
 
     def bwd(residual: Any, db: Any) -> tuple[dict, Any]:

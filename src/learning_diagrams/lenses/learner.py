@@ -111,26 +111,42 @@ class Learner:
         """The closed learner ``optimiser(model) >> loss_map >> rate``: its backward pass is one step."""
         return self.open >> self.rate
 
+    @cached_property
+    def _donating(self) -> Para:
+        """:attr:`open` with the optimiser's backward part overwriting what it updates (``Optimiser.lens(donate=True)``)."""
+        reparametrised = self.optimiser.reparametrise(self.model, self.state_key, donate=True)
+        return reparametrised if self.loss_map is None else reparametrised >> self.loss_map
+
     @property
     def initial(self) -> dict[str, Any]:
         """The starting parameters and state: ``{**model.params, state_key: state}``."""
         return {**self.model.params, self.state_key: self.open.params[self.state_key]}
 
     def step(
-        self, q: dict[str, Any], x: Any, y: Any = None, loss_params: dict[str, Any] | None = None
+        self,
+        q: dict[str, Any],
+        x: Any,
+        y: Any = None,
+        loss_params: dict[str, Any] | None = None,
+        *,
+        donate: bool = False,
     ) -> tuple[dict[str, Any], torch.Tensor]:
         """One step from parameters and state ``q`` on input ``x`` and label ``y``: ``(new q, loss)``.
 
         ``loss_params`` override the loss map's fixed parameters. This runs the
         closed learner :attr:`para` in two halves, to read the loss between them.
+        ``donate`` gives ``q`` up: its tensors may be overwritten by the new values
+        (in place, as ``torch.optim`` steps), so ``q`` must not be read afterwards,
+        nor be shared with anything that is (:func:`train` donates after its first step).
         """
         fixed = {} if self.loss_map is None else {**self.loss_map.params, **(loss_params or {})}
         if self.label_key is not None:
             fixed[self.label_key] = y
-        loss, residual = self.open.fwd(({**q, **fixed}, x))
+        learner = self._donating if donate else self.open
+        loss, residual = learner.fwd(({**q, **fixed}, x))
         _, r = self.rate.fwd(({}, loss))
         _, dloss = self.rate.bwd(r, ())
-        new, _ = self.open.bwd(residual, dloss)
+        new, _ = learner.bwd(residual, dloss)
         return {k: new[k] for k in q}, loss.detach()
 
     def predict(self, x: Any, params: Trained | dict[str, Any] | None = None) -> Any:
@@ -189,10 +205,15 @@ def train(
     else:
         q = dict(learner.initial if start is None else start)
     losses: list[float] = []
+    # After the first step every tensor of q is one the optimiser made (its batched
+    # steps return new tensors), held by this loop alone: later steps may update it
+    # in place, as torch.optim does, instead of allocating each tensor afresh.
+    donate = False
     for _ in range(epochs):
         for batch in batches:
             x, y = batch if learner.label_key is not None else (batch, None)
-            q, loss = learner.step(q, x, y)
+            q, loss = learner.step(q, x, y, donate=donate)
+            donate = learner.optimiser.step_leaves is not None
             losses.append(float(loss))
     state = q.pop(learner.state_key)
     return Trained(q, losses, state)

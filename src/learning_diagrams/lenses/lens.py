@@ -129,9 +129,24 @@ class Lens(Monoidal):
     def __call__(self, a: Any) -> Any:
         return self.fwd(a)[0] if self.get is None else self.get(a)
 
+    def derivative_of(self, get: Callable[[Any], Any], name: str, *others: Lens) -> Lens | None:
+        """A lens equal to a composite of ``self`` and ``others`` whose get map is ``get``, built directly; or ``None``.
+
+        ``None`` here: composites are built part by part. A reverse derivative
+        (:class:`~.derivative.Derivative`) answers ``R(get)`` when ``others`` are
+        reverse derivatives too, by the chain rule (RD.5): the same lens, traced
+        as one graph. Every composite (:meth:`then`, :meth:`tensor`, and those of
+        :class:`~.para.Para`) asks its first part first.
+        """
+        return None
+
     def then(self, other: Lens) -> Lens:
         """``self`` then ``other``: forward through both, backward through ``other`` first."""
         f, g = self, other
+        name = f"({f.name} >> {g.name})"
+        fused = f.derivative_of(lambda a: g(f(a)), name, g)
+        if fused is not None:
+            return fused
 
         def fwd(a: Any) -> tuple[Any, Any]:
             b, r = f.fwd(a)
@@ -142,11 +157,15 @@ class Lens(Monoidal):
             r, s = residual
             return f.bwd(r, g.bwd(s, dc))
 
-        return Lens(fwd, bwd, f"({f.name} >> {g.name})", lambda a: g(f(a)))
+        return Lens(fwd, bwd, name, lambda a: g(f(a)))
 
     def tensor(self, other: Lens) -> Lens:
         """``self`` beside ``other``, on pairs: ``A × C ⇄ B × D``."""
         f, g = self, other
+        name = f"({f.name} @ {g.name})"
+        fused = f.derivative_of(lambda ac: (f(ac[0]), g(ac[1])), name, g)
+        if fused is not None:
+            return fused
 
         def fwd(ac: tuple[Any, Any]) -> tuple[Any, Any]:
             (b, r), (d, s) = f.fwd(ac[0]), g.fwd(ac[1])
@@ -155,7 +174,7 @@ class Lens(Monoidal):
         def bwd(residual: Any, dbd: tuple[Any, Any]) -> tuple[Any, Any]:
             return f.bwd(residual[0], dbd[0]), g.bwd(residual[1], dbd[1])
 
-        return Lens(fwd, bwd, f"({f.name} @ {g.name})", lambda ac: (f(ac[0]), g(ac[1])))
+        return Lens(fwd, bwd, name, lambda ac: (f(ac[0]), g(ac[1])))
 
     # -- structure ------------------------------------------------------------
     @staticmethod

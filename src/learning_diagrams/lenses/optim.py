@@ -79,11 +79,12 @@ The paper's Nesterov momentum has a forward part: the model sees ``p + γs``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
 from ..core.errors import ConflictError, OptionError
+from . import _foreach as foreach
 from .lens import Assign, Lens
 from .para import Para
 
@@ -107,6 +108,10 @@ LeafStep = Callable[
     [torch.Tensor, dict[str, Any], torch.Tensor, Mapping[str, Any]], tuple[torch.Tensor, dict[str, Any]]
 ]
 LeafGet = Callable[[torch.Tensor, dict[str, Any], Mapping[str, Any]], torch.Tensor]
+Tensors = list[torch.Tensor]
+States = list[dict[str, Any]]
+LeavesStep = Callable[[Tensors, States, Tensors, Mapping[str, Any], bool, float], tuple[Tensors, States]]
+LeavesGet = Callable[[Tensors, States, Mapping[str, Any]], Tensors]
 
 
 def tree_map(fn: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
@@ -129,6 +134,51 @@ def _walk(leaf: Callable[..., tuple[Any, Any]], p: Tree, s: Tree, dp: Tree) -> t
     return leaf(p, s, dp)
 
 
+def _gather(p: Tree, s: Tree, dp: Tree, into: tuple[list, list, list], take: Callable[[Any, Any], bool]) -> None:
+    """Append to ``into`` the ``(p, s, dp)`` of every tensor of ``p`` that ``take(p, dp)`` picks, in ``_walk``'s order.
+
+    Leaves are handled in their parent's loop, not by a call each: a step walks
+    every parameter tensor, and a Python call per tensor is most of its cost.
+    """
+    ps, ss, cs = into
+    if not isinstance(p, (dict, tuple, list)):
+        if take(p, dp):
+            ps.append(p)
+            ss.append(s)
+            cs.append(dp)
+        return
+    for k, v in p.items() if isinstance(p, dict) else enumerate(p):
+        if isinstance(v, (dict, tuple, list)):
+            _gather(v, s[k], dp[k], into, take)
+        elif take(v, dp[k]):
+            ps.append(v)
+            ss.append(s[k])
+            cs.append(dp[k])
+
+
+def _scatter(p: Tree, s: Tree, dp: Tree, stepped: Iterator[tuple[Any, Any]]) -> tuple[Tree, Tree]:
+    """The new ``(params, state)``: each tensor's from ``stepped`` (in :func:`_gather`'s order), or its ``Assign``'s."""
+    if not isinstance(p, (dict, tuple, list)):
+        return (dp.value, s) if isinstance(dp, Assign) else next(stepped)
+    new_p: dict[Any, Any] = {}
+    new_s: dict[Any, Any] = {}
+    for k, v in p.items() if isinstance(p, dict) else enumerate(p):
+        d = dp[k]
+        if isinstance(v, (dict, tuple, list)):
+            new_p[k], new_s[k] = _scatter(v, s[k], d, stepped)
+        elif isinstance(d, Assign):
+            new_p[k], new_s[k] = d.value, s[k]
+        else:
+            new_p[k], new_s[k] = next(stepped)
+    if isinstance(p, dict):
+        return new_p, new_s
+    return type(p)(new_p.values()), type(p)(new_s.values())
+
+
+def _stepped(p: Any, dp: Any) -> bool:
+    return not isinstance(dp, Assign)
+
+
 def _stateful(p: Any) -> bool:
     """Whether a leaf has optimiser state: floating-point tensors do, counts and indices do not."""
     return isinstance(p, torch.Tensor) and (p.is_floating_point() or p.is_complex())
@@ -146,6 +196,14 @@ class Optimiser:
     at one tensor: the value the model is evaluated at (by default ``p``).
     ``clip``, when set, clamps the updated parameters to ``[-clip, clip]``
     (as :func:`clip` does), as a Wasserstein GAN's critic needs.
+
+    ``step_leaves(ps, states, changes, hyper, own, along)`` and ``get_leaves(ps,
+    states, hyper)``, when given, are ``step_leaf`` and ``get_leaf`` over lists of
+    tensors at once (with ``torch._foreach_*``: one call per operation rather than
+    one per operation and tensor), and every step uses them. They must agree with
+    the single-tensor maps tensor by tensor, return new tensors unless ``own`` is
+    true, and never modify the state dicts they are given; :meth:`step_tensors`
+    says what ``own`` and ``along`` are. The library's optimisers have both.
     """
 
     name: str
@@ -154,6 +212,8 @@ class Optimiser:
     step_leaf: LeafStep = field(repr=False)
     clip: float | None = None
     get_leaf: LeafGet | None = field(default=None, repr=False)
+    step_leaves: LeavesStep | None = field(default=None, repr=False)
+    get_leaves: LeavesGet | None = field(default=None, repr=False)
 
     # -- the maps -------------------------------------------------------------------
     def init(self, params: Tree) -> Tree:
@@ -162,52 +222,112 @@ class Optimiser:
 
     def get(self, params: Tree, state: Tree) -> Tree:
         """The forward map: the parameters the model is evaluated at (``params`` itself without ``get_leaf``)."""
-        look = self.get_leaf
+        look, looks = self.get_leaf, self.get_leaves
         if look is None:
             return params
+        if looks is None:
 
-        def leaf(p: Any, s: Any, _: Any) -> tuple[Any, None]:
-            return (look(p, s, self.hyper) if _stateful(p) else p), None
+            def leaf(p: Any, s: Any, _: Any) -> tuple[Any, None]:
+                return (look(p, s, self.hyper) if _stateful(p) else p), None
 
-        return _walk(leaf, params, state, params)[0]
+            return _walk(leaf, params, state, params)[0]
+        into: tuple[list, list, list] = ([], [], [])
+        _gather(params, state, params, into, lambda p, _: _stateful(p))
+        seen = iter(looks(into[0], into[1], self.hyper) if into[0] else [])
+        return tree_map(lambda p: next(seen) if _stateful(p) else p, params)
 
-    def update(self, params: Tree, state: Tree, change: Tree) -> tuple[Tree, Tree]:
+    def update(self, params: Tree, state: Tree, change: Tree, *, donate: bool = False) -> tuple[Tree, Tree]:
         """The backward map: the parameters and state after a step along ``change``.
 
         An :class:`~.lens.Assign` change (a buffer's new value) is stored as it is,
-        unclipped, and its leaf's state left untouched.
+        unclipped, and its leaf's state left untouched. The other tensors are
+        stepped together (:meth:`step_tensors`). No argument is modified, unless
+        ``donate``: then the caller gives ``params`` and ``state`` up, and their
+        tensors are overwritten with the new values and returned (in place, as
+        ``torch.optim`` steps; :func:`~.learner.train` donates after its first step,
+        when the tensors it holds are ones the optimiser made).
         """
+        into: tuple[Tensors, States, Tensors] = ([], [], [])
+        _gather(params, state, change, into, _stepped)
+        ps, ss, cs = into
+        return _scatter(params, state, change, iter(zip(*self.step_tensors(ps, ss, cs, own=donate))))
+
+    def step_tensors(
+        self,
+        ps: Tensors,
+        states: States,
+        changes: Tensors,
+        hyper: Mapping[str, Any] | None = None,
+        *,
+        own: bool = False,
+        along: float = 1.0,
+    ) -> tuple[Tensors, States]:
+        """The backward map on lists of tensors: their new values and states, clamped when :attr:`clip` is set.
+
+        Through ``step_leaves`` when the optimiser has it, else ``step_leaf`` tensor by
+        tensor. ``hyper`` overrides the optimiser's (a torch parameter group's).
+
+        ``own``: the caller gives up ``ps`` and the states' tensors, and the new values
+        are written into them, in place (what ``torch.optim`` does), so the lists
+        returned hold the same tensors. Otherwise every tensor returned is new and
+        nothing given is modified. Step counters are replaced, never written in
+        place; tensors at the same count share one new counter.
+
+        ``along``: ``1`` when ``changes`` are changes to move along (the convention of
+        this module), ``-1`` when they are gradients to move against (torch's, as
+        :class:`~.bridges.LensOptimizer` hands them over, with no pass to negate
+        them). The batched steps then keep their moments of odd degree (Adam's first
+        moment, the momentum buffers) in the convention of what they are given, that
+        is as torch keeps them; negation being exact, the parameters are the same bit
+        for bit.
+        """
+        h = self.hyper if hyper is None else hyper
+        if not ps:
+            return [], []
+        if self.step_leaves is not None:
+            new, after = self.step_leaves(ps, states, changes, h, own, along)
+        else:
+            if along != 1.0:
+                changes = [c * along for c in changes]
+            pairs = [self.step_leaf(p, dict(s), c, h) for p, s, c in zip(ps, states, changes)]
+            new, after = [x[0] for x in pairs], [x[1] for x in pairs]
+            if own:
+                with torch.no_grad():
+                    torch._foreach_copy_(ps, new)
+                new = ps
         c = self.clip
+        if c is not None:
+            if not own:
+                new = list(torch._foreach_clamp_min(new, -c))
+            else:
+                torch._foreach_clamp_min_(new, -c)
+            torch._foreach_clamp_max_(new, c)
+        return new, after
 
-        def leaf(p: Any, s: Any, dp: Any) -> tuple[Any, Any]:
-            if isinstance(dp, Assign):
-                return dp.value, s
-            new, s = self.step_leaf(p, dict(s), dp, self.hyper)
-            return (new if c is None else new.clamp(-c, c)), s
-
-        return _walk(leaf, params, state, change)
-
-    def lens(self) -> Lens:
+    def lens(self, *, donate: bool = False) -> Lens:
         """The optimiser as a lens ``P × S ⇄ P`` on pairs ``(params, state)``.
 
         Forward: ``(p, s) ↦ get(p, s)`` (``p`` for all but :func:`lookahead_nesterov`).
         Backward: ``((p, s), p') ↦ (p_new, s_new)``; with ``clip`` set, the clamp acts
         on the parameters the optimiser returns, as :func:`clip` composed after it
-        would (but not on buffers).
+        would (but not on buffers). With ``donate``, the backward part overwrites the
+        ``(p, s)`` its forward part kept (:meth:`update`): the same lens for a caller
+        that gives them up, whose backward part may run once per forward pass.
         """
         return Lens(
             lambda ps: (self.get(*ps), ps),
-            lambda ps, dp: self.update(ps[0], ps[1], dp),
+            lambda ps, dp: self.update(ps[0], ps[1], dp, donate=donate),
             self.name,
             lambda ps: self.get(*ps),
         )
 
-    def reparametrise(self, model: Para, state_key: str = "state") -> Para:
+    def reparametrise(self, model: Para, state_key: str = "state", *, donate: bool = False) -> Para:
         """``model`` with its parameter port precomposed with this optimiser.
 
         The new parameters are ``{**model.params, state_key: state}``; the backward
         part of the result returns the *updated* parameters and state (not a change).
         Give each optimised part its own ``state_key`` when two are composed.
+        ``donate`` reparametrises by :meth:`lens` ``(donate=True)``.
         """
         if state_key in model.params:
             raise ConflictError(
@@ -220,7 +340,10 @@ class Optimiser:
             lambda _, ps: {**ps[0], state_key: ps[1]},
             "pack",
         )
-        r = replace(pack >> self.lens(), name=self.name if self.clip is None else f"clip({self.clip:g})·{self.name}")
+        r = replace(
+            pack >> self.lens(donate=donate),
+            name=self.name if self.clip is None else f"clip({self.clip:g})·{self.name}",
+        )
         return model.reparametrise(r, {**model.params, state_key: self.init(model.params)})
 
     __call__ = reparametrise
@@ -308,7 +431,7 @@ def sgd(
         raise OptionError("Nesterov momentum requires a momentum and zero dampening, as in torch.optim.SGD")
     name = "nesterov" if nesterov else "momentum" if momentum else "gradient_descent"
     hyper = dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay)
-    return Optimiser(name, hyper, _sgd_init, _sgd_step)
+    return Optimiser(name, hyper, _sgd_init, _sgd_step, step_leaves=foreach.sgd)
 
 
 def gradient_descent(lr: float = 1e-3, weight_decay: float = 0.0) -> Optimiser:
@@ -365,7 +488,15 @@ def lookahead_nesterov(lr: float = 1e-3, momentum: float = 0.9, weight_decay: fl
     form has no :class:`~.bridges.LensOptimizer`; use :func:`nesterov` there.
     """
     hyper = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
-    return Optimiser("lookahead_nesterov", hyper, _lookahead_init, _lookahead_step, get_leaf=_lookahead_get)
+    return Optimiser(
+        "lookahead_nesterov",
+        hyper,
+        _lookahead_init,
+        _lookahead_step,
+        get_leaf=_lookahead_get,
+        step_leaves=foreach.lookahead,
+        get_leaves=foreach.lookahead_get,
+    )
 
 
 def _adagrad_init(p, h):
@@ -399,7 +530,7 @@ def adagrad(
         initial_accumulator_value=initial_accumulator_value,
         eps=eps,
     )
-    return Optimiser("adagrad", hyper, _adagrad_init, _adagrad_step)
+    return Optimiser("adagrad", hyper, _adagrad_init, _adagrad_step, step_leaves=foreach.adagrad)
 
 
 def _adam_init(p, h):
@@ -438,7 +569,7 @@ def adam(
     ``p ← p + (lr / (1 - β₁ᵗ)) · m / (√v / √(1 - β₂ᵗ) + ε)``.
     """
     hyper = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
-    return Optimiser("adam", hyper, _adam_init, _adam_step)
+    return Optimiser("adam", hyper, _adam_init, _adam_step, step_leaves=foreach.adam)
 
 
 def _rmsprop_init(p, h):
@@ -477,4 +608,4 @@ def rmsprop(
 ) -> Optimiser:
     """RMSprop, as ``torch.optim.RMSprop``: ``v ← α v + (1 - α) c²``, ``p ← p + lr · c / (√v + ε)``."""
     hyper = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered)
-    return Optimiser("rmsprop", hyper, _rmsprop_init, _rmsprop_step)
+    return Optimiser("rmsprop", hyper, _rmsprop_init, _rmsprop_step, step_leaves=foreach.rmsprop)

@@ -59,7 +59,7 @@ class Para(Monoidal):
     @staticmethod
     def lift(lens: Lens) -> Para:
         """A lens as a parametric lens with no parameters."""
-        lifted = Lens(
+        lifted = lens.derivative_of(lambda pa: lens(pa[1]), lens.name) or Lens(
             lambda pa: lens.fwd(pa[1]), lambda r, db: ({}, lens.bwd(r, db)), lens.name, lambda pa: lens(pa[1])
         )
         return Para(lifted, {}, lens.name)
@@ -90,7 +90,8 @@ class Para(Monoidal):
             return g.lens(({k: p[k] for k in gk}, f.lens(({k: p[k] for k in fk}, a))))
 
         name = f"({f.name} >> {g.name})"
-        return Para(Lens(fwd, bwd, name, get), {**f.params, **g.params}, name)
+        lens = f.lens.derivative_of(get, name, g.lens) or Lens(fwd, bwd, name, get)
+        return Para(lens, {**f.params, **g.params}, name)
 
     def tensor(self, other: Para) -> Para:
         """``self`` beside ``other`` on pairs ``(a, c)``; the parameters are the union of both."""
@@ -112,7 +113,8 @@ class Para(Monoidal):
             return f.lens(({k: p[k] for k in fk}, a)), g.lens(({k: p[k] for k in gk}, c))
 
         name = f"({f.name} @ {g.name})"
-        return Para(Lens(fwd, bwd, name, get), {**f.params, **g.params}, name)
+        lens = f.lens.derivative_of(get, name, g.lens) or Lens(fwd, bwd, name, get)
+        return Para(lens, {**f.params, **g.params}, name)
 
     def reparametrise(self, r: Lens, params: dict[str, Any]) -> Para:
         """Precompose the parameter port with ``r: P' ⇄ P``; ``params`` are the new ``P'`` values.
@@ -135,7 +137,8 @@ class Para(Monoidal):
         def get(qa: tuple[Any, Any]) -> Any:
             return f.lens((r(qa[0]), qa[1]))
 
-        return Para(Lens(fwd, bwd, f"{f.name}[{r.name}]", get), params, f"{f.name}[{r.name}]")
+        name = f"{f.name}[{r.name}]"
+        return Para(f.lens.derivative_of(get, name, r) or Lens(fwd, bwd, name, get), params, name)
 
     def __repr__(self) -> str:
         return f"Para({self.name}, params={list(self.params)})"

@@ -62,7 +62,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import ConflictError, OptionError
-from .derivative import R, from_module, para_derivative
+from .derivative import Derivative, R, from_module, para_derivative
 from .lens import Lens
 from .para import Para
 
@@ -220,10 +220,18 @@ def regroup(model: Para, name: str) -> Para:
     inner = [i for ks in groups.values() for i in ks]
     if len(set(inner)) != len(inner):
         raise ConflictError(f"cannot regroup {model.name} under {name!r}: inner parameter names repeat ({inner})")
-    split = Lens(
-        lambda q: ({k: {i: q[name][i] for i in ks} for k, ks in groups.items()}, None),
+
+    def parts_of(q: dict[str, Any]) -> dict[str, Any]:
+        return {k: {i: q[name][i] for i in ks} for k, ks in groups.items()}
+
+    # Backward merges the changes by hand (a buffer's Assign passes through), which is
+    # the derivative of the renaming: declared so, a model of reverse derivatives
+    # regrouped stays one (one traced graph; Derivative.derivative_of).
+    split = Derivative(
+        lambda q: (parts_of(q), None),
         lambda _, dp: {name: {i: v for d in dp.values() for i, v in d.items()}},
         f"regroup({name})",
+        parts_of,
     )
     merged = {name: {i: v for d in model.params.values() for i, v in d.items()}}
     reparametrised = model.reparametrise(split, merged)

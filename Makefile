@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint docs install graphviz data glyphs captioning clean
+.PHONY: demo test lint docs bench install graphviz data glyphs captioning clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ lint: $(STAMP)
 # (Not --quiet: MkDocs 1.6's --quiet hides the very warnings --strict counts.)
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+
+# Every benchmark, each measuring the library beside its counterpart in one run; their output
+# goes to bench/RESULTS.md. Not part of `make test` (CI has no use for timings on a shared machine).
+bench: $(STAMP)
+	$(PY) bench/results.py
 
 # Drawings need Graphviz's `dot` program, which PyPI does not ship. Installed with
 # apt-get where we are root on Debian (as CI is); elsewhere the drawing tests skip

@@ -181,6 +181,14 @@ class Program:
         The vertices whose batches a call gives, in the order it gives them.
     keep : bool
         Keep every value until the call returns (for :meth:`values`).
+    given : sequence of (source, prefix)
+        Prefixes whose values a call gives, after the batches (a cache of frozen
+        outputs): they are not computed, nor are the prefixes only they need.
+    identity : callable, optional
+        ``identity(fn)`` tells whether a map's function returns its argument itself
+        (a ``torch.nn.Identity`` without hooks): such a step is no operation, its
+        prefix's value is its argument, read from the same slot, as a hand-written
+        loss would not call it either.
 
     Examples
     --------
@@ -206,20 +214,37 @@ class Program:
         sources: Sequence[str],
         *,
         keep: bool = False,
+        given: Sequence[tuple[str, tuple[str, ...]]] = (),
+        identity: Callable[[Any], bool] | None = None,
     ):
         self.pairs, self.sources, self.keep = tuple(pairs), tuple(sources), keep
+        self.given = tuple(given)
         self.names = tuple(pair.name for pair in self.pairs)  # a Pair computes its name at each access
-        slots: dict[tuple[str, tuple[str, ...]], int] = {(s, ()): i for i, s in enumerate(self.sources)}
+        inputs = [(s, ()) for s in self.sources] + list(self.given)
+        slots: dict[tuple[str, tuple[str, ...]], int] = {key: i for i, key in enumerate(inputs)}
+        # The prefixes some path needs computed: back from each end, up to a given value.
+        needed: set[tuple[str, tuple[str, ...]]] = set()
+        for pair in self.pairs:
+            for path in (pair.first, pair.second):
+                for i in range(len(path), 0, -1):
+                    if (pair.source, path[:i]) in slots:
+                        break
+                    needed.add((pair.source, path[:i]))
         planned: list[tuple[tuple[str, ...], Step, int, int]] = []
+        count = len(inputs)  # slots in use: an identity step's prefix shares its argument's
         for pair in self.pairs:
             for path in (pair.first, pair.second):
                 for i in range(len(path)):
                     prefix = path[: i + 1]
-                    if (pair.source, prefix) not in slots:
-                        slots[pair.source, prefix] = len(slots)
-                        planned.append((prefix, steps[prefix], slots[pair.source, path[:i]], len(slots) - 1))
+                    if (pair.source, prefix) in needed and (pair.source, prefix) not in slots:
+                        step, source = steps[prefix], slots[pair.source, path[:i]]
+                        if identity is not None and step.map.fn is not None and identity(step.map.fn):
+                            slots[pair.source, prefix] = source
+                            continue
+                        slots[pair.source, prefix], count = count, count + 1
+                        planned.append((prefix, step, source, count - 1))
         self.slots = slots
-        planned = _frozen_first(planned, len(self.sources))
+        planned = _frozen_first(planned, len(inputs))
         ends = [(slots[p.source, p.first], slots[p.source, p.second]) for p in self.pairs]
         # The last position (operations first, then terms) that reads each slot: it is emptied there.
         last: dict[int, int] = {}
@@ -237,21 +262,33 @@ class Program:
         )
         self.terms = tuple(terms)
         self._ends = tuple(ends)
+        # The hot loops read plain tuples. A term: (Term, its function when the term is direct, else None,
+        # its weight unless 1, the two slots, slots to empty); a direct term is computed in the loop, as a
+        # hand-written loss computes it: the function, then the weight (no multiplication by 1).
         self._term_ops = tuple(
-            (term, a, b, tuple(sorted(drops.get(position, ()))))
+            (
+                term,
+                term.fn if term.direct else None,
+                term.pair.weight if term.pair.weight != 1.0 else None,
+                a,
+                b,
+                tuple(sorted(drops.get(position, ()))),
+            )
             for position, (term, (a, b)) in enumerate(zip(self.terms, ends), len(planned))
         )
-        # The hot loop reads plain tuples: (function, source, target, needs gradients, slots to empty).
-        # An edge without a function gets one that raises, so the failure is reported as Map.__call__ does.
-        self._ops: tuple[tuple[Callable[[Any], Any], int, int, bool, tuple[int, ...]], ...] = tuple(
-            (op.step.map.fn or _no_function, op.source, op.target, op.step.grad, op.drop) for op in self.operations
+        # An operation: (function, source, target, needs gradients, slots to empty, step). An edge without
+        # a function gets one that raises, so the failure is reported as Map.__call__ does.
+        self._ops: tuple[tuple[Callable[[Any], Any], int, int, bool, tuple[int, ...], Step], ...] = tuple(
+            (op.step.map.fn or _no_function, op.source, op.target, op.step.grad, op.drop, op.step)
+            for op in self.operations
         )
-        self._blank = [None] * (len(slots) - len(self.sources))
+        self._blank = [None] * (count - len(inputs))
 
     def run(
         self, batches: Sequence[Any], quiet: Callable[[], contextlib.AbstractContextManager[Any]], *, terms: bool = True
     ) -> tuple[list[Any], list[Any]]:
-        """The weighted terms of the pairs on ``batches`` (one per source), and the slots as they end.
+        """The weighted terms of the pairs on ``batches`` (one per source, then one per ``given`` prefix), and the
+        slots as they end.
 
         ``quiet()`` is the back end's context without gradients (``torch.no_grad``),
         entered around each step that needs none. A map that raises is reported as
@@ -260,7 +297,7 @@ class Program:
         evaluated (see :meth:`outputs`).
         """
         slots = [*batches, *self._blank]
-        for index, (fn, source, target, grad, drop) in enumerate(self._ops):
+        for fn, source, target, grad, drop, step in self._ops:
             try:  # free when nothing raises (Python 3.11's zero-cost exceptions)
                 if grad:
                     slots[target] = fn(slots[source])
@@ -268,13 +305,22 @@ class Program:
                     with quiet():
                         slots[target] = fn(slots[source])
             except Exception as err:
-                _failed(self.operations[index].step, slots[source], err)
+                _failed(step, slots[source], err)
             for slot in drop:
                 slots[slot] = None
         values = []
         if terms:
-            for term, a, b, drop in self._term_ops:
-                values.append(term(slots[a], slots[b]))
+            for term, direct, weight, a, b, drop in self._term_ops:
+                if direct is None:
+                    value = term(slots[a], slots[b])
+                else:
+                    try:
+                        value = direct(slots[a], slots[b])
+                    except Exception as err:
+                        term.failed(slots[a], slots[b], err)
+                    if weight is not None:
+                        value = weight * value
+                values.append(value)
                 for slot in drop:
                     slots[slot] = None
         return values, slots
@@ -354,6 +400,12 @@ class Term:
     the source's data set is known: the unbiased estimate of the paper's sum over
     the data set. Called with ``scaled=False`` it is the batch's own sum.
 
+    ``scalar=True`` says that ``fn`` always returns a scalar (a back end's own
+    batch-mean formula, such as ``torch.nn.functional.mse_loss``): under the
+    reduction ``"mean"`` the term is then ``fn``'s value, weighted, and a
+    :class:`Program` computes it without a call of its own (:attr:`direct`). Any
+    other function's value is checked to be a scalar, at every call.
+
     >>> from learning_diagrams.core import Diagram, losses
     >>> pair = Diagram().space("N", data=[0]).space("Y", loss=losses.l1).map("f", "N", "Y", abs).map(
     ...     "g", "N", "Y", abs).relate("f", "g").parallel_pairs()[0]
@@ -367,22 +419,18 @@ class Term:
     fn: Callable[[Any, Any], Any]
     reduction: str = "mean"
     size: int | None = None
+    scalar: bool = False
+
+    @property
+    def direct(self) -> bool:
+        """Whether the term is ``weight * fn(first, second)`` with nothing to check or reduce."""
+        return self.scalar and self.reduction == "mean"
 
     def __call__(self, first: Any, second: Any, *, scaled: bool = True) -> Any:
         try:
             value = self.fn(first, second)
         except Exception as err:
-            raise MapError(
-                LOSS_FAILED.format(
-                    loss=self.pair.loss.name,
-                    target=self.pair.target,
-                    pair=self.pair.name,
-                    first=describe(first),
-                    second=describe(second),
-                    error=type(err).__name__,
-                    message=err,
-                )
-            ) from err
+            self.failed(first, second, err)
         if self.reduction == "sum":
             value = self._sum(value, scaled)
         if not (is_array(value) and len(value.shape) == 0):  # a sum of terms must be a scalar to train on
@@ -391,6 +439,20 @@ class Term:
                 LOSS_NOT_SCALAR.format(loss=p.loss.name, target=p.target, value=describe(value), pair=p.name)
             )
         return value if self.pair.weight == 1.0 else self.pair.weight * value
+
+    def failed(self, first: Any, second: Any, err: Exception) -> NoReturn:
+        """Raise :class:`MapError`, from ``err``, naming the loss, its vertex and its pair, for ``fn`` raising ``err``."""
+        raise MapError(
+            LOSS_FAILED.format(
+                loss=self.pair.loss.name,
+                target=self.pair.target,
+                pair=self.pair.name,
+                first=describe(first),
+                second=describe(second),
+                error=type(err).__name__,
+                message=err,
+            )
+        ) from err
 
     def _sum(self, per_sample: Any, scaled: bool) -> Any:
         """``Σ`` of the per-sample values, times ``size / |B|`` when ``scaled`` and the size is known."""

@@ -31,6 +31,12 @@ What the module does, hook by hook:
   whose weights are not finite be written (Lightning cannot skip a save), so
   ``ModelCheckpoint`` never deletes a finite checkpoint for it.
 
+Frozen outputs are computed once per sample (``cache="auto"``, as in ``ld.fit``; see
+:mod:`learning_diagrams.torch.cache`): the training and validation loaders of a
+``TensorDataset`` (any map-style dataset with ``cache=True``) yield their batches keyed
+by sample index, and the compiled loss reuses what a frozen teacher computed in the
+first epoch.
+
 Frozen maps stay frozen and in eval mode throughout: compilation turns their
 gradients off, :meth:`CompiledLoss.train <learning_diagrams.torch.compiled.CompiledLoss.train>`
 keeps them in eval mode, and Lightning's saving and restoring of the modules'
@@ -95,6 +101,7 @@ from ..core.diagram import Diagram
 from ..core.errors import NonFiniteError, OptionError, TypeMismatchError
 from ..core.messages import NONFINITE_CHECKPOINT, NOTHING_TO_TRAIN, listed
 from ..torch import CompiledLoss, Losses
+from ..torch.cache import DEFAULT_CACHE_BYTES, FrozenCache
 from ..torch.data import batch_size
 from ..torch.finite import nonfinite_maps
 from ..training.nonfinite import Guard, gradient_flags
@@ -197,6 +204,8 @@ class DiagramModule(pl.LightningModule):
         val_data: Mapping[str, DataLoader] | None = None,
         on_nonfinite: str = "raise",
         max_skips: int = 10,
+        cache: bool | str = "auto",
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ):
         super().__init__()
         if mode == "sequential":
@@ -210,11 +219,13 @@ class DiagramModule(pl.LightningModule):
         self.loss: CompiledLoss = diagram.compile(weights=weights)
         self.optimizer, self.lr, self.mode = optimizer, lr, mode
         self.optimizer_kwargs = dict(optimizer_kwargs or {})
-        self.train_data = {v: _loader(diagram.spaces[v].data, v, "data") for v in self.loss.sources}
+        self.loss.cache = FrozenCache(cache, cache_bytes=cache_bytes) if cache is not False else None
+        keyed = self.loss.cache.keyed if self.loss.cache is not None else lambda loader, _: loader
+        self.train_data = {v: keyed(_loader(diagram.spaces[v].data, v, "data"), v) for v in self.loss.sources}
         self.val_data = {}
         self.loss.check_sources(val_data or {}, "val_data")
         for v, loader in (val_data or {}).items():
-            self.val_data[v] = _loader(loader, v, "validation data")
+            self.val_data[v] = keyed(_loader(loader, v, "validation data"), v)
         if not self.val_data:
             # Lightning validates when these hooks are overridden; with no validation data, there is nothing to run.
             self.validation_step = self.val_dataloader = None  # type: ignore[method-assign,assignment]

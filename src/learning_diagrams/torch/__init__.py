@@ -2,7 +2,8 @@
 
 :func:`compile` gives a :class:`CompiledLoss` (:mod:`.compiled`); :func:`check` runs every
 path once and reports what each vertex holds (:mod:`.checking`); the data of indexing
-vertices is read by :class:`DataSource` (:mod:`.data`); the library's losses have their
+vertices is read by :class:`DataSource` (:mod:`.data`); frozen outputs are computed once per
+sample by a :class:`FrozenCache` (:mod:`.cache`); the library's losses have their
 PyTorch formulas in :mod:`.losses`. ``Diagram.compile()`` and ``Diagram.check()`` come here.
 
 >>> import torch, learning_diagrams as ld
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.diagram import Diagram
+from .cache import FrozenCache, Keyed
 from .checking import CheckReport, check
 from .compiled import CompiledLoss, Losses
 from .data import DEFAULT_BATCH_SIZE, DataSource, batch_size, is_full_batch
@@ -29,6 +31,8 @@ __all__ = [
     "check",
     "CompiledLoss",
     "Losses",
+    "FrozenCache",
+    "Keyed",
     "CheckReport",
     "DataSource",
     "DEFAULT_BATCH_SIZE",

@@ -63,8 +63,9 @@ from ..core.evaluation import Program, Step, Term, explain_nonfinite, first_nonf
 from ..core.losses import check_reduction
 from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE, UNKNOWN_SIZE
 from . import finite
+from .cache import FrozenCache, Keyed, frozen_prefixes
 from .data import DataSource
-from .losses import loss_function
+from .losses import loss_function, returns_scalar
 
 __all__ = ["CompiledLoss", "Losses"]
 
@@ -163,27 +164,35 @@ class CompiledLoss(nn.Module):
                 loss_function(pair.loss, reduction, pair=pair.name, target=pair.target),
                 reduction,
                 sizes.get(pair.source),
+                scalar=returns_scalar(pair.loss, reduction),
             )
             for pair in self.pairs
         }
         self._draws: dict[str, Iterator[Any]] = {}
         self._wrappers: list[nn.Module] = []
-        self._programs: dict[tuple[tuple[str, ...], bool, bool], Program] = {}
+        self._programs: dict[tuple[Any, ...], Program] = {}
         self._program(self.sources, keep=False)  # the one a call with every batch runs, built now
+        #: By source vertex, the prefixes a frozen-output cache keeps (see :mod:`.cache`).
+        self.frozen = frozen_prefixes(self.pairs, self._maps)
+        #: The frozen-output cache that calls use (``None``: none); ``ld.fit`` sets one.
+        self.cache: FrozenCache | None = None
 
-    def _program(self, present: tuple[str, ...], *, keep: bool, plain: bool = False) -> Program:
+    def _program(
+        self, present: tuple[str, ...], *, keep: bool, plain: bool = False, given: tuple[Any, ...] = ()
+    ) -> Program:
         """The program of the pairs whose source is in ``present``, built once.
 
         ``keep``: every value kept until the call returns; ``plain``: the maps
-        themselves, not their wrappers (see :meth:`wrap`).
+        themselves, not their wrappers (see :meth:`wrap`); ``given``: the
+        ``(source, prefix)`` whose values a call gives (from the cache).
         """
-        program = self._programs.get((present, keep, plain))
+        program = self._programs.get((present, keep, plain, given))
         if program is None:
             pairs = [pair for pair in self.pairs if pair.source in present]
             terms = [self._terms[name] for name in (pair.name for pair in pairs)]
             steps = self._steps if plain else self._wrapped_steps
-            program = Program(pairs, steps, terms, present, keep=keep)
-            self._programs[present, keep, plain] = program
+            program = Program(pairs, steps, terms, present, keep=keep, given=given, identity=_identity)
+            self._programs[present, keep, plain, given] = program
         return program
 
     @classmethod
@@ -328,13 +337,20 @@ class CompiledLoss(nn.Module):
 
     def _draw(self, source: str) -> Any:
         if source not in self._draws:
-            self._draws[source] = DataSource(self._data[source], source).forever()
+            data = self._data[source]
+            if self.cache is not None:  # drawn batches come keyed, where the cache can key them
+                data = self.cache.keyed(data, source)
+            self._draws[source] = DataSource(data, source).forever()
         return next(self._draws[source])
 
     def forward(self, batches: Mapping[str, Any] | None = None, /, **named: Any) -> Losses:
         given = {**(batches or {}), **named} if named else batches if batches is not None else {}
-        inputs, present = self._inputs(given, draw=True)
-        program = self._program(present, keep=self.check_finite)
+        inputs, present, keys = self._inputs(given, draw=True)
+        cached: tuple[Any, ...] = ()
+        if keys and self.cache is not None:
+            cached, found = self.cache.values(self, present, inputs, keys)
+            inputs += found
+        program = self._program(present, keep=self.check_finite, given=cached)
         values, slots = program.run(inputs, torch.no_grad)
         if not values:
             raise NoBatchError(f"no source vertex has a batch in this call (sources: {', '.join(self.sources)})")
@@ -378,25 +394,32 @@ class CompiledLoss(nn.Module):
         wrappers (see :meth:`wrap`), as a diagnosis that runs in one process must.
         The paths are evaluated as a call evaluates them, in the same order.
         """
-        inputs, present = self._inputs(batches or {}, draw=draw)
-        program = self._program(present, keep=True, plain=plain)
+        inputs, present, keys = self._inputs(batches or {}, draw=draw)
+        cached: tuple[Any, ...] = ()
+        if keys and self.cache is not None and not plain:
+            cached, found = self.cache.values(self, present, inputs, keys)
+            inputs += found
+        program = self._program(present, keep=True, plain=plain, given=cached)
         _, slots = program.run(inputs, torch.no_grad, terms=False)
         return program.outputs(slots), program.values(slots)
 
-    def _inputs(self, given: Mapping[str, Any], *, draw: bool) -> tuple[list[Any], tuple[str, ...]]:
-        """The batch of each source that has one in this call (given, else drawn when ``draw``), and those sources.
+    def _inputs(self, given: Mapping[str, Any], *, draw: bool) -> tuple[list[Any], tuple[str, ...], dict[str, Any]]:
+        """The batch of each source that has one in this call (given, else drawn when ``draw``), those sources,
+        and the keys of the batches that came :class:`~.cache.Keyed` (unwrapped: the maps see the batch).
 
         A source given ``None`` has none; so has one not given when nothing is drawn.
         """
         if given:
             self.check_sources(given, "a batch")
-        inputs, present = [], []
+        inputs, present, keys = [], [], {}
         for s in self.sources:
             batch = given[s] if s in given else self._draw(s) if draw else None
             if batch is not None:
+                if type(batch) is Keyed:
+                    batch, keys[s] = batch
                 inputs.append(batch)
                 present.append(s)
-        return inputs, tuple(present)
+        return inputs, tuple(present), keys
 
     def term(self, pair: Pair, first: Any, second: Any, *, scaled: bool = True) -> torch.Tensor:
         """The weighted term of ``pair`` (a compiled pair of this loss) on its two paths' values.
@@ -429,3 +452,23 @@ class CompiledLoss(nn.Module):
 
 def _parametric(fn: Any) -> bool:
     return isinstance(fn, nn.Module)
+
+
+def _identity(fn: Any) -> bool:
+    """Whether calling ``fn`` only returns its argument: a ``torch.nn.Identity`` that no hook watches.
+
+    A program reads such an edge's argument rather than calling it (see
+    :class:`~learning_diagrams.core.evaluation.Program`); the hooks are looked at
+    when the program is laid out, at compile time.
+    """
+    hooks = torch.nn.modules.module
+    return type(fn) is nn.Identity and not (
+        fn._forward_hooks
+        or fn._forward_pre_hooks
+        or fn._backward_hooks
+        or fn._backward_pre_hooks
+        or hooks._global_forward_hooks
+        or hooks._global_forward_pre_hooks
+        or hooks._global_backward_hooks
+        or hooks._global_backward_pre_hooks
+    )

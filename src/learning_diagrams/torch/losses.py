@@ -29,7 +29,7 @@ from ..core.errors import OptionError, UnknownNameError
 from ..core.losses import Formula, Loss, check_reduction
 from ..core.messages import NO_PER_SAMPLE
 
-__all__ = ["FORMULAS", "PER_SAMPLE", "formula", "loss_function"]
+__all__ = ["FORMULAS", "PER_SAMPLE", "formula", "loss_function", "returns_scalar"]
 
 
 def _rows(x: Tensor) -> Tensor:
@@ -110,6 +110,11 @@ FORMULAS: dict[str, Callable[..., Tensor]] = {
 }
 
 
+#: The library losses whose formula is in :data:`FORMULAS` from the start: each reduces by the mean, to a
+#: 0-d tensor whatever its arguments (or raises), so its value needs no check (see :func:`returns_scalar`).
+_SCALAR = frozenset(FORMULAS)
+
+
 #: The per-sample formula of each library loss: one value per sample, whose mean is its formula.
 PER_SAMPLE: dict[str, Callable[..., Tensor]] = {
     "mse": _elementwise(F.mse_loss),
@@ -146,3 +151,19 @@ def loss_function(
     if fn is None:
         raise OptionError(NO_PER_SAMPLE.format(loss=loss.name, target=target, pair=pair))
     return formula(fn) if isinstance(fn, Formula) else fn
+
+
+def returns_scalar(loss: Loss, reduction: str = "mean") -> bool:
+    """Whether :func:`loss_function` of ``loss`` under ``reduction`` always returns a scalar.
+
+    True for a library loss's batch-mean formula (each reduces to a 0-d tensor, as
+    its :mod:`torch.nn.functional` counterpart does by default), whose value a
+    compiled loss then does not check (:class:`~learning_diagrams.core.evaluation.Term`);
+    False for a user's own function and for per-sample forms.
+
+    >>> from learning_diagrams.core import losses
+    >>> returns_scalar(losses.mse), returns_scalar(losses.mse, "sum"), returns_scalar(losses.as_loss(lambda a, b: a))
+    (True, False, False)
+    """
+    fn = loss.fn
+    return reduction == "mean" and isinstance(fn, Formula) and not fn.per_sample and fn.name in _SCALAR

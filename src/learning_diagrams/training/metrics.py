@@ -185,6 +185,8 @@ def evaluate(
             share = distributed.held_out_share(source) if shard else source
             if share is None:
                 continue
+            if loss.cache is not None:  # frozen outputs on held-out data are computed once too
+                share = loss.cache.keyed(share, vertex)
             for batch in DataSource(share, vertex):
                 n = batch_size(batch)
                 values: dict[str, float] = {}

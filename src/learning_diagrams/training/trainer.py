@@ -48,6 +48,7 @@ from ..core.errors import OptionError, TypeMismatchError, UnknownNameError
 from ..core.losses import check_reduction
 from ..core.messages import NOT_INDEXING, located
 from ..torch import CompiledLoss
+from ..torch.cache import DEFAULT_CACHE_BYTES, FrozenCache
 from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
 from .loaders import CombinedBatches
@@ -171,6 +172,15 @@ class Trainer:
         The data of the run, by vertex name, in place of the diagrams' own (an
         indexing vertex declared without data gets it here); each name must be an
         indexing vertex of some stage's diagram.
+    cache : {"auto", True, False}
+        Compute the outputs of frozen maps once per sample and reuse them in later
+        epochs, stages and held-out evaluations (:mod:`~learning_diagrams.torch.cache`):
+        ``"auto"`` where the data is provably fixed (tensors, ``TensorDataset``, lists
+        of tensor batches); ``True`` also for any map-style dataset, keyed by sample
+        index (not for random augmentation); ``False`` never.
+    cache_bytes : int
+        What the cache keeps in the device's memory (and, on a GPU, as much again in
+        host memory); the rest goes to memory-mapped files on disk.
     """
 
     epochs: int = 1
@@ -206,9 +216,13 @@ class Trainer:
     max_skips: int = 10
     reduction: str = "mean"
     data: Mapping[str, Any] | None = None
+    cache: bool | str = "auto"
+    cache_bytes: int = DEFAULT_CACHE_BYTES
 
     def __post_init__(self) -> None:
         check_reduction(self.reduction)
+        # The cache of evaluate(); each fit has its own (checks the options now).
+        self._cache = FrozenCache(self.cache, cache_bytes=self.cache_bytes) if self.cache is not False else None
         if self.precision not in ("32", "bf16", "16"):
             raise OptionError(f"precision {self.precision!r} is not one of '32', 'bf16', '16'")
         if self.scheduler_interval not in ("epoch", "step"):
@@ -273,6 +287,8 @@ class Trainer:
             distributed.setup(self.device)
         device = _device(self.device, distributed.local_rank())
         loss.to(device)
+        if loss.cache is None:  # a loss that has its own cache keeps it
+            loss.cache = self._cache
         chosen = metrics if metrics is not None else self.metrics
         return evaluate(loss, data, chosen, move=lambda b: to_device(b, device), shard=shard)
 
@@ -328,6 +344,8 @@ class _Run:
         self.guard = Guard(
             trainer.on_nonfinite, max_skips=trainer.max_skips, device=self.device, distributed=self.distributed
         )
+        # One cache for the run: its stages and held-out evaluations share the frozen outputs.
+        self.cache = FrozenCache(trainer.cache, cache_bytes=trainer.cache_bytes) if trainer.cache is not False else None
 
     # -- set-up -------------------------------------------------------------------
     def go(self, resume: str | os.PathLike | None) -> History:
@@ -356,6 +374,8 @@ class _Run:
             status = "success"
             self.guard.finish()
         finally:
+            if self.cache is not None:
+                self.cache.close()
             torch.use_deterministic_algorithms(deterministic)
             for logger in self.loggers:
                 logger.finalize(status)
@@ -397,6 +417,7 @@ class _Run:
         if self.distributed:
             held_out = self._compile(index).to(self.device) if t.eval_data else loss
             loss.wrap(distributed.wrapper(self.device))
+        loss.cache = held_out.cache = self.cache
         backend = t.compile if isinstance(t.compile, str) else "inductor"  # torch.compile's default
         forward: Callable[..., Any] = torch.compile(loss, backend=backend) if t.compile else loss
         optimizers = self._optimizers(loss, stage)
@@ -407,6 +428,8 @@ class _Run:
         sources = dict(loss.data)
         if self.distributed:
             sources = {v: distributed.shard(data, t.seed) for v, data in sources.items()}
+        if self.cache is not None:  # batches come keyed, where the data is fixed (see torch.cache)
+            sources = {v: self.cache.keyed(data, v) for v, data in sources.items()}
         data = CombinedBatches(sources, policy=t.policy, steps_per_epoch=t.steps_per_epoch, seed=t.seed + index)
         first_epoch, start = 0, 0
         if state is not None:

@@ -315,3 +315,12 @@ def test_lightning_uses_the_cache():
         return teacher.seen
 
     assert seen(False) == 3 * 64 and seen("auto") == 64
+
+
+def test_auto_does_not_cache_a_single_pass_where_nothing_could_be_reused(monkeypatch):
+    calls = []
+    monkeypatch.setattr(FrozenCache, "values", lambda self, *args: calls.append(1) or ((), []))
+    run(batches(), "auto", epochs=1)
+    assert calls == []
+    run(batches(), True, epochs=1)
+    assert len(calls) == 4

@@ -516,7 +516,7 @@ class FrozenCache:
         with torch.no_grad():
             for prefix in prefixes:
                 value = evaluator.value(prefix, known)
-                if not drew and _random_state() != before:
+                if not drew and not _same_random_state(_random_state(), before):
                     drew = True  # this prefix, and every one after it, may hold a draw
                 if drew:
                     self._shun(source, prefix, "computing it draws random numbers")
@@ -659,5 +659,14 @@ class FrozenCache:
 
 def _random_state() -> tuple[Any, ...]:
     """What a map that draws random numbers changes: PyTorch's generators (CPU, and CUDA if started) and Python's."""
-    cuda = tuple(bytes(s.numpy()) for s in torch.cuda.get_rng_state_all()) if torch.cuda.is_initialized() else ()
-    return bytes(torch.get_rng_state().numpy()), cuda, random.getstate()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []
+    return torch.get_rng_state(), cuda, random.getstate()
+
+
+def _same_random_state(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return (
+        torch.equal(a[0], b[0])
+        and len(a[1]) == len(b[1])
+        and all(torch.equal(x, y) for x, y in zip(a[1], b[1]))
+        and a[2] == b[2]
+    )

@@ -176,8 +176,10 @@ class Trainer:
         Compute the outputs of frozen maps once per sample and reuse them in later
         epochs, stages and held-out evaluations (:mod:`~learning_diagrams.torch.cache`):
         ``"auto"`` where the data is provably fixed (tensors, ``TensorDataset``, lists
-        of tensor batches); ``True`` also for any map-style dataset, keyed by sample
-        index (not for random augmentation); ``False`` never.
+        of tensor batches), in a run of more than one epoch in all (one pass could
+        reuse nothing) and in :meth:`evaluate`; ``True`` also for any map-style
+        dataset, keyed by sample index (not for random augmentation), in any run;
+        ``False`` never.
     cache_bytes : int
         What the cache keeps in the device's memory (and, on a GPU, as much again in
         host memory); the rest goes to memory-mapped files on disk.
@@ -344,8 +346,11 @@ class _Run:
         self.guard = Guard(
             trainer.on_nonfinite, max_skips=trainer.max_skips, device=self.device, distributed=self.distributed
         )
-        # One cache for the run: its stages and held-out evaluations share the frozen outputs.
-        self.cache = FrozenCache(trainer.cache, cache_bytes=trainer.cache_bytes) if trainer.cache is not False else None
+        # One cache for the run: its stages and held-out evaluations share the frozen outputs. Under "auto",
+        # only for a run of more than one epoch in all: a single pass over the data could never reuse a value.
+        epochs = sum(s.epochs if s.epochs is not None else trainer.epochs for s in stages)
+        wanted = trainer.cache is True or (trainer.cache == "auto" and epochs > 1)
+        self.cache = FrozenCache(trainer.cache, cache_bytes=trainer.cache_bytes) if wanted else None
 
     # -- set-up -------------------------------------------------------------------
     def go(self, resume: str | os.PathLike | None) -> History:

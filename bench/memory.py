@@ -25,7 +25,11 @@ machine line, each side's peak in MB and the ratio (ours / hand-written).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import torch
@@ -39,9 +43,28 @@ import learning_diagrams as ld
 Step = Callable[[], None]
 
 
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """The process's standard error (file descriptor 2) sent to ``os.devnull`` for the block.
+
+    The profiler's C++ side writes there, not through Python, a line at every start
+    and stop (``USDT: ... profiler_start``) and a warning about blocks allocated
+    before it started; they say nothing about the figures, and would bury them.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_bytes(step: Step) -> int:
     """The highest the bytes allocated by PyTorch on the CPU rise above where they were when ``step`` began."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
     records = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     records.sort(key=lambda e: e.start_ns())

@@ -10,6 +10,8 @@ no remaining path needs.
 from __future__ import annotations
 
 import gc
+import operator
+import pickle
 import weakref
 
 import pytest
@@ -242,18 +244,52 @@ def test_the_program_lays_out_each_prefix_once_and_calls_the_maps_functions(batc
     loss = distillation(mlp(8), student, batch).compile()
     program = loss._program(loss.sources, keep=False)
     prefixes = [op.prefix for op in program.operations]
-    # pair by pair, except the frozen teacher, which runs as soon as its input is ready (as by hand)
-    assert prefixes == [
-        ("x",),
-        ("x", "teacher"),
-        ("x", "student"),
-        ("x", "student", "hard"),
-        ("y",),
-        ("x", "student", "soft"),
-        ("x", "teacher", "soft"),
-    ]
-    assert [op.step.grad for op in program.operations] == [True, False, True, True, True, True, True]
+    # pair by pair, except the frozen teacher, which runs as soon as its input is ready (as by hand);
+    # the nn.Identity edges hard and soft are no operations: their prefixes read their arguments' slots
+    assert prefixes == [("x",), ("x", "teacher"), ("x", "student"), ("y",)]
+    assert [op.step.grad for op in program.operations] == [True, False, True, True]
     assert program.operations[2].step.map.fn is student
+    slots = program.slots
+    assert slots["N", ("x", "student", "hard")] == slots["N", ("x", "student", "soft")] == slots["N", ("x", "student")]
+    assert slots["N", ("x", "teacher", "soft")] == slots["N", ("x", "teacher")]
+    assert len(program._blank) == 4  # one slot per operation, none for the identities
+    # every value is dropped by the end: a call runs the program as straight-line code; a kept one, the loop
+    assert program._straight is not None and loss._program(loss.sources, keep=True)._straight is None
+
+
+def test_a_pickled_loss_runs_its_program_as_straight_line_code_again():
+    x, y = torch.randn(4, 3), torch.randn(4, 2)
+    d = ld.Diagram().space("N", data=[(x, y)]).space("X").space("Y", loss=ld.losses.mse)
+    d.map("x", "N", "X", operator.itemgetter(0)).map("y", "N", "Y", operator.itemgetter(1))
+    loss = d.map("f", "X", "Y", nn.Linear(3, 2)).relate("x·f", "y").compile()
+    again = pickle.loads(pickle.dumps(loss))  # as ddp_spawn sends it: the code is made again, not pickled
+    assert again._program(again.sources, keep=False)._straight is not None
+    assert torch.equal(again({"N": (x, y)}).total, loss({"N": (x, y)}).total)
+
+
+def test_an_identity_edge_with_a_hook_is_called():
+    calls: list[str] = []
+    watched, plain = nn.Identity(), nn.Identity()
+    watched.register_forward_hook(lambda m, i, o: calls.append("watched"))
+    d = ld.Diagram().space("N", data=[torch.ones(2, 3)]).space("X").space("Y", loss=ld.losses.mse)
+    d.map("w", "N", "X", watched).map("p", "X", "Y", plain).map("f", "N", "Y", nn.Linear(3, 3)).relate("f", "w·p")
+    loss = d.compile()
+    program = loss._program(loss.sources, keep=False)
+    assert [op.prefix for op in program.operations] == [("f",), ("w",)]
+    total, _ = loss()
+    assert calls == ["watched"]
+    assert torch.equal(total, ld.losses.mse(loss.maps["f"](torch.ones(2, 3)), torch.ones(2, 3)))
+
+
+def test_a_direct_term_is_the_weighted_formula_and_a_failing_one_is_named(batch):
+    loss = distillation(mlp(8), mlp(8), batch).compile().eval()
+    program = loss._program(loss.sources, keep=False)
+    # library losses reduce by the mean to a scalar: computed in the program's loop, weighted there
+    assert [(direct is not None, weight) for _, direct, weight, *_ in program._term_ops] == [(True, 0.75), (True, 0.25)]
+    total, terms = loss({"N": batch})
+    assert all(torch.equal(terms[p.name], loss.term(p, a, b)) for p, a, b in loss.outputs({"N": batch}))
+    with pytest.raises(MapError, match="cross_entropy"):
+        loss({"N": ((batch[0][0], batch[0][1]), torch.zeros(3, dtype=torch.long))})
 
 
 def test_frozen_work_runs_first_and_its_transients_never_meet_the_kept_activations():
@@ -300,3 +336,23 @@ def test_wrapped_maps_are_called_through_their_wrappers_after_wrap(batch):
     loss.wrap(Wrapper)
     loss({"N": batch})
     assert calls == ["Sequential", "Identity", "Identity", "Identity"]  # student, hard, soft, and soft after teacher
+
+
+def test_a_program_given_a_prefix_computes_neither_it_nor_what_only_it_needs(batch):
+    torch.manual_seed(0)
+    loss = distillation(mlp(16), mlp(8), batch).compile()
+    full = loss._program(loss.sources, keep=False)
+    given = loss._program(loss.sources, keep=False, given=(("N", ("x", "teacher")),))
+    assert ("x", "teacher") in [op.prefix for op in full.operations]
+    # x stays (the student reads it); x·teacher comes in a slot after the batch
+    assert ("x", "teacher") not in [op.prefix for op in given.operations]
+    assert ("x",) in [op.prefix for op in given.operations]
+    with torch.no_grad():
+        teacher = loss.maps["teacher"](batch[0][0])
+    torch.manual_seed(1)
+    expected, _ = full.run([batch], torch.no_grad)
+    torch.manual_seed(1)
+    found, _ = given.run([batch, teacher], torch.no_grad)
+    assert all(torch.equal(a, b) for a, b in zip(expected, found))
+    only = loss._program(loss.sources, keep=False, given=(("N", ("x",)), ("N", ("x", "teacher"))))
+    assert ("x",) not in [op.prefix for op in only.operations]

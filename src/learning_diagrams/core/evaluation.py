@@ -283,6 +283,25 @@ class Program:
             for op in self.operations
         )
         self._blank = [None] * (count - len(inputs))
+        # Without ``keep`` every slot is emptied by the end, so a call needs no list of them: it runs the
+        # same operations and terms written out as straight-line code (see _straight_line).
+        emptied = {slot for _, _, _, _, drop, _ in self._ops for slot in drop}
+        emptied.update(slot for *_, drop in self._term_ops for slot in drop)
+        self._inputs = len(inputs)
+        # Past STRAIGHT_LINE_LIMIT operations and terms the loop runs instead: Python's compiler takes
+        # time more than linear in a function's size, and a step of thousands of maps is not overhead-bound.
+        small = len(self._ops) + len(self._term_ops) <= STRAIGHT_LINE_LIMIT
+        straight = small and len(emptied) == count
+        self._straight = _straight_line(self._ops, self._term_ops, self._inputs) if straight else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The straight-line function is made by exec, so pickle cannot name it (ddp_spawn pickles a
+        # compiled loss): a flag goes instead, and the function is made again where the program is loaded.
+        return {**self.__dict__, "_straight": self._straight is not None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._straight = _straight_line(self._ops, self._term_ops, self._inputs) if state["_straight"] else None
 
     def run(
         self, batches: Sequence[Any], quiet: Callable[[], contextlib.AbstractContextManager[Any]], *, terms: bool = True
@@ -296,6 +315,8 @@ class Program:
         a loss, as :class:`Term` reports it. With ``terms=False`` only the paths are
         evaluated (see :meth:`outputs`).
         """
+        if terms and self._straight is not None:
+            return self._straight(quiet, *batches), [None] * (len(batches) + len(self._blank))
         slots = [*batches, *self._blank]
         for fn, source, target, grad, drop, step in self._ops:
             try:  # free when nothing raises (Python 3.11's zero-cost exceptions)
@@ -306,8 +327,9 @@ class Program:
                         slots[target] = fn(slots[source])
             except Exception as err:
                 _failed(step, slots[source], err)
-            for slot in drop:
-                slots[slot] = None
+            if drop:
+                for slot in drop:
+                    slots[slot] = None
         values = []
         if terms:
             for term, direct, weight, a, b, drop in self._term_ops:
@@ -321,8 +343,9 @@ class Program:
                     if weight is not None:
                         value = weight * value
                 values.append(value)
-                for slot in drop:
-                    slots[slot] = None
+                if drop:
+                    for slot in drop:
+                        slots[slot] = None
         return values, slots
 
     def outputs(self, slots: Sequence[Any]) -> list[tuple[Pair, Any, Any]]:
@@ -335,6 +358,64 @@ class Program:
         for (source, prefix), slot in self.slots.items():
             found[source][prefix] = slots[slot]
         return found
+
+
+#: The most operations and terms a :class:`Program` writes out as straight-line code.
+STRAIGHT_LINE_LIMIT = 2_000
+
+
+def _straight_line(
+    ops: Sequence[tuple[Callable[[Any], Any], int, int, bool, tuple[int, ...], Step]],
+    term_ops: Sequence[tuple[Term, Callable[[Any, Any], Any] | None, float | None, int, int, tuple[int, ...]]],
+    inputs: int,
+) -> Callable[..., list[Any]]:
+    """What :meth:`Program.run` computes with every slot emptied by the end, as one function of straight-line code.
+
+    ``run(quiet, *inputs)`` returns the terms. Each slot is a local variable and each
+    operation one line, calling the map's function on one variable into another (in
+    ``quiet()`` when it needs no gradient); each term one line, then its weight; an
+    emptied slot is deleted where the loop would empty it. The same calls in the same
+    order, on the same values, without the loop's work: unpacking a tuple, indexing a
+    list, testing flags, at every operation of every call. A failure is reported
+    exactly as the loop reports it.
+    """
+    names: dict[str, Any] = {"_failed": _failed}
+    args = ", ".join(f"s{i}" for i in range(inputs))
+    lines = [f"def run(quiet{', ' if args else ''}{args}):"]
+
+    def forget(drop: tuple[int, ...]) -> None:
+        if drop:
+            lines.append(f"    del {', '.join(f's{slot}' for slot in drop)}")
+
+    for k, (fn, source, target, grad, drop, step) in enumerate(ops):
+        names[f"f{k}"], names[f"step{k}"] = fn, step
+        indent = "    " if grad else "        "
+        if not grad:
+            lines.append("    with quiet():")
+        lines += [
+            f"{indent}try:",
+            f"{indent}    s{target} = f{k}(s{source})",
+            f"{indent}except Exception as err:",
+            f"{indent}    _failed(step{k}, s{source}, err)",
+        ]
+        forget(drop)
+    for k, (term, direct, weight, a, b, drop) in enumerate(term_ops):
+        names[f"t{k}"], names[f"d{k}"], names[f"w{k}"] = term, direct, weight
+        if direct is None:
+            lines.append(f"    v{k} = t{k}(s{a}, s{b})")
+        else:
+            lines += [
+                "    try:",
+                f"        v{k} = d{k}(s{a}, s{b})",
+                "    except Exception as err:",
+                f"        t{k}.failed(s{a}, s{b}, err)",
+            ]
+            if weight is not None:
+                lines.append(f"    v{k} = w{k} * v{k}")
+        forget(drop)
+    lines.append(f"    return [{', '.join(f'v{k}' for k in range(len(term_ops)))}]")
+    exec(compile("\n".join(lines), "<learning_diagrams program>", "exec"), names)  # only names and numbers of ours
+    return names["run"]
 
 
 def _frozen_first(

@@ -37,6 +37,7 @@ one.
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -110,10 +111,12 @@ class GradientCheck:
     """:func:`gradient_flags` of a fixed list of parameters, grouped by device and dtype once.
 
     A trainer checks the same parameters at every optimiser step: their grouping
-    (a gradient has its parameter's device and dtype) and a scale of 1 per device
-    are worked out when the check is made, so a call only gathers the gradients and
-    runs the kernel. Gradients the kernel does not take (sparse or complex) make
-    the call fall back on :func:`gradient_flags`.
+    (a gradient has its parameter's device and dtype), a scale of 1 per device and
+    the flag the kernel sets are made when the check is, so a call only gathers
+    the gradients and runs the kernel. A flag, once set, stays set until
+    :meth:`reset` (a step that found a non-finite number calls it). Gradients the
+    kernel does not take (sparse or complex) make the call fall back on
+    :func:`gradient_flags`.
 
     >>> w = torch.zeros(2, requires_grad=True)
     >>> check = GradientCheck([w])
@@ -123,6 +126,10 @@ class GradientCheck:
     >>> w.grad = torch.tensor([1.0, float("inf")])
     >>> [float(f) for f in check()]
     [1.0]
+    >>> check.reset()
+    >>> w.grad = torch.tensor([1.0, 2.0])
+    >>> [float(f) for f in check()]
+    [0.0]
     """
 
     def __init__(self, params: Iterable[torch.Tensor]):
@@ -130,22 +137,37 @@ class GradientCheck:
         groups: dict[torch.device, dict[torch.dtype, list[torch.Tensor]]] = {}
         for p in self.params:
             groups.setdefault(p.device, {}).setdefault(p.dtype, []).append(p)
-        self._groups = [(torch.ones((), device=device), list(by_dtype.values())) for device, by_dtype in groups.items()]
+        self._groups = [
+            (torch.zeros((), device=device), torch.ones((), device=device), list(by_dtype.values()))
+            for device, by_dtype in groups.items()
+        ]
+        self._flags = [found for found, _, _ in self._groups]
 
     def __call__(self) -> list[torch.Tensor]:
         """One flag per device, 0 when every gradient there is finite (see :func:`gradient_flags`)."""
-        flags = []
         try:
-            for scale, by_dtype in self._groups:
-                found = torch.zeros((), device=scale.device)
+            for found, scale, by_dtype in self._groups:
                 for params in by_dtype:
-                    grads = [p.grad for p in params if p.grad is not None]
-                    if grads:
+                    try:  # every parameter has a gradient, as a rule: gathered without a loop in Python
+                        grads = list(map(_GRAD, params))
                         torch._amp_foreach_non_finite_check_and_unscale_(grads, found, scale)
-                flags.append(found)
+                    except TypeError:  # some have none (a map no batch reached): the kernel took nothing
+                        grads = [p.grad for p in params if p.grad is not None]
+                        if grads:
+                            torch._amp_foreach_non_finite_check_and_unscale_(grads, found, scale)
         except (RuntimeError, NotImplementedError, TypeError):  # sparse or complex gradients
+            self.reset()  # whatever the kernel set before it failed
             return gradient_flags(self.params)
-        return flags
+        return self._flags
+
+    def reset(self) -> None:
+        """Clear the flags, after a step that found a non-finite number (they stay set until then)."""
+        for found in self._flags:
+            found.zero_()
+
+
+#: A parameter's gradient (``operator.attrgetter``: gathering them calls no Python function).
+_GRAD = operator.attrgetter("grad")
 
 
 def gradient_norms(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
@@ -243,10 +265,11 @@ class Guard:
         """
         if total is None:  # the step's own total is the last one kept
             total = self._pending.pop() if self._pending else torch.zeros((), device=self.device)
-        total = total.detach()
-        logged = [total, *(t.detach() for t in terms.values())] if want else []
+        # Read as they are (:meth:`_fetch` detaches what it stacks); only a kept total is detached, so
+        # that it does not hold its step's graph.
+        logged = [total, *terms.values()] if want else []
         if not (boundary or (want and not self.distributed)):
-            self._pending.append(total)
+            self._pending.append(total.detach())
             numbers = self._fetch(logged) if want else []
             return dict(zip(["total", *terms], numbers)), True
         pending = self._pending if boundary else []
@@ -258,7 +281,7 @@ class Guard:
         flagged = any(numbers[n + 1 + len(pending) :])
         if not math.isfinite(loss):
             self.what = f"the total loss is {loss}"
-        elif not all(math.isfinite(x) for x in earlier):
+        elif earlier and not all(math.isfinite(x) for x in earlier):
             self.what = _EARLIER
         elif flagged:
             self.what = f"a gradient holds {_held(params)}"
@@ -278,7 +301,7 @@ class Guard:
             return []
         if self.device.type == "cpu":
             return [t.item() for t in tensors]
-        return torch.stack([t.to(torch.float64) for t in tensors]).tolist()  # one synchronisation
+        return torch.stack([t.detach().to(torch.float64) for t in tensors]).tolist()  # one synchronisation
 
     def apply(self, finite: bool, *, boundary: bool, step: int, explain: Callable[[], str]) -> bool:
         """Act on a step's verdict (from :meth:`check`); True when the optimisers may step.

@@ -21,7 +21,7 @@ any (on a GPU, one synchronisation).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -84,6 +84,7 @@ class TrainingStep:
         self.autocast: Callable[[], AbstractContextManager[Any]] = (
             (lambda: torch.autocast(device.type, dtype=dtype)) if dtype is not None else nullcontext
         )
+        self._plain = dtype is None  # full precision: the forward pass runs in no context at all
 
     def __call__(self, batches: Mapping[str, Any], k: int, length: int, *, step: int, want: bool) -> dict[str, float]:
         """Step ``k`` (from 0) of an epoch of ``length`` steps, the run's step number ``step``.
@@ -94,8 +95,11 @@ class TrainingStep:
         guard, scaler = self.guard, self.scaler
         moved = to_device(batches, self.device)
         rng = guard.remember()
-        with self.autocast():
+        if self._plain:
             total, terms = self.forward(moved)
+        else:
+            with self.autocast():
+                total, terms = self.forward(moved)
         scaled = total / self.accumulate if self.accumulate != 1 else total  # x / 1 is x: no node for it
         (scaler.scale(scaled) if scaler is not None else scaled).backward()
         boundary = (k + 1) % self.accumulate == 0 or k + 1 == length
@@ -107,6 +111,8 @@ class TrainingStep:
             else:  # with a GradScaler, overflowed gradients are its to skip (it lowers its scale)
                 flags = self.gradient_flags()
         values, finite = guard.check(total, terms, flags, want=want, boundary=boundary, params=self.params)
+        if not finite:
+            self.gradient_flags.reset()  # a flag it set stays set until then
         proceed = guard.apply(
             finite,
             boundary=boundary,
@@ -129,7 +135,33 @@ class TrainingStep:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in a batch (nested tuples, lists, dicts) to ``device``; others stay as they are."""
+    """Move every tensor in a batch (nested tuples, lists, dicts) to ``device``; others stay as they are.
+
+    A batch whose tensors are all on ``device`` already (data made there, or a CPU
+    run's) is returned itself: it is looked through once, and nothing is rebuilt.
+    """
+    return batch if _on(batch, device) else _moved(batch, device)
+
+
+def _on(batch: Any, device: torch.device) -> bool:
+    """Whether every tensor in ``batch`` is on ``device`` (the containers :func:`to_device` looks into)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.device == device
+    items: Iterable[Any]
+    if isinstance(batch, (tuple, list)):
+        items = batch
+    elif isinstance(batch, dict) or isinstance(batch, Mapping):  # noqa: SIM101 - a dict without the ABC's check
+        items = batch.values()
+    else:
+        return True
+    for b in items:  # noqa: SIM110 - a loop, not all(...): no generator at every step, and tensors without a call
+        if not (b.device == device if isinstance(b, torch.Tensor) else _on(b, device)):
+            return False
+    return True
+
+
+def _moved(batch: Any, device: torch.device) -> Any:
+    """``batch`` rebuilt with every tensor on ``device``."""
     if isinstance(batch, torch.Tensor):
         return batch if batch.device == device else batch.to(device, non_blocking=True)
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # named tuple

@@ -9,8 +9,9 @@ one relation per head, at default settings (the explosion guard as it ships):
 For each size, in a fresh process (so that its peak resident set is its own), it times
 ``d.parallel_pairs()`` and ``d.compiled_pairs()`` (the best of a few runs on small sizes),
 records the peak RSS of the pure-Python part and the peak that ``tracemalloc`` sees while
-the pairs are derived (a separate, traced run), then imports torch and times ``d.compile()``
-once, with its peak RSS. The slope is the least-squares fit of ``log(time)`` against
+the pairs are derived (a separate, traced run), then imports torch and the library's PyTorch
+back end (a cost a process pays once, whatever the diagram) and times ``d.compile()`` once, with
+its peak RSS. The slope is the least-squares fit of ``log(time)`` against
 ``log(edges)`` over the sizes: 1 is linear, 2 quadratic.
 
 Run: ``.venv/bin/python bench/scaling.py [--quick] [--shapes backbone separate] [--max-paths N]``.
@@ -93,6 +94,8 @@ def measure(shape: str, edges: int, options: dict[str, Any], *, compile_too: boo
     row["compile"] = row["rss_compile"] = None
     if compile_too:
         import torch
+
+        import learning_diagrams.torch  # noqa: F401  (the back end's import, once a process, is not compile's cost)
 
         data = {"N": torch.zeros(4, 1)}
         start = time.perf_counter()

@@ -79,8 +79,9 @@ class Pair:
     loss: Loss = field(compare=False)
     weight: float = 1.0
 
-    @property
+    @cached_property
     def paths(self) -> tuple[Path, Path]:
+        """The two paths, ``(first, second)`` (made once, then kept)."""
         return Path(self.source, self.target, self.first), Path(self.source, self.target, self.second)
 
     @cached_property

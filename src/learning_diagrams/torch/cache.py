@@ -55,8 +55,8 @@ bit. So where the same batches recur (a full batch, a list of batches, a loader
 that does not shuffle) losses equal the uncached run's bit for bit. A shuffled
 loader puts a sample in batches of other sizes and companions, and a CPU or GPU
 kernel may round a sample's output differently in a batch of another size
-(PyTorch's CPU matrix products do, by an ulp or so, when the size changes; not
-for equal sizes): the cache keeps the first of those roundings.
+(PyTorch's CPU matrix products do, by an ulp or so, when the size changes;
+we have not seen it between batches of one size): the cache keeps the first of those roundings.
 
 >>> import torch
 >>> from torch.utils.data import DataLoader, TensorDataset
@@ -90,7 +90,7 @@ from ..core.diagram import Map, Pair
 from ..core.errors import OptionError
 from ..core.evaluation import Evaluator
 from .data import DataSource, batch_size, is_full_batch
-from .finite import hidden_modules
+from .finite import hidden_modules, registered_ids
 
 if TYPE_CHECKING:
     from .compiled import CompiledLoss
@@ -162,11 +162,17 @@ def frozen_prefixes(pairs: Sequence[Pair], maps: Mapping[str, Map]) -> dict[str,
     """
     frozen = [m.fn for m in maps.values() if isinstance(m.fn, nn.Module) and not m.trainable]
     fixed_map: dict[str, bool] = {}
+    reaches: dict[int, bool] = {}  # by function: whether it reaches a module that is not frozen (asked once)
+    inside = registered_ids(frozen)
     for name, m in maps.items():
         if isinstance(m.fn, nn.Module):
             fixed_map[name] = not m.trainable
+        elif m.fn is None:
+            fixed_map[name] = False
         else:
-            fixed_map[name] = m.fn is not None and not hidden_modules(m.fn, frozen)
+            if id(m.fn) not in reaches:
+                reaches[id(m.fn)] = bool(hidden_modules(m.fn, inside=inside))
+            fixed_map[name] = not reaches[id(m.fn)]
     kept: dict[str, dict[tuple[str, ...], None]] = {}
     for pair in pairs:
         for path in (pair.first, pair.second):
@@ -411,7 +417,7 @@ class FrozenCache:
             return self._register(_KeyedBatches([data], id(data)), data) if batch_size(data) else data
         if isinstance(data, DataLoader):
             dataset = data.dataset
-            if isinstance(dataset, (IterableDataset, _Indexed)) or not isinstance(data.batch_sampler, BatchSampler):
+            if isinstance(dataset, (IterableDataset, _Indexed)) or data.batch_sampler is None:  # no batches of indices
                 return data
             if self.mode is True or isinstance(dataset, TensorDataset):
                 return self._register(_keyed_loader(data, id(dataset)), dataset)

@@ -271,11 +271,11 @@ class CompiledLoss(nn.Module):
                 m.fn.requires_grad_(False).eval()
 
     def _warn_hidden_modules(self) -> None:
-        registered = list(self.maps.values())
+        inside = finite.registered_ids(self.maps.values())
         for m in self._maps.values():
             if m.fn is None or isinstance(m.fn, nn.Module):
                 continue
-            for label, module in finite.hidden_modules(m.fn, registered):
+            for label, module in finite.hidden_modules(m.fn, inside=inside):
                 count = sum(p.numel() for p in module.parameters())
                 kind = f"a {type(module).__name__}"
                 message = HIDDEN_MODULE.format(edge=m.name, module=label, kind=kind, count=count)

@@ -47,7 +47,7 @@ from ..core.messages import (
 if TYPE_CHECKING:  # pragma: no cover
     from .compiled import CompiledLoss
 
-__all__ = ["is_finite", "describe_value", "explain", "nonfinite_maps", "hidden_modules"]
+__all__ = ["is_finite", "describe_value", "explain", "nonfinite_maps", "hidden_modules", "registered_ids"]
 
 
 def is_finite(value: Any) -> bool:
@@ -154,7 +154,14 @@ def nonfinite_maps(maps: Mapping[str, nn.Module] | nn.ModuleDict) -> list[str]:
     return bad
 
 
-def hidden_modules(fn: Callable[..., Any], registered: Iterable[nn.Module] = ()) -> list[tuple[str, nn.Module]]:
+def registered_ids(registered: Iterable[nn.Module]) -> frozenset[int]:
+    """The ids of ``registered`` modules and of every module inside them: ``hidden_modules``'s ``inside``."""
+    return frozenset(id(m) for r in registered for m in r.modules())
+
+
+def hidden_modules(
+    fn: Callable[..., Any], registered: Iterable[nn.Module] = (), *, inside: frozenset[int] | None = None
+) -> list[tuple[str, nn.Module]]:
     """The modules with parameters that the plain callable ``fn`` reaches, and how to name each.
 
     Looked into: a function's closure cells, default arguments and the globals its
@@ -164,10 +171,13 @@ def hidden_modules(fn: Callable[..., Any], registered: Iterable[nn.Module] = ())
     deep, and so are the attributes of an object that is neither (``self`` of a
     closure). Modules that are ``registered`` (or inside one that is) are left out,
     as are modules without parameters. ``fn`` itself being a module reaches nothing.
+    ``inside`` is :func:`registered_ids` of ``registered``, for a caller that asks of many
+    functions with the same modules registered.
     """
     if isinstance(fn, nn.Module):
         return []
-    inside = {id(m) for r in registered for m in r.modules()}
+    if inside is None:
+        inside = registered_ids(registered)
     found: dict[int, tuple[str, nn.Module]] = {}
     for name, value in _reached(fn):
         for label, module in _modules_in(name, value):

@@ -59,7 +59,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn, optim
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 import learning_diagrams as ld
 from learning_diagrams.examples import datasets, machine
@@ -76,6 +76,8 @@ __all__ = [
     "tutorial_kl",
     "tutorial_cosine",
     "EpochBatches",
+    "EpochOrder",
+    "epoch_loader",
     "VARIANTS",
     "LOSSES",
     "main",
@@ -375,6 +377,34 @@ class EpochBatches:
         return iter(batches)
 
 
+class EpochOrder(Sampler[list[int]]):
+    """The batch order of :class:`EpochBatches`, as a ``DataLoader``'s batch sampler: the same indices.
+
+    ``DataLoader(data, batch_sampler=EpochOrder(len(data), batch_size, seed))`` yields,
+    pass after pass, exactly ``EpochBatches(data, batch_size, seed).epoch(0)``,
+    ``epoch(1)``, ...; being a loader over a ``TensorDataset``, its batches come
+    with their samples' indices, so ``ld.fit`` computes the frozen teacher once per
+    image (``cache="auto"``, see :mod:`learning_diagrams.torch.cache`).
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int):
+        self.size, self.batch_size, self.seed, self.passes = size, batch_size, seed, 0
+
+    def __len__(self) -> int:
+        return math.ceil(self.size / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.passes)
+        self.passes += 1
+        order = torch.randperm(self.size, generator=generator)
+        return iter([batch.tolist() for batch in order.split(self.batch_size)])
+
+
+def epoch_loader(data: TensorDataset, batch_size: int, seed: int) -> DataLoader:
+    """``data`` in the batches of :class:`EpochBatches`, as a ``DataLoader`` (see :class:`EpochOrder`)."""
+    return DataLoader(data, batch_sampler=EpochOrder(len(data), batch_size, seed))
+
+
 def held_out(data: TensorDataset, batch_size: int = 256) -> list[Batch]:
     """The test set in batches of ``batch_size``, in order."""
     x, y = data.tensors
@@ -654,7 +684,9 @@ def train_hand(
 # -- the comparison run -------------------------------------------------------------------------------
 
 
-def fit_curve(d: ld.Diagram, epochs: int, seed: int, device: torch.device, quiet: bool) -> list[float]:
+def fit_curve(
+    d: ld.Diagram, epochs: int, seed: int, device: torch.device, quiet: bool, cache: bool | str = "auto"
+) -> list[float]:
     """``ld.fit`` the diagram with the tutorial's optimiser; the total loss at every step."""
     history = ld.fit(
         d,
@@ -665,6 +697,7 @@ def fit_curve(d: ld.Diagram, epochs: int, seed: int, device: torch.device, quiet
         device=str(device),
         log_dir=False,
         progress=not quiet,
+        cache=cache,
     )
     return [r["values"]["total"] for r in history.records if r["split"] == "train"]
 
@@ -700,10 +733,14 @@ def run_seed(
     initial_student, initial_regressor = copy.deepcopy(student), copy.deepcopy(regressor)
     teacher.to(device), student.to(device), regressor.to(device)
     batches = lambda: EpochBatches(train_set, args.batch_size, seed)  # noqa: E731  (a fresh pass counter per run)
-    out: dict[str, Any] = {"diagram": {}, "hand": {}, "gap": {}, "steps": {}}
+    # The diagrams read the same batches as a DataLoader, which keys them by image for the cache.
+    loader = lambda: epoch_loader(train_set, args.batch_size, seed)  # noqa: E731
+    out: dict[str, Any] = {"diagram": {}, "hand": {}, "gap": {}, "steps": {}, "seconds": {}}
 
     def one(name: str, d: ld.Diagram, model: nn.Module, by_hand: Callable[[], tuple[list[float], nn.Module]] | None):
-        curve = fit_curve(d, args.epochs, seed, device, args.quiet)
+        t0 = time.perf_counter()
+        curve = fit_curve(d, args.epochs, seed, device, args.quiet, cache=args.cache != "off" and "auto")
+        out["seconds"][name] = time.perf_counter() - t0
         out["diagram"][name] = diagram_accuracy(model, test_set, device)
         out["steps"][name] = len(curve)
         if by_hand is not None:
@@ -713,7 +750,7 @@ def run_seed(
 
     one(
         "teacher",
-        classifier(teacher, batches()),
+        classifier(teacher, loader()),
         teacher,
         (lambda: (train(hand["teacher"], batches(), args.epochs, LR, device, seed), hand["teacher"]))
         if args.hand
@@ -723,14 +760,14 @@ def run_seed(
     hand_alone = copy.deepcopy(initial_student).to(device)
     one(
         "student",
-        classifier(alone, batches()),
+        classifier(alone, loader()),
         alone,
         (lambda: (train(hand_alone, batches(), args.epochs, LR, device, seed), hand_alone)) if args.hand else None,
     )
     for variant in args.variants:
         s = copy.deepcopy(initial_student).to(device)
         r = copy.deepcopy(initial_regressor).to(device) if variant == "regressor" else None
-        d = variant_diagram(variant, teacher, s, r, batches(), args.losses)
+        d = variant_diagram(variant, teacher, s, r, loader(), args.losses)
 
         def by_hand(variant=variant):
             t, hs = hand_models(
@@ -794,6 +831,7 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
         runs.append(run)
         row = ", ".join(f"{n} {run['diagram'][n]:.2f}" + (f"/{run['hand'][n]:.2f}" if args.hand else "") for n in names)
         print(f"  seed {seed} ({time.perf_counter() - t0:.0f} s): {row}")
+        print("    ld.fit wall time: " + ", ".join(f"{n} {run['seconds'][n]:.1f} s" for n in names))
 
     accuracy = {
         side_: {n: [r[side_][n] for r in runs] for n in names}
@@ -822,6 +860,8 @@ def experiment(args: argparse.Namespace) -> dict[str, Any]:
         "variants": list(args.variants),
         "losses": args.losses,
         "seconds": seconds,
+        "fit_seconds": {n: [r["seconds"][n] for r in runs] for n in names},
+        "cache": args.cache,
     }
 
 
@@ -941,6 +981,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     group.add_argument("--limit", type=int, default=None, help="keep only the first LIMIT training images")
     group.add_argument("--test-limit", type=int, default=None, help="keep only the first TEST_LIMIT test images")
     group.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    group.add_argument(
+        "--cache",
+        choices=("auto", "off"),
+        default="auto",
+        help="ld.fit's frozen-output cache: auto (default; the frozen teacher runs once per image) or off",
+    )
     group.add_argument(
         "--fashion-root", default=datasets.FASHION_MNIST_ROOT, help="folder of Fashion-MNIST's idx files"
     )

@@ -31,6 +31,8 @@ counts that cannot be (``epochs=-1``, ``max_steps=0``) are refused before any st
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import os
 import random
 import time
@@ -289,10 +291,14 @@ class Trainer:
             distributed.setup(self.device)
         device = _device(self.device, distributed.local_rank())
         loss.to(device)
-        if loss.cache is None:  # a loss that has its own cache keeps it
-            loss.cache = self._cache
         chosen = metrics if metrics is not None else self.metrics
-        return evaluate(loss, data, chosen, move=lambda b: to_device(b, device), shard=shard)
+        own = loss.cache
+        if own is None:  # a loss that has its own cache keeps it; one without uses the trainer's, for this call
+            loss.cache = self._cache
+        try:
+            return evaluate(loss, data, chosen, move=lambda b: to_device(b, device), shard=shard)
+        finally:
+            loss.cache = own
 
 
 def fit(
@@ -325,22 +331,6 @@ class _Run:
             distributed.setup(trainer.device)
         self.rank0 = distributed.rank() == 0
         self.device = _device(trainer.device, distributed.local_rank())
-        # Every model of every stage, for checkpoints: stages share model objects, and a
-        # model trained only in an early stage must survive a resume in a later one.
-        self.models = nn.ModuleDict(
-            {
-                f"s{i}_{name}": m.fn
-                for i, s in enumerate(stages)
-                for name, m in s.diagram.maps.items()
-                if isinstance(m.fn, nn.Module)
-            }
-        )
-        self.names = {
-            f"s{i}_{name}": name
-            for i, s in enumerate(stages)
-            for name in s.diagram.maps
-            if f"s{i}_{name}" in self.models
-        }
         self.history = History()
         self.step = 0
         self.guard = Guard(
@@ -351,6 +341,32 @@ class _Run:
         epochs = sum(s.epochs if s.epochs is not None else trainer.epochs for s in stages)
         wanted = trainer.cache is True or (trainer.cache == "auto" and epochs > 1)
         self.cache = FrozenCache(trainer.cache, cache_bytes=trainer.cache_bytes) if wanted else None
+
+    @functools.cached_property
+    def models(self) -> nn.ModuleDict:
+        """Every model of every stage, for checkpoints (made when one is first written or read).
+
+        Stages share model objects, and a model trained only in an early stage must
+        survive a resume in a later one.
+        """
+        return nn.ModuleDict(
+            {
+                f"s{i}_{name}": m.fn
+                for i, s in enumerate(self.stages)
+                for name, m in s.diagram.maps.items()
+                if isinstance(m.fn, nn.Module)
+            }
+        )
+
+    @functools.cached_property
+    def names(self) -> dict[str, str]:
+        """The edge name of each key of :attr:`models`."""
+        return {
+            f"s{i}_{name}": name
+            for i, s in enumerate(self.stages)
+            for name in s.diagram.maps
+            if f"s{i}_{name}" in self.models
+        }
 
     # -- set-up -------------------------------------------------------------------
     def go(self, resume: str | os.PathLike | None) -> History:
@@ -369,9 +385,10 @@ class _Run:
         torch.use_deterministic_algorithms(t.deterministic or deterministic)
         status = "failed"
         try:
-            options = plain_options({f.name: getattr(t, f.name) for f in dataclasses.fields(t)})
-            for logger in self.loggers:
-                logger.log_hyperparams(options)
+            if self.loggers:  # the options as loggers take them, worked out only for one
+                options = plain_options({f.name: getattr(t, f.name) for f in dataclasses.fields(t)})
+                for logger in self.loggers:
+                    logger.log_hyperparams(options)
             first = int(state["stage"]) if state else 0
             for index in range(first, len(self.stages)):
                 if not self._stage(index, state if index == first else None):
@@ -416,11 +433,11 @@ class _Run:
         """Run stage ``index`` (from ``state`` when resuming); False when max_steps stopped the run."""
         t, stage = self.t, self.stages[index]
         label = stage.name or (f"stage {index + 1}" if len(self.stages) > 1 else "train")
-        loss = self._compile(index).to(self.device)
+        loss = _to(self._compile(index), self.device)
         # Evaluation calls the maps themselves: under DDP, an unwrapped copy of the loss (see distributed).
         held_out = loss
         if self.distributed:
-            held_out = self._compile(index).to(self.device) if t.eval_data else loss
+            held_out = _to(self._compile(index), self.device) if t.eval_data else loss
             loss.wrap(distributed.wrapper(self.device))
         loss.cache = held_out.cache = self.cache
         backend = t.compile if isinstance(t.compile, str) else "inductor"  # torch.compile's default
@@ -595,6 +612,12 @@ class _Run:
             }
             save_checkpoint(t.checkpoint_dir, module=self.models, state=state, step=self.step, keep=t.keep)
         distributed.barrier()
+
+
+def _to(loss: CompiledLoss, device: torch.device) -> CompiledLoss:
+    """``loss.to(device)``, which walks and re-assigns every parameter and buffer: skipped when all are there."""
+    tensors = itertools.chain(nn.Module.named_parameters(loss), loss.named_buffers())  # frozen maps' too
+    return loss if all(t.device == device for _, t in tensors) else loss.to(device)
 
 
 def _check_data(data: Mapping[str, Any] | None, stages: list[Stage]) -> None:

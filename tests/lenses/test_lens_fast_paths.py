@@ -314,3 +314,18 @@ def test_lens_optimizer_keeps_torch_optims_state_and_loads_its_state_dict(make, 
     run(a, ta, data[10:])
     run(c, lc, data[10:])
     assert all(torch.allclose(pa, pc, atol=1e-6) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+def test_lens_optimizer_nesterov_leaves_the_gradients_as_torchs_foreach_sgd_does():
+    g = torch.Generator().manual_seed(2)
+    data = [(torch.randn(16, 4, generator=g), torch.randint(3, (16,), generator=g)) for _ in range(3)]
+    a, b = net(), net()
+    ta = torch.optim.SGD(a.parameters(), lr=0.05, momentum=0.9, nesterov=True, foreach=True)
+    lb = LensOptimizer(b.parameters(), optim.nesterov(lr=0.05))
+    for x, y in data:
+        for model, opt in ((a, ta), (b, lb)):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            assert torch.equal(pa, pb) and torch.equal(pa.grad, pb.grad)  # g + μ·b, written into p.grad by both

@@ -91,7 +91,13 @@ def sgd(ps: Tensors, ss: States, cs: Tensors, h: Mapping[str, Any], own: bool, a
     for i, b in zip(going, moved):
         bufs[i] = b
     bufs = [c[i].detach().clone() if b is None else b for i, b in enumerate(bufs)]  # torch starts at the first change
-    step = list(torch._foreach_add(c, bufs, alpha=mu)) if h["nesterov"] else bufs
+    if h["nesterov"] and own and along == -1.0:
+        # torch's own gradients, given up as torch.optim's are (LensOptimizer): g + μ·b is written into
+        # them, as torch.optim.SGD(nesterov=True, foreach=True) writes it into p.grad.
+        torch._foreach_add_(c, bufs, alpha=mu)
+        step = c
+    else:
+        step = list(torch._foreach_add(c, bufs, alpha=mu)) if h["nesterov"] else bufs
     return _apply(own, "add", ps, step, alpha=along * h["lr"]), [{"momentum_buffer": b} for b in bufs]
 
 

@@ -29,7 +29,7 @@ BENCH = Path(__file__).resolve().parent
 #: name → (what it measures, arguments in full, arguments in quick mode).
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "compiled_loss": ("a compiled loss's training step against the same loss written by hand", [], ["--quick"]),
-    "fit": ("ld.fit over an epoch against the same hand-written loop", [], ["--quick"]),
+    "fit": ("ld.fit over an epoch against the same hand-written loop", ["--compile"], ["--quick"]),
     "cache": ("10 epochs of distillation from a frozen teacher: ld.fit's cache against the hand loop", [], ["--quick"]),
     "memory": ("a step's peak memory against the hand-written step", [], ["--quick"]),
     "scaling": ("compiling diagrams of 1,001 to 100,001 edges: time and memory, log-log slope", [], ["--quick"]),

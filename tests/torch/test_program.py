@@ -267,6 +267,25 @@ def test_a_pickled_loss_runs_its_program_as_straight_line_code_again():
     assert torch.equal(again({"N": (x, y)}).total, loss({"N": (x, y)}).total)
 
 
+def test_losses_of_one_shape_share_their_compiled_code_and_each_calls_its_own_maps():
+    # Each ld.fit compiles its diagram again: the program's text is compiled once, its maps bound per loss.
+    x, y = torch.randn(4, 3), torch.randn(4, 2)
+
+    def linear_loss(f: nn.Module):
+        d = ld.Diagram().space("N", data=[(x, y)]).space("X").space("Y", loss=ld.losses.mse)
+        d.map("x", "N", "X", operator.itemgetter(0)).map("y", "N", "Y", operator.itemgetter(1))
+        return d.map("f", "X", "Y", f).relate("x·f", "y").compile()
+
+    f, g = nn.Linear(3, 2), nn.Linear(3, 2)
+    one, two = linear_loss(f), linear_loss(g)
+    first, second = (loss._program(loss.sources, keep=False)._straight for loss in (one, two))
+    assert first is not None and second is not None
+    assert first.__code__ is second.__code__ and first is not second
+    assert torch.equal(one({"N": (x, y)}).total, ld.losses.mse(f(x), y))
+    assert torch.equal(two({"N": (x, y)}).total, ld.losses.mse(g(x), y))
+    assert not torch.equal(one({"N": (x, y)}).total, two({"N": (x, y)}).total)
+
+
 def test_an_identity_edge_with_a_hook_is_called():
     calls: list[str] = []
     watched, plain = nn.Identity(), nn.Identity()

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import learning_diagrams as ld
-from learning_diagrams.training.nonfinite import GradientCheck
+from learning_diagrams.training.nonfinite import GradientCheck, Guard
 from learning_diagrams.training.step import to_device
 
 QUIET = dict(progress=False, log_dir=False)
@@ -46,6 +46,27 @@ def test_a_gradient_flag_stays_set_until_reset_and_parameters_without_gradients_
     assert [float(f) for f in check()] == [0.0]
     unused.grad = torch.tensor([0.0, float("inf"), 0.0])
     assert [float(f) for f in check()] == [1.0]
+
+
+def test_gradients_of_two_dtypes_are_each_checked():
+    single, double = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    check = GradientCheck([single, double])
+    single.grad, double.grad = torch.ones(2), torch.ones(2, dtype=torch.float64)
+    assert [float(f) for f in check()] == [0.0]
+    double.grad = torch.tensor([1.0, float("inf")], dtype=torch.float64)  # the second kernel call's
+    assert [float(f) for f in check()] == [1.0]
+    assert single.grad.tolist() == [1.0, 1.0] and double.grad.tolist() == [1.0, float("inf")]  # left as they were
+
+
+def test_a_guard_told_its_device_later_remembers_that_devices_random_state(monkeypatch):
+    # The Lightning adapter makes its guard before it knows the device, and sets it when training starts.
+    guard = Guard("raise", max_skips=1, device=torch.device("cpu"))
+    assert len(guard.remember()) == 1
+    cuda_state = torch.zeros(8, dtype=torch.uint8)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device=None: cuda_state)
+    guard.device = torch.device("cuda", 0)
+    cpu_state, device_state = guard.remember()
+    assert torch.equal(cpu_state, torch.get_rng_state()) and device_state is cuda_state
 
 
 class NanGradientAt(nn.Module):

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -414,8 +415,20 @@ def _straight_line(
                 lines.append(f"    v{k} = w{k} * v{k}")
         forget(drop)
     lines.append(f"    return [{', '.join(f'v{k}' for k in range(len(term_ops)))}]")
-    exec(compile("\n".join(lines), "<learning_diagrams program>", "exec"), names)  # only names and numbers of ours
+    exec(_code("\n".join(lines)), names)  # only names and numbers of ours
     return names["run"]
+
+
+@functools.lru_cache(maxsize=32)
+def _code(source: str) -> Any:
+    """``source`` compiled, once: a code object holds no value, only the names it reads.
+
+    Compiling is most of what laying out a program costs, and the text depends only on
+    the program's shape (slot numbers, which steps need gradients, which terms have a
+    weight), so a loss compiled again (each ``ld.fit`` compiles its diagram) finds its
+    code here; the functions and weights are bound by ``exec`` into a fresh namespace.
+    """
+    return compile(source, "<learning_diagrams program>", "exec")
 
 
 def _frozen_first(

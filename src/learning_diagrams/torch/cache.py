@@ -56,7 +56,10 @@ that does not shuffle) losses equal the uncached run's bit for bit. A shuffled
 loader puts a sample in batches of other sizes and companions, and a CPU or GPU
 kernel may round a sample's output differently in a batch of another size
 (PyTorch's CPU matrix products do, by an ulp or so, when the size changes;
-we have not seen it between batches of one size): the cache keeps the first of those roundings.
+we have not seen it between batches of one size): the cache keeps the first of
+those roundings. Under ``torch.compile`` the graph after a cached value is
+another graph than the uncached run's, which inductor may round differently in
+the last bit.
 
 >>> import torch
 >>> from torch.utils.data import DataLoader, TensorDataset

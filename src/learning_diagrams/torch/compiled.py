@@ -267,7 +267,8 @@ class CompiledLoss(nn.Module):
             if m.trainable:
                 _thaw(m.fn)
             else:
-                _FROZEN.setdefault(m.fn, {name: p.requires_grad for name, p in m.fn.named_parameters()})
+                if m.fn not in _FROZEN:  # its flags as the user left them, read once (not rebuilt at each compile)
+                    _FROZEN[m.fn] = {name: p.requires_grad for name, p in m.fn.named_parameters()}
                 m.fn.requires_grad_(False).eval()
 
     def _warn_hidden_modules(self) -> None:

@@ -137,24 +137,24 @@ class GradientCheck:
         groups: dict[torch.device, dict[torch.dtype, list[torch.Tensor]]] = {}
         for p in self.params:
             groups.setdefault(p.device, {}).setdefault(p.dtype, []).append(p)
-        self._groups = [
-            (torch.zeros((), device=device), torch.ones((), device=device), list(by_dtype.values()))
-            for device, by_dtype in groups.items()
+        self._flags = [torch.zeros((), device=device) for device in groups]
+        # One kernel call per device and dtype, laid out flat: (parameters, the device's flag, its scale of 1).
+        self._calls = [
+            (params, found, torch.ones((), device=device))
+            for found, (device, by_dtype) in zip(self._flags, groups.items())
+            for params in by_dtype.values()
         ]
-        self._flags = [found for found, _, _ in self._groups]
 
     def __call__(self) -> list[torch.Tensor]:
         """One flag per device, 0 when every gradient there is finite (see :func:`gradient_flags`)."""
         try:
-            for found, scale, by_dtype in self._groups:
-                for params in by_dtype:
-                    try:  # every parameter has a gradient, as a rule: gathered without a loop in Python
-                        grads = list(map(_GRAD, params))
+            for params, found, scale in self._calls:
+                try:  # every parameter has a gradient, as a rule: gathered without a loop in Python
+                    torch._amp_foreach_non_finite_check_and_unscale_(list(map(_GRAD, params)), found, scale)
+                except TypeError:  # some have none (a map no batch reached): the kernel took nothing
+                    grads = [p.grad for p in params if p.grad is not None]
+                    if grads:
                         torch._amp_foreach_non_finite_check_and_unscale_(grads, found, scale)
-                    except TypeError:  # some have none (a map no batch reached): the kernel took nothing
-                        grads = [p.grad for p in params if p.grad is not None]
-                        if grads:
-                            torch._amp_foreach_non_finite_check_and_unscale_(grads, found, scale)
         except (RuntimeError, NotImplementedError, TypeError):  # sparse or complex gradients
             self.reset()  # whatever the kernel set before it failed
             return gradient_flags(self.params)
@@ -227,6 +227,16 @@ class Guard:
         self._doomed = False  # "skip": a total since the last optimiser step was not finite
         self.what = ""  # what the last check found not finite, in words
 
+    @property
+    def device(self) -> torch.device:
+        """Where the run computes (settable: the Lightning adapter learns it when training starts)."""
+        return self._device
+
+    @device.setter
+    def device(self, device: torch.device) -> None:
+        # Its kind is looked up once, not at every step (a ``torch.device``'s ``type`` is made on each access).
+        self._device, self._kind = device, torch.device(device).type
+
     # -- state carried by checkpoints --------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"skipped": self.skipped, "consecutive": self.consecutive, "first_skip": self.first_skip or ""}
@@ -238,9 +248,9 @@ class Guard:
     # -- every step ---------------------------------------------------------------------
     def remember(self) -> tuple[torch.Tensor, ...]:
         """The random state before a step's forward pass, for :meth:`explain` to run it again alike."""
-        if self.device.type == "cuda":
+        if self._kind == "cuda":
             return torch.get_rng_state(), torch.cuda.get_rng_state(self.device)
-        return (torch.get_rng_state(),)
+        return (torch.default_generator.get_state(),)  # what torch.get_rng_state() returns, one call fewer
 
     def check(
         self,
@@ -267,18 +277,20 @@ class Guard:
             total = self._pending.pop() if self._pending else torch.zeros((), device=self.device)
         # Read as they are (:meth:`_fetch` detaches what it stacks); only a kept total is detached, so
         # that it does not hold its step's graph.
-        logged = [total, *terms.values()] if want else []
         if not (boundary or (want and not self.distributed)):
             self._pending.append(total.detach())
-            numbers = self._fetch(logged) if want else []
-            return dict(zip(["total", *terms], numbers)), True
+            return (dict(zip(["total", *terms], self._fetch([total, *terms.values()]))) if want else {}), True
+        # One fetch: the total (the first logged value), the logged terms, the totals kept, the flags.
+        fetched = [total, *terms.values()] if want else [total]
+        n = len(fetched)
         pending = self._pending if boundary else []
-        numbers = self._fetch([*logged, total, *pending, *flags])
-        n = len(logged)
-        values = dict(zip(["total", *terms], numbers[:n])) if want else {}
-        loss = numbers[n]
-        earlier = numbers[n + 1 : n + 1 + len(pending)]
-        flagged = any(numbers[n + 1 + len(pending) :])
+        if pending:
+            fetched += pending
+        numbers = self._fetch([*fetched, *flags] if flags else fetched)
+        values = dict(zip(["total", *terms], numbers)) if want else {}  # zip stops at the names
+        loss = numbers[0]
+        earlier = numbers[n : n + len(pending)]
+        flagged = any(numbers[n + len(pending) :])
         if not math.isfinite(loss):
             self.what = f"the total loss is {loss}"
         elif earlier and not all(math.isfinite(x) for x in earlier):
@@ -299,7 +311,7 @@ class Guard:
     def _fetch(self, tensors: list[torch.Tensor]) -> list[float]:
         if not tensors:
             return []
-        if self.device.type == "cpu":
+        if self._kind == "cpu":
             return [t.item() for t in tensors]
         return torch.stack([t.detach().to(torch.float64) for t in tensors]).tolist()  # one synchronisation
 

@@ -481,8 +481,11 @@ class _Run:
         )
         epochs = stage.epochs if stage.epochs is not None else t.epochs
         shown = t.progress and self.rank0  # the bar shows every step's values
+        # Read once: the loop below runs at every step, beside work as small as a hand-written loop's.
+        log_every, accumulate, max_steps, every = t.log_every, t.accumulate, t.max_steps, t.checkpoint_every
+        logs = self.rank0
         for epoch in range(first_epoch, epochs):
-            if t.max_steps is not None and self.step >= t.max_steps:  # a resumed run that had reached it
+            if max_steps is not None and self.step >= max_steps:  # a resumed run that had reached it
                 return False
             loss.train()
             length = len(data)
@@ -490,21 +493,19 @@ class _Run:
             progress = Progress(total=length - start, desc=f"{label} {epoch + 1}/{epochs}") if shown else None
             try:
                 for k, batches in enumerate(data.epoch(start), start):
-                    log = self.rank0 and (self.step + 1) % t.log_every == 0
-                    values = step(batches, k, length, step=self.step + 1, want=log or shown)
-                    self.step += 1
+                    number = self.step + 1
+                    log = logs and number % log_every == 0
+                    values = step(batches, k, length, step=number, want=log or shown)
+                    self.step = number
                     if progress is not None:
                         progress.update(values)
                     if log:
-                        self._log(
-                            {"stage": index, "epoch": epoch, "step": self.step, "split": "train", "values": values}
-                        )
-                    boundary = (k + 1) % t.accumulate == 0 or k + 1 == length
-                    if t.max_steps is not None and self.step >= t.max_steps:
+                        self._log({"stage": index, "epoch": epoch, "step": number, "split": "train", "values": values})
+                    if max_steps is not None and number >= max_steps:
                         self._save(context, epoch, k + 1)
                         return False
-                    if t.checkpoint_every and self.step % t.checkpoint_every == 0 and boundary:
-                        self._save(context, epoch, k + 1)
+                    if every and number % every == 0 and ((k + 1) % accumulate == 0 or k + 1 == length):
+                        self._save(context, epoch, k + 1)  # between optimiser steps only
             finally:
                 if progress is not None:
                     progress.close()

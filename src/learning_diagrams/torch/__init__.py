@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.diagram import Diagram
-from .cache import FrozenCache, Keyed
+from .cache import FrozenCache
 from .checking import CheckReport, check
 from .compiled import CompiledLoss, Losses
+from .keyed import Keyed
 from .data import DEFAULT_BATCH_SIZE, DataSource, batch_size, is_full_batch
 from .losses import formula, loss_function
 

@@ -50,16 +50,21 @@ up to ``cache_bytes`` (default 1 GiB); past it, on a GPU, in host memory up to
 ``cache_bytes`` more; past that, on disk in memory-mapped files in a temporary
 folder removed when the cache is closed or collected.
 
-**Exactness.** A cached value is the value computed the first time, bit for
-bit. So where the same batches recur (a full batch, a list of batches, a loader
-that does not shuffle) losses equal the uncached run's bit for bit. A shuffled
-loader puts a sample in batches of other sizes and companions, and a CPU or GPU
-kernel may round a sample's output differently in a batch of another size
-(PyTorch's CPU matrix products do, by an ulp or so, when the size changes;
-we have not seen it between batches of one size): the cache keeps the first of
-those roundings. Under ``torch.compile`` the graph after a cached value is
-another graph than the uncached run's, which inductor may round differently in
-the last bit.
+**Exactness.** A cached value is, bit for bit, a value the frozen maps compute.
+Data keyed by position is computed on the batch itself, the first time it comes,
+so where the same batches recur (a full batch, a list of batches) losses equal
+the uncached run's bit for bit. Data keyed by sample is computed once for every
+sample, the first time a batch misses, in the data set's own order and in
+batches of the loader's batch size (loaded and collated as the loader does): the
+values kept do not depend on the shuffling, so a run resumed from a checkpoint,
+whose cache starts empty, computes the same ones and ends bit for bit where the
+unbroken run ends. They equal the uncached run's bit for bit where a sample's
+output does not depend on its place among the others in a batch; CPU and GPU
+kernels do not promise that (PyTorch's CPU matrix products can round a row
+differently, by an ulp or so, at another place or batch size), and there the
+cached run differs from the uncached one by such roundings. Under
+``torch.compile`` the graph after a cached value is another graph than the
+uncached run's, which inductor may also round differently in the last bit.
 
 >>> import torch
 >>> from torch.utils.data import DataLoader, TensorDataset
@@ -81,66 +86,39 @@ import shutil
 import tempfile
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from ..core.diagram import Map, Pair
 from ..core.errors import OptionError
 from ..core.evaluation import Evaluator
 from .data import DataSource, batch_size, is_full_batch
 from .finite import hidden_modules, registered_ids
+from .keyed import (
+    KeyedBatches,
+    IndexedDataset,
+    Samples,
+    SampleSource,
+    keyed_loader,
+    leaves,
+    moved,
+)
 
 if TYPE_CHECKING:
     from .compiled import CompiledLoss
 
-__all__ = [
-    "FrozenCache",
-    "Keyed",
-    "Position",
-    "Samples",
-    "frozen_prefixes",
-    "CACHE_MODES",
-    "DEFAULT_CACHE_BYTES",
-]
+__all__ = ["FrozenCache", "frozen_prefixes", "CACHE_MODES", "DEFAULT_CACHE_BYTES"]
 
 #: The values of ``ld.fit(cache=...)``.
 CACHE_MODES = ("auto", True, False)
 
 #: The default of ``cache_bytes``: what the cache keeps in the device's memory (and, on a GPU, in host memory).
 DEFAULT_CACHE_BYTES = 2**30
-
-
-class Position:
-    """The key of a batch of data keyed by position: its place in a pass, and the identity of its tensors."""
-
-    __slots__ = ("data", "index", "token")
-
-    def __init__(self, data: int, index: int, token: tuple[tuple[int, int], ...]):
-        self.data, self.index, self.token = data, index, token
-
-
-class Samples:
-    """The key of a batch of data keyed by sample: the samples' indices (a CPU tensor of int64).
-
-    Not a tensor nor a tuple, so that moving a batch to a device leaves it where it is.
-    """
-
-    __slots__ = ("data", "indices")
-
-    def __init__(self, data: int, indices: torch.Tensor):
-        self.data, self.indices = data, indices
-
-
-class Keyed(NamedTuple):
-    """A batch with its key, as :meth:`FrozenCache.keyed` data yields it; a compiled loss unwraps it."""
-
-    batch: Any
-    key: Position | Samples
 
 
 # -- which prefixes -----------------------------------------------------------------------------
@@ -190,107 +168,6 @@ def frozen_prefixes(pairs: Sequence[Pair], maps: Mapping[str, Map]) -> dict[str,
     return {source: tuple(prefixes) for source, prefixes in kept.items()}
 
 
-# -- keyed data ---------------------------------------------------------------------------------
-
-
-def _leaves(batch: Any) -> list[torch.Tensor] | None:
-    """The tensors of a batch made only of tensors (nested tuples, lists, dicts), else None."""
-    if isinstance(batch, torch.Tensor):
-        return [batch]
-    items = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else None
-    if items is None:
-        return None
-    found: list[torch.Tensor] = []
-    for item in items:
-        leaves = _leaves(item)
-        if leaves is None:
-            return None
-        found.extend(leaves)
-    return found
-
-
-def _token(batch: Any) -> tuple[tuple[int, int], ...]:
-    """What identifies a batch's tensors as they are now: each one's identity and version counter."""
-    return tuple((id(t), t._version) for t in (_leaves(batch) or ()))
-
-
-class _KeyedBatches(Sequence):
-    """A list of batches (or one full batch) whose items come keyed by their position."""
-
-    def __init__(self, batches: Sequence[Any], token: int):
-        self.batches, self.token = batches, token
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, index: Any) -> Any:
-        if not isinstance(index, int):
-            raise TypeError("keyed batches are read one at a time")
-        batch = self.batches[index]
-        return Keyed(batch, Position(self.token, index, _token(batch)))
-
-    def __iter__(self) -> Iterator[Any]:
-        for index, batch in enumerate(self.batches):
-            yield Keyed(batch, Position(self.token, index, _token(batch)))
-
-
-class _Indexed(Dataset):
-    """A map-style dataset whose items are ``(index, item)``."""
-
-    def __init__(self, dataset: Dataset, token: int):
-        self.dataset, self.token = dataset, token
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> tuple[int, Any]:
-        return index, self.dataset[index]
-
-    def __getitems__(self, indices: list[int]) -> list[tuple[int, Any]]:
-        many = getattr(self.dataset, "__getitems__", None)
-        items = many(indices) if many is not None else [self.dataset[i] for i in indices]
-        return list(zip(indices, items))
-
-
-class _KeyedCollate:
-    """The loader's own collation of the items, with their indices beside them."""
-
-    def __init__(self, collate: Callable[[list[Any]], Any], token: int):
-        self.collate, self.token = collate, token
-
-    def __call__(self, items: list[tuple[int, Any]]) -> Keyed:
-        indices = torch.tensor([i for i, _ in items], dtype=torch.int64)
-        return Keyed(self.collate([item for _, item in items]), Samples(self.token, indices))
-
-
-def _keyed_loader(loader: DataLoader, token: int) -> DataLoader:
-    """``loader`` again, over ``(index, sample)``: the same sampler object, workers, collation and seeding."""
-    batches = loader.batch_sampler
-    options: dict[str, Any] = dict(
-        # A plain BatchSampler is given as what makes one (over the same sampler object), so that Lightning,
-        # which makes a loader again from its arguments under DDP, finds the batch size.
-        **(
-            dict(batch_size=batches.batch_size, sampler=batches.sampler, drop_last=batches.drop_last)
-            if type(batches) is BatchSampler
-            else dict(batch_sampler=batches)
-        ),
-        num_workers=loader.num_workers,
-        collate_fn=_KeyedCollate(loader.collate_fn, token),
-        pin_memory=loader.pin_memory,
-        timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
-        multiprocessing_context=loader.multiprocessing_context,
-        generator=loader.generator,
-        persistent_workers=loader.persistent_workers,
-        pin_memory_device=loader.pin_memory_device,
-    )
-    if loader.num_workers:
-        options["prefetch_factor"] = loader.prefetch_factor
-    if hasattr(loader, "in_order"):
-        options["in_order"] = loader.in_order
-    return DataLoader(_Indexed(loader.dataset, token), **options)
-
-
 # -- the stores -----------------------------------------------------------------------------------
 
 
@@ -318,9 +195,9 @@ def _nbytes(tensors: Sequence[torch.Tensor]) -> int:
 
 def _device(batch: Any) -> torch.device:
     """Where a batch lives: the device of its first tensor (the CPU if it has none)."""
-    leaves = _leaves(batch)
-    if leaves:
-        return leaves[0].device
+    found = leaves(batch)
+    if found:
+        return found[0].device
     if isinstance(batch, (tuple, list)):
         for item in batch:
             if isinstance(item, torch.Tensor):
@@ -414,24 +291,27 @@ class FrozenCache:
         """
         if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
             data = DataSource(data, vertex).data
-        if self.mode is False or isinstance(data, (_KeyedBatches, Iterator)) or not hasattr(data, "__iter__"):
+        if self.mode is False or isinstance(data, (KeyedBatches, Iterator)) or not hasattr(data, "__iter__"):
             return data
         if is_full_batch(data):
-            return self._register(_KeyedBatches([data], id(data)), data) if batch_size(data) else data
+            return self._register(KeyedBatches([data], id(data)), data) if batch_size(data) else data
         if isinstance(data, DataLoader):
             dataset = data.dataset
-            if isinstance(dataset, (IterableDataset, _Indexed)) or data.batch_sampler is None:  # no batches of indices
+            if (
+                isinstance(dataset, (IterableDataset, IndexedDataset)) or data.batch_sampler is None
+            ):  # no batches of indices
                 return data
             if self.mode is True or isinstance(dataset, TensorDataset):
-                return self._register(_keyed_loader(data, id(dataset)), dataset)
+                chunk = getattr(data.batch_sampler, "batch_size", None)
+                return self._register(keyed_loader(data, id(dataset)), SampleSource(dataset, data.collate_fn, chunk))
             return data
-        tensors_only = isinstance(data, (list, tuple)) and all(_leaves(batch) is not None for batch in data)
+        tensors_only = isinstance(data, (list, tuple)) and all(leaves(batch) is not None for batch in data)
         if isinstance(data, (list, tuple)) and data and (self.mode is True or tensors_only):
-            return self._register(_KeyedBatches(data, id(data)), data)
+            return self._register(KeyedBatches(data, id(data)), data)
         return data
 
     def _register(self, keyed: Any, data: Any) -> Any:
-        self._data[id(data)] = data
+        self._data[id(data.dataset if isinstance(data, SampleSource) else data)] = data
         return keyed
 
     # -- lookups ------------------------------------------------------------------------------
@@ -455,21 +335,57 @@ class FrozenCache:
             device = _device(batch)
             stores = [self._store(loss, source, p, key) for p in wanted]
             found = [self._find(store, source, p, key, device) for store, p in zip(stores, wanted)]
+            missed = any(v is None for v in found)
+            if missed and isinstance(key, Samples):
+                # Every sample's value is computed in batches of the data set's own order, not this batch:
+                # what is kept is then the same whatever the shuffling, in this run and in a resumed one.
+                self._fill(loss, source, wanted, stores, key, device)
+                found = [
+                    None if (source, p) in self._shunned else self._find(store, source, p, key, device)
+                    for store, p in zip(stores, wanted)
+                ]
             if any(v is None for v in found):
-                self.misses += 1
-                found, known = self._compute(loss, source, wanted, batch)
-                for store, prefix, value in zip(stores, wanted, found):
-                    if value is not None:
-                        self._keep(store, source, prefix, key, value)
+                computed, known = self._compute(loss, source, wanted, batch)
+                if not isinstance(key, Samples):
+                    for store, prefix, value in zip(stores, wanted, computed):
+                        if value is not None:
+                            self._keep(store, source, prefix, key, value)
                 # The prefixes computed on the way are given too, so that this step computes nothing twice.
                 wanted, found = list(known), list(known.values())
-            else:
-                self.hits += 1
+            self.misses += missed
+            self.hits += not missed
             for prefix, value in zip(wanted, found):
                 if value is not None:
                     given.append((source, prefix))
                     values.append(value)
         return tuple(given), values
+
+    def _fill(
+        self,
+        loss: CompiledLoss,
+        source: str,
+        prefixes: Sequence[tuple[str, ...]],
+        stores: Sequence[_Store],
+        key: Samples,
+        device: torch.device,
+    ) -> None:
+        """Compute and keep the value of ``prefixes`` at every sample not kept yet, in index order.
+
+        The samples are loaded and collated as the data's loader does, in batches of its
+        batch size, and moved to ``device``.
+        """
+        data: SampleSource = self._data[key.data]
+        size = len(data.dataset)  # type: ignore[arg-type]
+        kept = [
+            store.rows.filled if store.rows is not None else torch.zeros(size, dtype=torch.bool) for store in stores
+        ]
+        missing = torch.nonzero(~torch.stack(kept).all(0)).flatten()
+        for chunk in missing.split(data.chunk or len(key.indices)):
+            batch = moved(data.load(chunk.tolist()), device)
+            computed, _ = self._compute(loss, source, prefixes, batch)
+            for store, prefix, value in zip(stores, prefixes, computed):
+                if value is not None and (source, prefix) not in self._shunned:
+                    self._keep(store, source, prefix, Samples(key.data, chunk), value)
 
     def _store(self, loss: CompiledLoss, source: str, prefix: tuple[str, ...], key: Any) -> _Store:
         """The store of ``prefix`` on the data of ``key``, emptied if the frozen weights changed since."""
@@ -544,7 +460,7 @@ class FrozenCache:
                 return
             rows = store.rows
             if rows is None:
-                size = len(self._data[key.data])
+                size = len(self._data[key.data].dataset)
                 shapes = [(size, *t.shape[1:]) for t in tensors]
                 need = sum(math.prod(s) * t.element_size() for s, t in zip(shapes, tensors))
                 rows = store.rows = _Rows(_kind(value), self._allocate(store, shapes, tensors, need), size)

@@ -63,8 +63,9 @@ from ..core.evaluation import Program, Step, Term, explain_nonfinite, first_nonf
 from ..core.losses import check_reduction
 from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE, UNKNOWN_SIZE
 from . import finite
-from .cache import FrozenCache, Keyed, frozen_prefixes
+from .cache import FrozenCache, frozen_prefixes
 from .data import DataSource
+from .keyed import Keyed
 from .losses import loss_function, returns_scalar
 
 __all__ = ["CompiledLoss", "Losses"]
@@ -406,7 +407,7 @@ class CompiledLoss(nn.Module):
 
     def _inputs(self, given: Mapping[str, Any], *, draw: bool) -> tuple[list[Any], tuple[str, ...], dict[str, Any]]:
         """The batch of each source that has one in this call (given, else drawn when ``draw``), those sources,
-        and the keys of the batches that came :class:`~.cache.Keyed` (unwrapped: the maps see the batch).
+        and the keys of the batches that came :class:`~.keyed.Keyed` (unwrapped: the maps see the batch).
 
         A source given ``None`` has none; so has one not given when nothing is drawn.
         """

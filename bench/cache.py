@@ -25,37 +25,18 @@ import time
 
 import torch
 import torch.nn.functional as F
-from sidebyside import alternate, machine_line, median_ratio
+from sidebyside import alternate, distillation_diagram, machine_line, median_ratio, tutorial_kl
 from torch import nn
 
 import learning_diagrams as ld
 
-STEPS, BATCH, LOG_EVERY, T = 40, 128, 10, 2.0
+STEPS, BATCH, LOG_EVERY = 40, 128, 10
 
 
 def models() -> tuple[nn.Module, nn.Module]:
     teacher = nn.Sequential(nn.Linear(256, 1664), nn.ReLU(), nn.Linear(1664, 10))
     student = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
     return teacher, student
-
-
-def diagram(teacher: nn.Module, student: nn.Module, batches: list) -> ld.Diagram:
-    return (
-        ld.Diagram()
-        .space("N", data=batches)
-        .space("X")
-        .space("L")
-        .space("Y", loss=ld.losses.cross_entropy)
-        .space("G", loss=ld.losses.KLDivergence(temperature=T))
-        .map("x", "N", "X", lambda b: b[0])
-        .map("y", "N", "Y", lambda b: b[1])
-        .map("teacher", "X", "L", teacher, trainable=False)
-        .map("student", "X", "L", student)
-        .map("hard", "L", "Y", nn.Identity())
-        .map("soft", "L", "G", nn.Identity())
-        .relate("x·student·hard", "y", weight=0.75)
-        .relate("x·student·soft", "x·teacher·soft", weight=0.25)
-    )
 
 
 def hand_loop(teacher: nn.Module, student: nn.Module, batches: list, epochs: int) -> list[float]:
@@ -70,10 +51,7 @@ def hand_loop(teacher: nn.Module, student: nn.Module, batches: list, epochs: int
             with torch.no_grad():
                 teacher_logits = teacher(images)
             student_logits = student(images)
-            soft_targets = F.softmax(teacher_logits / T, dim=-1)
-            soft_prob = F.log_softmax(student_logits / T, dim=-1)
-            soft = torch.sum(soft_targets * (soft_targets.log() - soft_prob)) / soft_prob.size(0) * T**2
-            total = 0.25 * soft + 0.75 * F.cross_entropy(student_logits, labels)
+            total = 0.25 * tutorial_kl(student_logits, teacher_logits) + 0.75 * F.cross_entropy(student_logits, labels)
             optimiser.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
@@ -107,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     teacher, student = models()
     x = batches[0][0]
     cost = forward_cost(teacher, x) / forward_cost(student, x)
-    d = diagram(teacher, student, batches)
+    d = distillation_diagram(teacher, student, batches)
     hand_teacher, hand_student = copy.deepcopy(teacher), copy.deepcopy(student)
     options = dict(epochs=epochs, log_every=LOG_EVERY, progress=False, log_dir=False, device="cpu", lr=1e-3)
 

@@ -30,37 +30,12 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from sidebyside import alternate, machine_line, median_ratio
+from sidebyside import alternate, distillation_diagram, machine_line, median_ratio, tutorial_kl
 from torch import nn
 
 import learning_diagrams as ld
 
 Case = tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor], list[nn.Parameter], list[nn.Parameter]]
-
-
-def distillation_diagram(teacher: nn.Module, student: nn.Module, batch: Any) -> ld.Diagram:
-    return (
-        ld.Diagram()
-        .space("N", data=[batch])
-        .space("X")
-        .space("L")
-        .space("Y", loss=ld.losses.cross_entropy)
-        .space("G", loss=ld.losses.KLDivergence(temperature=2.0))
-        .map("x", "N", "X", lambda b: b[0])
-        .map("y", "N", "Y", lambda b: b[1])
-        .map("teacher", "X", "L", teacher, trainable=False)
-        .map("student", "X", "L", student)
-        .map("hard", "L", "Y", nn.Identity())
-        .map("soft", "L", "G", nn.Identity())
-        .relate("x·student·hard", "y", weight=0.75)
-        .relate("x·student·soft", "x·teacher·soft", weight=0.25)
-    )
-
-
-def tutorial_kl(prediction: torch.Tensor, target: torch.Tensor, T: float = 2.0) -> torch.Tensor:
-    """The tutorial's soft-target loss, as the hand-written side computes it (student first)."""
-    soft = F.softmax(target / T, dim=-1)
-    return torch.sum(soft * (soft.log() - F.log_softmax(prediction / T, dim=-1))) / prediction.size(0) * T**2
 
 
 def distillation_case(

@@ -29,12 +29,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from sidebyside import alternate, machine_line, median_ratio
+from sidebyside import alternate, distillation_diagram, machine_line, median_ratio, tutorial_kl
 from torch import nn
 
 import learning_diagrams as ld
 
-STEPS, BATCH, LOG_EVERY, T = 40, 128, 10, 2.0
+STEPS, BATCH, LOG_EVERY = 40, 128, 10
 
 
 def models() -> tuple[nn.Module, nn.Module]:
@@ -43,33 +43,12 @@ def models() -> tuple[nn.Module, nn.Module]:
     return teacher, student
 
 
-def diagram(teacher: nn.Module, student: nn.Module, batches: list) -> ld.Diagram:
-    return (
-        ld.Diagram()
-        .space("N", data=batches)
-        .space("X")
-        .space("L")
-        .space("Y", loss=ld.losses.cross_entropy)
-        .space("G", loss=ld.losses.KLDivergence(temperature=T))
-        .map("x", "N", "X", lambda b: b[0])
-        .map("y", "N", "Y", lambda b: b[1])
-        .map("teacher", "X", "L", teacher, trainable=False)
-        .map("student", "X", "L", student)
-        .map("hard", "L", "Y", nn.Identity())
-        .map("soft", "L", "G", nn.Identity())
-        .relate("x·student·hard", "y", weight=0.75)
-        .relate("x·student·soft", "x·teacher·soft", weight=0.25)
-    )
-
-
 def hand_terms(teacher: nn.Module, student: nn.Module, images: torch.Tensor, labels: torch.Tensor):
     """The PyTorch tutorial's distillation loss: the total and its two weighted terms."""
     with torch.no_grad():
         teacher_logits = teacher(images)
     student_logits = student(images)
-    soft_targets = F.softmax(teacher_logits / T, dim=-1)
-    soft_prob = F.log_softmax(student_logits / T, dim=-1)
-    soft = 0.25 * (torch.sum(soft_targets * (soft_targets.log() - soft_prob)) / soft_prob.size(0) * T**2)
+    soft = 0.25 * tutorial_kl(student_logits, teacher_logits)
     hard = 0.75 * F.cross_entropy(student_logits, labels)
     return hard + soft, hard, soft
 
@@ -104,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     batches = [(torch.randn(BATCH, 64), torch.randint(10, (BATCH,))) for _ in range(STEPS)]
     teacher, student = models()
     hand_teacher, hand_student = copy.deepcopy(teacher), copy.deepcopy(student)
-    d = diagram(teacher, student, batches)
+    d = distillation_diagram(teacher, student, batches)
     options = dict(epochs=1, log_every=LOG_EVERY, progress=False, log_dir=False, device="cpu", lr=1e-3)
     print(machine_line(f"{STEPS} steps of batch {BATCH} an epoch, log_every={LOG_EVERY}; median of {rounds} epochs"))
     print(f"{'case':<34} {'ours (ms)':>10} {'hand (ms)':>10} {'ratio':>7}")

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from sidebyside import machine_line
+from sidebyside import distillation_diagram, machine_line, tutorial_kl
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
@@ -87,33 +87,12 @@ def training_step(loss_fn: Callable[[], torch.Tensor], params: list[nn.Parameter
     return step
 
 
-def kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float = 2.0) -> torch.Tensor:
-    soft = F.softmax(teacher_logits / T, dim=-1)
-    return torch.sum(soft * (soft.log() - F.log_softmax(student_logits / T, dim=-1))) / student_logits.size(0) * T**2
-
-
 def distillation(batch_size: int) -> tuple[Step, Step]:
     teacher = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 10))
     student = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
     hand_teacher, hand_student = copy.deepcopy(teacher).eval(), copy.deepcopy(student)
     batch = (torch.randn(batch_size, 64), torch.randint(10, (batch_size,)))
-    compiled = (
-        ld.Diagram()
-        .space("N", data=[batch])
-        .space("X")
-        .space("L")
-        .space("Y", loss=ld.losses.cross_entropy)
-        .space("G", loss=ld.losses.KLDivergence(temperature=2.0))
-        .map("x", "N", "X", lambda b: b[0])
-        .map("y", "N", "Y", lambda b: b[1])
-        .map("teacher", "X", "L", teacher, trainable=False)
-        .map("student", "X", "L", student)
-        .map("hard", "L", "Y", nn.Identity())
-        .map("soft", "L", "G", nn.Identity())
-        .relate("x·student·hard", "y", weight=0.75)
-        .relate("x·student·soft", "x·teacher·soft", weight=0.25)
-        .compile()
-    )
+    compiled = distillation_diagram(teacher, student, [batch]).compile()
     batches = {"N": batch}
 
     def hand() -> torch.Tensor:
@@ -121,7 +100,7 @@ def distillation(batch_size: int) -> tuple[Step, Step]:
         with torch.no_grad():
             t = hand_teacher(images)
         s = hand_student(images)
-        return 0.75 * F.cross_entropy(s, labels) + 0.25 * kd(s, t)
+        return 0.75 * F.cross_entropy(s, labels) + 0.25 * tutorial_kl(s, t)
 
     return (
         training_step(lambda: compiled(batches).total, list(student.parameters())),
@@ -153,7 +132,7 @@ def frozen_chain(batch_size: int, width: int = 1024) -> tuple[Step, Step]:
             for block in hand_blocks:
                 h = block(h)
             t = hand_head(h)
-        return kd(hand_student(batch), t)
+        return tutorial_kl(hand_student(batch), t)
 
     return (
         training_step(lambda: compiled(batches).total, list(student.parameters())),

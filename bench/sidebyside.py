@@ -1,8 +1,10 @@
-"""What the overhead benchmarks share: the machine line and timing two sides in alternation.
+"""What the overhead benchmarks share: the machine line, timing two sides in alternation, and the case.
 
-``compiled_loss.py``, ``fit.py`` and ``memory.py`` each measure the library beside the
-same work written by hand, in one process, so that both sides see the same machine;
-this module is their common part (imported from the ``bench`` folder, not the library).
+``compiled_loss.py``, ``fit.py``, ``cache.py`` and ``memory.py`` each measure the library beside
+the same work written by hand, in one process, so that both sides see the same machine;
+this module is their common part (imported from the ``bench`` folder, not the library):
+the paper's Figure 1 as a diagram, and the PyTorch tutorial's soft-target loss that the
+hand-written side computes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,13 @@ import time
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+
+import learning_diagrams as ld
+
+#: The distillation temperature of every case.
+T = 2.0
 
 
 def cpu_name() -> str:
@@ -62,3 +71,29 @@ def median_ratio(times: tuple[list[float], list[float]]) -> tuple[float, float, 
     """The medians of both sides and the ratio of the medians (ours / theirs)."""
     a, b = statistics.median(times[0]), statistics.median(times[1])
     return a, b, a / b
+
+
+def distillation_diagram(teacher: nn.Module, student: nn.Module, data: Any) -> ld.Diagram:
+    """The paper's Figure 1: ``teacher`` frozen, ``student`` trained, on ``data`` (batches ``(x, labels)``)."""
+    return (
+        ld.Diagram()
+        .space("N", data=data)
+        .space("X")
+        .space("L")
+        .space("Y", loss=ld.losses.cross_entropy)
+        .space("G", loss=ld.losses.KLDivergence(temperature=T))
+        .map("x", "N", "X", lambda b: b[0])
+        .map("y", "N", "Y", lambda b: b[1])
+        .map("teacher", "X", "L", teacher, trainable=False)
+        .map("student", "X", "L", student)
+        .map("hard", "L", "Y", nn.Identity())
+        .map("soft", "L", "G", nn.Identity())
+        .relate("x·student·hard", "y", weight=0.75)
+        .relate("x·student·soft", "x·teacher·soft", weight=0.25)
+    )
+
+
+def tutorial_kl(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The tutorial's soft-target loss ``T²·KL``, as the hand-written side computes it (student first)."""
+    soft = F.softmax(target / T, dim=-1)
+    return torch.sum(soft * (soft.log() - F.log_softmax(prediction / T, dim=-1))) / prediction.size(0) * T**2

@@ -8,7 +8,7 @@ from torch import nn
 
 import learning_diagrams as ld
 from learning_diagrams.training.nonfinite import GradientCheck, Guard
-from learning_diagrams.training.step import to_device
+from learning_diagrams.torch.data import to_device
 
 QUIET = dict(progress=False, log_dir=False)
 

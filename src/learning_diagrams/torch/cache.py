@@ -97,7 +97,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 from ..core.diagram import Map, Pair
 from ..core.errors import OptionError
 from ..core.evaluation import Evaluator
-from .data import DataSource, batch_size, is_full_batch
+from .data import DataSource, batch_size, is_full_batch, to_device
 from .finite import hidden_modules, registered_ids
 from .keyed import (
     KeyedBatches,
@@ -106,7 +106,6 @@ from .keyed import (
     SampleSource,
     keyed_loader,
     leaves,
-    moved,
 )
 
 if TYPE_CHECKING:
@@ -381,7 +380,7 @@ class FrozenCache:
         ]
         missing = torch.nonzero(~torch.stack(kept).all(0)).flatten()
         for chunk in missing.split(data.chunk or len(key.indices)):
-            batch = moved(data.load(chunk.tolist()), device)
+            batch = to_device(data.load(chunk.tolist()), device)
             computed, _ = self._compute(loss, source, prefixes, batch)
             for store, prefix, value in zip(stores, prefixes, computed):
                 if value is not None and (source, prefix) not in self._shunned:

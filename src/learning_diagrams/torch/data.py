@@ -34,7 +34,7 @@ tensor([0, 1, 2])
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any
 
 import torch
@@ -43,7 +43,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 from ..core.errors import TypeMismatchError
 from ..core.messages import NO_BATCHES, NOT_A_DATA_SOURCE, ONE_SHOT_ITERATOR
 
-__all__ = ["DataSource", "DEFAULT_BATCH_SIZE", "is_full_batch", "batch_size"]
+__all__ = ["DataSource", "DEFAULT_BATCH_SIZE", "is_full_batch", "batch_size", "to_device"]
 
 #: Batch size used when a vertex carries a bare map-style Dataset.
 DEFAULT_BATCH_SIZE = 32
@@ -148,3 +148,42 @@ def _first_length(batch: Any) -> int | None:
         if found is not None:
             return found
     return None
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor in a batch (nested tuples, lists, dicts) to ``device``; others stay as they are.
+
+    A batch whose tensors are all on ``device`` already (data made there, or a CPU
+    run's) is returned itself: it is looked through once, and nothing is rebuilt.
+    """
+    return batch if _on(batch, device) else _moved(batch, device)
+
+
+def _on(batch: Any, device: torch.device) -> bool:
+    """Whether every tensor in ``batch`` is on ``device`` (the containers :func:`to_device` looks into)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.device == device
+    items: Iterable[Any]
+    if isinstance(batch, (tuple, list)):
+        items = batch
+    elif isinstance(batch, dict) or isinstance(batch, Mapping):  # noqa: SIM101 - a dict without the ABC's check
+        items = batch.values()
+    else:
+        return True
+    for b in items:  # noqa: SIM110 - a loop, not all(...): no generator at every step, and tensors without a call
+        if not (b.device == device if isinstance(b, torch.Tensor) else _on(b, device)):
+            return False
+    return True
+
+
+def _moved(batch: Any, device: torch.device) -> Any:
+    """``batch`` rebuilt with every tensor on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch if batch.device == device else batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # named tuple
+        return type(batch)(*(to_device(b, device) for b in batch))
+    if isinstance(batch, (tuple, list)):
+        return type(batch)([to_device(b, device) for b in batch])
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch

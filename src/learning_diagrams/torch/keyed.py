@@ -42,7 +42,6 @@ __all__ = [
     "SampleSource",
     "leaves",
     "batch_token",
-    "moved",
 ]
 
 
@@ -182,16 +181,3 @@ class SampleSource:
         """The samples at ``indices``, collated as the loader collates a batch."""
         many = getattr(self.dataset, "__getitems__", None)
         return self.collate(many(indices) if many is not None else [self.dataset[i] for i in indices])
-
-
-def moved(batch: Any, device: torch.device) -> Any:
-    """``batch`` with its tensors (in nested tuples, lists, dicts) on ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch if batch.device == device else batch.to(device)
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
-        return type(batch)(*(moved(b, device) for b in batch))
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(moved(b, device) for b in batch)
-    if isinstance(batch, Mapping):
-        return {k: moved(v, device) for k, v in batch.items()}
-    return batch

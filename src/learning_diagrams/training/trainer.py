@@ -59,7 +59,8 @@ from .logs.trackers import plain_options
 from .metrics import evaluate
 from .nonfinite import ON_NONFINITE, Guard
 from .regime import refuse_nothing_to_train
-from .step import TrainingStep, to_device
+from ..torch.data import to_device
+from .step import TrainingStep
 
 __all__ = ["Trainer", "Stage", "fit"]
 

@@ -24,8 +24,7 @@ import copy
 import time
 
 import torch
-import torch.nn.functional as F
-from sidebyside import alternate, distillation_diagram, machine_line, median_ratio, tutorial_kl
+from sidebyside import alternate, distillation_diagram, hand_terms, machine_line, median_ratio
 from torch import nn
 
 import learning_diagrams as ld
@@ -48,10 +47,7 @@ def hand_loop(teacher: nn.Module, student: nn.Module, batches: list, epochs: int
     read = []
     for _ in range(epochs):
         for step, (images, labels) in enumerate(batches, 1):
-            with torch.no_grad():
-                teacher_logits = teacher(images)
-            student_logits = student(images)
-            total = 0.25 * tutorial_kl(student_logits, teacher_logits) + 0.75 * F.cross_entropy(student_logits, labels)
+            total, _, _ = hand_terms(teacher, student, images, labels)
             optimiser.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()

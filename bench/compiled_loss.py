@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from sidebyside import alternate, distillation_diagram, machine_line, median_ratio, tutorial_kl
+from sidebyside import alternate, distillation_diagram, hand_terms, machine_line, median_ratio, tutorial_kl
 from torch import nn
 
 import learning_diagrams as ld
@@ -55,11 +55,7 @@ def distillation_case(
         return compiled(batches).total
 
     def hand() -> torch.Tensor:
-        images, labels = batch
-        with torch.no_grad():
-            t = hand_teacher(images)
-        s = hand_student(images)
-        return 0.75 * F.cross_entropy(s, labels) + 0.25 * tutorial_kl(s, t)
+        return hand_terms(hand_teacher, hand_student, *batch)[0]
 
     return (ours, hand, list(student.parameters()), list(hand_student.parameters())), compiled, batches
 

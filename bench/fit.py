@@ -28,8 +28,7 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from sidebyside import alternate, distillation_diagram, machine_line, median_ratio, tutorial_kl
+from sidebyside import alternate, distillation_diagram, hand_terms, machine_line, median_ratio
 from torch import nn
 
 import learning_diagrams as ld
@@ -41,16 +40,6 @@ def models() -> tuple[nn.Module, nn.Module]:
     teacher = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 10))
     student = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
     return teacher, student
-
-
-def hand_terms(teacher: nn.Module, student: nn.Module, images: torch.Tensor, labels: torch.Tensor):
-    """The PyTorch tutorial's distillation loss: the total and its two weighted terms."""
-    with torch.no_grad():
-        teacher_logits = teacher(images)
-    student_logits = student(images)
-    soft = 0.25 * tutorial_kl(student_logits, teacher_logits)
-    hard = 0.75 * F.cross_entropy(student_logits, labels)
-    return hard + soft, hard, soft
 
 
 def hand_loop(teacher: nn.Module, student: nn.Module, batches: list, loss_fn: Any) -> list[dict[str, float]]:

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from sidebyside import distillation_diagram, machine_line, tutorial_kl
+from sidebyside import distillation_diagram, hand_terms, machine_line, tutorial_kl
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
@@ -96,11 +96,7 @@ def distillation(batch_size: int) -> tuple[Step, Step]:
     batches = {"N": batch}
 
     def hand() -> torch.Tensor:
-        images, labels = batch
-        with torch.no_grad():
-            t = hand_teacher(images)
-        s = hand_student(images)
-        return 0.75 * F.cross_entropy(s, labels) + 0.25 * tutorial_kl(s, t)
+        return hand_terms(hand_teacher, hand_student, *batch)[0]
 
     return (
         training_step(lambda: compiled(batches).total, list(student.parameters())),

@@ -97,3 +97,13 @@ def tutorial_kl(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The tutorial's soft-target loss ``T²·KL``, as the hand-written side computes it (student first)."""
     soft = F.softmax(target / T, dim=-1)
     return torch.sum(soft * (soft.log() - F.log_softmax(prediction / T, dim=-1))) / prediction.size(0) * T**2
+
+
+def hand_terms(teacher: nn.Module, student: nn.Module, images: torch.Tensor, labels: torch.Tensor):
+    """The PyTorch tutorial's distillation loss: the total and its two weighted terms."""
+    with torch.no_grad():
+        teacher_logits = teacher(images)
+    student_logits = student(images)
+    soft = 0.25 * tutorial_kl(student_logits, teacher_logits)
+    hard = 0.75 * F.cross_entropy(student_logits, labels)
+    return hard + soft, hard, soft

@@ -43,7 +43,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 from ..core.errors import TypeMismatchError
 from ..core.messages import NO_BATCHES, NOT_A_DATA_SOURCE, ONE_SHOT_ITERATOR
 
-__all__ = ["DataSource", "DEFAULT_BATCH_SIZE", "is_full_batch", "batch_size", "to_device"]
+__all__ = ["DataSource", "DEFAULT_BATCH_SIZE", "is_full_batch", "batch_size", "to_device", "loading_options"]
 
 #: Batch size used when a vertex carries a bare map-style Dataset.
 DEFAULT_BATCH_SIZE = 32
@@ -129,6 +129,29 @@ def _loader_size(loader: DataLoader) -> int | None:
         return None
     n = len(batches.sampler)
     return n - n % batches.batch_size if batches.drop_last else n
+
+
+def loading_options(loader: DataLoader) -> dict[str, Any]:
+    """How ``loader`` loads: its workers, collation, pinning and timeout, as ``DataLoader(...)`` takes them.
+
+    Not what it loads nor in which order (dataset, sampler, batching, generator): what a
+    loader made again over other samples or another sampler keeps of the first.
+    """
+    options: dict[str, Any] = dict(
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        timeout=loader.timeout,
+        worker_init_fn=loader.worker_init_fn,
+        multiprocessing_context=loader.multiprocessing_context,
+        persistent_workers=loader.persistent_workers,
+        pin_memory_device=loader.pin_memory_device,
+    )
+    if loader.num_workers:  # DataLoader refuses a prefetch factor without workers
+        options["prefetch_factor"] = loader.prefetch_factor
+    if hasattr(loader, "in_order"):
+        options["in_order"] = loader.in_order
+    return options
 
 
 def batch_size(batch: Any) -> int:

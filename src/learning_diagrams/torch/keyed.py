@@ -31,6 +31,8 @@ from typing import Any, NamedTuple
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset
 
+from .data import loading_options
+
 __all__ = [
     "Keyed",
     "Position",
@@ -146,28 +148,15 @@ class KeyedCollate:
 def keyed_loader(loader: DataLoader, token: int) -> DataLoader:
     """``loader`` again, over ``(index, sample)``: the same sampler object, workers, collation and seeding."""
     batches = loader.batch_sampler
-    options: dict[str, Any] = dict(
-        # A plain BatchSampler is given as what makes one (over the same sampler object), so that Lightning,
-        # which makes a loader again from its arguments under DDP, finds the batch size.
-        **(
-            dict(batch_size=batches.batch_size, sampler=batches.sampler, drop_last=batches.drop_last)
-            if type(batches) is BatchSampler
-            else dict(batch_sampler=batches)
-        ),
-        num_workers=loader.num_workers,
-        collate_fn=KeyedCollate(loader.collate_fn, token),
-        pin_memory=loader.pin_memory,
-        timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
-        multiprocessing_context=loader.multiprocessing_context,
-        generator=loader.generator,
-        persistent_workers=loader.persistent_workers,
-        pin_memory_device=loader.pin_memory_device,
+    # A plain BatchSampler is given as what makes one (over the same sampler object), so that Lightning,
+    # which makes a loader again from its arguments under DDP, finds the batch size.
+    batching: dict[str, Any] = (
+        dict(batch_size=batches.batch_size, sampler=batches.sampler, drop_last=batches.drop_last)
+        if type(batches) is BatchSampler
+        else dict(batch_sampler=batches)
     )
-    if loader.num_workers:
-        options["prefetch_factor"] = loader.prefetch_factor
-    if hasattr(loader, "in_order"):
-        options["in_order"] = loader.in_order
+    options = {**loading_options(loader), **batching, "generator": loader.generator}
+    options["collate_fn"] = KeyedCollate(loader.collate_fn, token)
     return DataLoader(IndexedDataset(loader.dataset, token), **options)
 
 

@@ -42,7 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, RandomSampler
 
 from ..core.errors import TypeMismatchError
-from ..torch.data import DEFAULT_BATCH_SIZE, is_full_batch
+from ..torch.data import DEFAULT_BATCH_SIZE, is_full_batch, loading_options
 
 __all__ = [
     "wanted",
@@ -192,11 +192,6 @@ def _with_sampler(loader: DataLoader, sampler: Any) -> DataLoader:
         loader.dataset,
         batch_size=loader.batch_size,
         sampler=sampler,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
         drop_last=loader.drop_last,
-        timeout=loader.timeout,
-        worker_init_fn=loader.worker_init_fn,
-        persistent_workers=loader.persistent_workers,
+        **loading_options(loader),
     )

@@ -66,8 +66,10 @@ def _kl_entries(prediction: Tensor, target: Tensor, temperature: float) -> Tenso
         raise ValueError(
             f"kl_div compares logits of the same shape, got {tuple(prediction.shape)} and {tuple(target.shape)}"
         )
-    log_p_s = F.log_softmax(prediction / temperature, dim=-1)
-    log_p_t = F.log_softmax(target / temperature, dim=-1)
+    if temperature != 1.0:  # x / 1 is x: no operation for it
+        prediction, target = prediction / temperature, target / temperature
+    log_p_s = F.log_softmax(prediction, dim=-1)
+    log_p_t = F.log_softmax(target, dim=-1)
     p_t = log_p_t.exp()
     # 0 * log 0 = 0: where the target puts no mass the term is 0, with no NaN
     # in the value or the gradient (even for -inf logits). The scalar 0 needs no
@@ -78,7 +80,9 @@ def _kl_entries(prediction: Tensor, target: Tensor, temperature: float) -> Tenso
 def kl_div(prediction: Tensor, target: Tensor, *, temperature: float = 1.0) -> Tensor:
     """Hinton's distillation loss (see :class:`~learning_diagrams.core.losses.KLDivergence`)."""
     batch = prediction.shape[0] if prediction.dim() > 1 else 1
-    return _kl_entries(prediction, target, temperature).sum() / batch * temperature**2
+    # One multiplication by T²/|B| (a Python number), not a division then a multiplication: an
+    # operation fewer forwards and backwards; the same value to rounding.
+    return _kl_entries(prediction, target, temperature).sum() * (temperature**2 / batch)
 
 
 def kl_div_per_sample(prediction: Tensor, target: Tensor, *, temperature: float = 1.0) -> Tensor:

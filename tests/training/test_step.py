@@ -58,6 +58,33 @@ def test_gradients_of_two_dtypes_are_each_checked():
     assert single.grad.tolist() == [1.0, 1.0] and double.grad.tolist() == [1.0, float("inf")]  # left as they were
 
 
+def test_a_total_given_joins_the_check_and_keeps_its_value():
+    w = nn.Parameter(torch.zeros(2))
+    check = GradientCheck([w])
+    w.grad = torch.ones(2)
+    total = torch.tensor(2.5)
+    assert [float(f) for f in check(total)] == [0.0] and total.item() == 2.5
+    assert [float(f) for f in check(torch.tensor(float("nan")))] == [1.0]  # finite gradients, a NaN total
+    check.reset()
+    # A total of another dtype than the gradients' is checked on its own, its flag added.
+    assert [float(f) for f in check(torch.tensor(float("inf"), dtype=torch.float64))] == [0.0, 1.0]
+    assert [float(f) for f in check(torch.tensor(1.0, dtype=torch.float64))] == [0.0, 0.0]
+
+
+def test_a_guard_reading_covered_flags_finds_a_nan_total_and_names_it():
+    guard = Guard("raise", max_skips=1, device=torch.device("cpu"))
+    w = nn.Parameter(torch.zeros(2))
+    w.grad = torch.ones(2)
+    check, total = GradientCheck([w]), torch.tensor(float("nan"))
+    values, finite = guard.check(total, {}, check(total), want=False, boundary=True, params=[w], covered=True)
+    assert (values, finite) == ({}, False) and guard.what == "the total loss is nan"
+    check.reset()
+    values, finite = guard.check(
+        torch.tensor(1.0), {}, check(torch.tensor(1.0)), want=False, boundary=True, params=[w], covered=True
+    )
+    assert (values, finite) == ({}, True) and guard.what == ""
+
+
 def test_a_guard_told_its_device_later_remembers_that_devices_random_state(monkeypatch):
     # The Lightning adapter makes its guard before it knows the device, and sets it when training starts.
     guard = Guard("raise", max_skips=1, device=torch.device("cpu"))

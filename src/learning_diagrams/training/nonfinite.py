@@ -138,6 +138,8 @@ class GradientCheck:
         for p in self.params:
             groups.setdefault(p.device, {}).setdefault(p.dtype, []).append(p)
         self._flags = [torch.zeros((), device=device) for device in groups]
+        #: The device and dtype of the first kernel call's gradients, which a step's total may join.
+        self._first = next(((d, t) for d, by_dtype in groups.items() for t in by_dtype), None)
         # One kernel call per device and dtype, laid out flat: (parameters, the device's flag, its scale of 1).
         self._calls = [
             (params, found, torch.ones((), device=device))
@@ -145,19 +147,34 @@ class GradientCheck:
             for params in by_dtype.values()
         ]
 
-    def __call__(self) -> list[torch.Tensor]:
-        """One flag per device, 0 when every gradient there is finite (see :func:`gradient_flags`)."""
+    def __call__(self, total: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """One flag per device, 0 when every gradient there is finite (see :func:`gradient_flags`).
+
+        With ``total`` (a step's loss), the flags also cover it: where it has the device and
+        dtype of the first gradients it joins their kernel call, so that one check, and one
+        number read, tells whether a step may go on (a step that finds a flag set then looks
+        at the total alone to say which was not finite).
+        """
+        extra = None if total is None else total.detach()
         try:
-            for params, found, scale in self._calls:
-                try:  # every parameter has a gradient, as a rule: gathered without a loop in Python
-                    torch._amp_foreach_non_finite_check_and_unscale_(list(map(_GRAD, params)), found, scale)
+            for k, (params, found, scale) in enumerate(self._calls):
+                grads = list(map(_GRAD, params))  # gathered without a loop in Python
+                if k == 0 and extra is not None and (extra.device, extra.dtype) == self._first:
+                    grads.append(extra)  # the kernel multiplies it by 1 in place: its value stays
+                    extra = None
+                try:  # every parameter has a gradient, as a rule
+                    torch._amp_foreach_non_finite_check_and_unscale_(grads, found, scale)
                 except TypeError:  # some have none (a map no batch reached): the kernel took nothing
-                    grads = [p.grad for p in params if p.grad is not None]
+                    grads = [g for g in grads if g is not None]
                     if grads:
                         torch._amp_foreach_non_finite_check_and_unscale_(grads, found, scale)
         except (RuntimeError, NotImplementedError, TypeError):  # sparse or complex gradients
             self.reset()  # whatever the kernel set before it failed
-            return gradient_flags(self.params)
+            extra = None if total is None else total.detach()
+            flags = gradient_flags(self.params)
+            return flags if extra is None else [*flags, torch.logical_not(torch.isfinite(extra)).to(torch.float32)]
+        if extra is not None:  # another device or dtype than the first gradients' (or no gradient at all)
+            return [*self._flags, torch.logical_not(torch.isfinite(extra)).to(torch.float32)]
         return self._flags
 
     def reset(self) -> None:
@@ -261,6 +278,7 @@ class Guard:
         want: bool,
         boundary: bool,
         params: Sequence[torch.Tensor] = (),
+        covered: bool = False,
     ) -> tuple[dict[str, float], bool]:
         """The logged values of a step (when ``want``) and whether it is finite, in one fetch.
 
@@ -271,8 +289,14 @@ class Guard:
         optimiser step). Between optimiser steps a total that is not fetched for the
         logs is kept, on its device, and checked at the next optimiser step; under DDP
         every total is, so that all processes decide together. :attr:`what` then says
-        what was not finite.
+        what was not finite. ``covered`` says that ``flags`` cover ``total`` too
+        (:class:`GradientCheck` given it): then an optimiser step that logs nothing reads
+        the flags alone, one number, and looks further only when one is set.
         """
+        quick = covered and boundary and not want and not self._pending and not self.distributed
+        if quick and not any(self._fetch(list(flags))):
+            self.what = ""
+            return {}, True
         if total is None:  # the step's own total is the last one kept
             total = self._pending.pop() if self._pending else torch.zeros((), device=self.device)
         # Read as they are (:meth:`_fetch` detaches what it stacks); only a kept total is detached, so

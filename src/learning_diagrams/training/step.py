@@ -110,8 +110,10 @@ class TrainingStep:
                 for o in self.optimizers:
                     scaler.unscale_(o)
             else:  # with a GradScaler, overflowed gradients are its to skip (it lowers its scale)
-                flags = self.gradient_flags()
-        values, finite = guard.check(total, terms, flags, want=want, boundary=boundary, params=self.params)
+                flags = self.gradient_flags(total)  # the total joins the gradients' check: one number
+        values, finite = guard.check(
+            total, terms, flags, want=want, boundary=boundary, params=self.params, covered=bool(flags)
+        )
         if not finite:
             self.gradient_flags.reset()  # a flag it set stays set until then
         proceed = guard.apply(

@@ -16,14 +16,9 @@ from torch import nn
 
 from learning_diagrams.core.errors import CheckpointError, ConflictError, DiagramError, NonFiniteError
 from learning_diagrams.training import checkpoint as ckpt
-from learning_diagrams.training.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    load_state,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
+from learning_diagrams.training import randomness
+from learning_diagrams.training.checkpoint import latest_checkpoint, load_checkpoint, load_state, save_checkpoint
+from learning_diagrams.training.randomness import rng_state, set_rng_state
 
 
 class TwoEdges(nn.Module):
@@ -559,9 +554,8 @@ def test_the_module_documents_its_api():
         "load_checkpoint",
         "load_state",
         "latest_checkpoint",
-        "rng_state",
-        "set_rng_state",
     }
+    assert set(randomness.__all__) == {"seed_all", "rng_state", "set_rng_state"}
     for word in ("layout", "Atomicity", "weights_only", "commit point", "Integrity", "SHA-256"):
         assert word in ckpt.__doc__
 

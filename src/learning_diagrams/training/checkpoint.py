@@ -89,8 +89,8 @@ state may hold only tensors, numbers (bool, int, float, complex), strings,
 bytes, None, ``torch.Size``, ``torch.dtype``, ``torch.device``, and lists,
 tuples and dicts (``OrderedDict`` too) of these; :func:`save_checkpoint`
 raises a :class:`TypeError` naming the key path of anything else (a NumPy
-array, a namedtuple, an arbitrary object). :func:`rng_state` returns its
-states in that form.
+array, a namedtuple, an arbitrary object). :func:`~.randomness.rng_state` returns
+its states in that form.
 
 >>> import tempfile, torch
 >>> model = torch.nn.Linear(2, 1)
@@ -108,7 +108,6 @@ from __future__ import annotations
 import collections
 import os
 import pickle
-import random
 import re
 import secrets
 import shutil
@@ -117,7 +116,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import safetensors
 import safetensors.torch
 import torch
@@ -134,8 +132,6 @@ __all__ = [
     "load_checkpoint",
     "latest_checkpoint",
     "load_state",
-    "rng_state",
-    "set_rng_state",
     "MODEL_FILE",
     "STATE_FILE",
     "LATEST_FILE",
@@ -183,7 +179,7 @@ def save_checkpoint(
         (a tensor under two keys is stored once).
     state
         Everything else, as plain data (see the module docstring): optimiser,
-        scheduler and scaler state dicts, counters, :func:`rng_state`, ...
+        scheduler and scaler state dicts, counters, :func:`~.randomness.rng_state`, ...
     step
         The step number; the folder is ``step-{step:09d}``. Saving a step that
         exists already replaces it, safely.
@@ -633,62 +629,3 @@ def _check_fits(module: nn.Module, model_file: Path) -> None:
             f"the weights in {str(model_file)!r} do not fit the {type(module).__name__}:\n{problem}\n"
             f"  was the diagram compiled with the same models and edge names as when it was saved?"
         )
-
-
-# ---------------------------------------------------------------------------- RNG
-
-
-def rng_state() -> dict[str, Any]:
-    """The states of every random number generator a training run draws from.
-
-    Returns
-    -------
-    dict
-        ``"python"`` (:mod:`random`), ``"numpy"`` (NumPy's global generator,
-        its key as an int64 tensor), ``"torch"`` (the CPU generator) and
-        ``"cuda"`` (a list, one state per CUDA device; empty without CUDA),
-        all plain data that ``torch.load(weights_only=True)`` loads.
-
-    >>> state = rng_state()
-    >>> a = torch.rand(2)
-    >>> set_rng_state(state)
-    >>> torch.equal(a, torch.rand(2))
-    True
-    """
-    version, internal, gauss_next = random.getstate()
-    name, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-    return {
-        "python": {"version": int(version), "internal": [int(i) for i in internal], "gauss_next": gauss_next},
-        "numpy": {
-            "bit_generator": str(name),
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached_gaussian),
-        },
-        "torch": torch.get_rng_state(),
-        "cuda": [s.cpu() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore the generators from a :func:`rng_state` dict (also after a save and load).
-
-    Parameters
-    ----------
-    state
-        As returned by :func:`rng_state`. CUDA states are restored for the
-        devices present, up to as many as were saved; without CUDA they are
-        ignored (resuming on another number of GPUs then cannot repeat the
-        uninterrupted run's draws on the GPUs).
-    """
-    py = state["python"]
-    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
-    nps = state["numpy"]
-    keys = torch.as_tensor(nps["keys"]).cpu().numpy().astype(np.uint32)
-    np.random.set_state((nps["bit_generator"], keys, nps["pos"], nps["has_gauss"], nps["cached_gaussian"]))
-    torch.set_rng_state(torch.as_tensor(state["torch"]).cpu())
-    cuda = state.get("cuda") or []
-    if cuda and torch.cuda.is_available():
-        for device in range(min(len(cuda), torch.cuda.device_count())):
-            torch.cuda.set_rng_state(torch.as_tensor(cuda[device]).cpu(), device)

@@ -34,14 +34,12 @@ import dataclasses
 import functools
 import itertools
 import os
-import random
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -52,11 +50,12 @@ from ..core.messages import NOT_INDEXING, located
 from ..torch import CompiledLoss
 from ..torch.cache import DEFAULT_CACHE_BYTES, FrozenCache
 from . import distributed
-from .checkpoint import latest_checkpoint, load_checkpoint, load_state, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import latest_checkpoint, load_checkpoint, load_state, save_checkpoint
 from .loaders import CombinedBatches
 from .logs import History, Logger, Progress, as_logger, default_loggers
 from .logs.trackers import plain_options
 from .metrics import evaluate
+from .randomness import rng_state, seed_all, set_rng_state
 from .nonfinite import ON_NONFINITE, Guard
 from .regime import refuse_nothing_to_train
 from ..torch.data import to_device
@@ -379,7 +378,7 @@ class _Run:
         if state is not None:
             self.guard.load_state_dict(state.get("nonfinite", {}))
         if state is None:
-            random.seed(t.seed), np.random.seed(t.seed % 2**32), torch.manual_seed(t.seed)
+            seed_all(t.seed)
         owned = self._loggers(append=state is not None, keep=state.get("records") if state else None)
         self.loggers = [*owned, *(as_logger(logger) for logger in t.loggers if self.rank0)]
         deterministic = torch.are_deterministic_algorithms_enabled()

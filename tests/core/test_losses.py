@@ -448,6 +448,7 @@ def test_all_is_complete() -> None:
             "KLDivergence",
             "REDUCTIONS",
             "check_reduction",
+            "computed_by",
             "as_loss",
             "by_name",
             "is_library",

@@ -106,6 +106,7 @@ from typing import Any
 
 from . import plugins
 from .errors import OptionError, TypeMismatchError
+from .messages import NO_PER_SAMPLE
 
 __all__ = [
     "Loss",
@@ -113,6 +114,7 @@ __all__ = [
     "KLDivergence",
     "REDUCTIONS",
     "check_reduction",
+    "computed_by",
     "as_loss",
     "by_name",
     "is_library",
@@ -142,6 +144,35 @@ def check_reduction(reduction: object) -> None:
     """
     if reduction not in REDUCTIONS:
         raise OptionError(f"reduction={reduction!r} is not one of {', '.join(map(repr, REDUCTIONS))}")
+
+
+def computed_by(
+    loss: Loss,
+    reduction: str,
+    formula: Callable[[Formula], Callable[..., Array]],
+    *,
+    pair: str = "",
+    target: str = "",
+) -> Callable[..., Array]:
+    """What computing ``loss`` calls on a back end whose formula of a library loss is ``formula(spec)``.
+
+    A library loss's formula, or the user's own function; with ``reduction="sum"``
+    the loss's per-sample form, and a loss without one raises
+    :class:`~learning_diagrams.core.errors.OptionError` naming it (and ``pair`` and
+    ``target``, if given). Each back end's ``loss_function`` is this with its formulas.
+
+    >>> computed_by(mse, "mean", lambda spec: spec.name)
+    'mse'
+    >>> computed_by(as_loss(lambda a, b: a), "sum", str)
+    Traceback (most recent call last):
+    ...
+    learning_diagrams.core.errors.OptionError: reduction='sum' sums per-sample losses, but the loss <lambda> ...
+    """
+    check_reduction(reduction)
+    fn = loss.fn if reduction == "mean" else loss.per_sample
+    if fn is None:
+        raise OptionError(NO_PER_SAMPLE.format(loss=loss.name, target=target, pair=pair))
+    return formula(fn) if isinstance(fn, Formula) else fn
 
 
 def _rebuild(cls: type[Loss], state: dict[str, Any]) -> Loss:

@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.errors import OptionError, UnknownNameError
-from ..core.losses import Formula, Loss, check_reduction
-from ..core.messages import NO_PER_SAMPLE
+from ..core.errors import UnknownNameError
+from ..core.losses import Formula, Loss, computed_by
 
 __all__ = ["FORMULAS", "PER_SAMPLE", "formula", "loss_function", "returns_scalar"]
 
@@ -150,11 +149,7 @@ def loss_function(
     With ``reduction="sum"`` it is the loss's per-sample form; a loss without one raises
     :class:`~learning_diagrams.core.errors.OptionError` naming it (and ``pair`` and ``target``, if given).
     """
-    check_reduction(reduction)
-    fn = loss.fn if reduction == "mean" else loss.per_sample
-    if fn is None:
-        raise OptionError(NO_PER_SAMPLE.format(loss=loss.name, target=target, pair=pair))
-    return formula(fn) if isinstance(fn, Formula) else fn
+    return computed_by(loss, reduction, formula, pair=pair, target=target)
 
 
 def returns_scalar(loss: Loss, reduction: str = "mean") -> bool:

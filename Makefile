@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,examples,lint,docs]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,examples,lint,docs,jax]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -10,7 +10,8 @@ The package is in layers, imports pointing down only: the torch-free
 :mod:`~learning_diagrams.core`; :mod:`~learning_diagrams.structure`
 (morphisms, homomorphisms, colimits) and :mod:`~learning_diagrams.io`
 (files, the text syntax, drawing); the PyTorch back end
-:mod:`~learning_diagrams.torch`; :mod:`~learning_diagrams.training`;
+:mod:`~learning_diagrams.torch` (and, with the ``[jax]`` extra, :mod:`~learning_diagrams.jax`);
+:mod:`~learning_diagrams.training`;
 :mod:`~learning_diagrams.integrations`; and, apart,
 :mod:`~learning_diagrams.lenses`. This top level imports the core only; every
 other name is loaded on first use (PEP 562), so ``import learning_diagrams``
@@ -52,6 +53,7 @@ from .core import (
 
 # The built-in plug-ins: modules named here are imported when first needed (see core.plugins).
 plugins.register("backend", "torch", "learning_diagrams.torch", arrays=("torch",))
+plugins.register("backend", "jax", "learning_diagrams.jax", arrays=("jax", "jaxlib"))
 plugins.register("renderer", "graphviz", "learning_diagrams.io.drawing")
 
 __version__ = metadata.version("learning-diagrams")
@@ -73,6 +75,7 @@ _LAZY: dict[str, str] = {
 #: Subpackages and modules loaded on first use.
 _LAZY_MODULES: dict[str, str] = {
     "torch": "learning_diagrams.torch",
+    "jax": "learning_diagrams.jax",
     "structure": "learning_diagrams.structure",
     "homsearch": "learning_diagrams.structure.homsearch",
     "io": "learning_diagrams.io",

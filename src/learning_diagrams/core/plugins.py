@@ -15,11 +15,11 @@ loss stands for on its arrays); a renderer provides ``draw(diagram, path,
 **options)`` and ``repr_svg(diagram)``.
 
 >>> registered("backend"), load("backend", "torch").__name__
-(('torch',), 'learning_diagrams.torch')
+(('torch', 'jax'), 'learning_diagrams.torch')
 >>> load("backend", "nowhere")
 Traceback (most recent call last):
 ...
-learning_diagrams.core.errors.OptionError: no backend named 'nowhere' is registered (backends: torch)
+learning_diagrams.core.errors.OptionError: no backend named 'nowhere' is registered (backends: torch, jax)
 """
 
 from __future__ import annotations

@@ -39,8 +39,13 @@ def is_array(value: Any) -> bool:
 
 
 def array_kind(value: Any) -> str:
-    """What to call an array in messages: ``"Tensor"`` for PyTorch's, else its class name."""
-    return "Tensor" if is_torch_tensor(value) else type(value).__name__
+    """What to call an array in messages: ``"Tensor"`` for PyTorch's, ``"Array"`` for JAX's (a concrete
+    array or a tracer), else its class name (``"ndarray"``)."""
+    if is_torch_tensor(value):
+        return "Tensor"
+    if type(value).__module__.partition(".")[0] in ("jax", "jaxlib"):
+        return "Array"
+    return type(value).__name__
 
 
 def is_dtype(value: Any) -> bool:

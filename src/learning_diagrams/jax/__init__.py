@@ -22,10 +22,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.diagram import Diagram
-from .compiled import CompiledLoss, Losses, data_size
+from .checking import check
+from .compiled import CompiledLoss, Losses
+from .data import DataSource
 from .losses import formula, loss_function
 
-__all__ = ["compile", "CompiledLoss", "Losses", "data_size", "formula", "loss_function"]
+__all__ = ["compile", "check", "CompiledLoss", "Losses", "DataSource", "formula", "loss_function"]
 
 
 def compile(

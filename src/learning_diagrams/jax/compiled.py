@@ -63,6 +63,7 @@ from ..core.errors import NoBatchError, UnknownNameError
 from ..core.evaluation import Program, Step, Term, plan
 from ..core.losses import check_reduction
 from ..core.messages import NOT_A_SOURCE, UNKNOWN_SIZE
+from .data import DataSource
 from .losses import loss_function, returns_scalar
 
 __all__ = ["CompiledLoss", "Losses"]
@@ -124,7 +125,7 @@ class CompiledLoss:
     reduction : {"mean", "sum"}
         How each term reduces over its batch, as on PyTorch (``"sum"`` scales by the
         data set's size over the batch's where the size is known: an array's
-        length, or the lengths of a list of batches).
+        length, or the lengths of a list of batches: :attr:`.data.DataSource.size`).
     """
 
     def __init__(
@@ -185,7 +186,7 @@ class CompiledLoss:
     def _sizes(self) -> dict[str, int]:
         sizes = {}
         for s in self.sources:
-            size = data_size(self._data[s])
+            size = DataSource(self._data[s], s).size
             if size is None:
                 kind = type(self._data[s]).__name__
                 warnings.warn(UNKNOWN_SIZE.format(vertex=s, kind=kind), UserWarning, stacklevel=5)
@@ -252,28 +253,3 @@ def _calling(step: Step) -> Step:
     """``step`` with its map's function replaced by the :class:`_Edge` that finds it at each call."""
     edge = _Edge(step.map.name, stop=not step.grad) if step.map.fn is not None else None
     return dataclasses.replace(step, map=dataclasses.replace(step.map, fn=edge))
-
-
-def data_size(data: Any) -> int | None:
-    """The number of samples in ``data``: an array's length, or the summed lengths of a list of batches.
-
-    >>> import numpy as np
-    >>> data_size(np.zeros((5, 2))), data_size([(np.zeros((3, 2)), np.zeros(3)), (np.zeros((2, 2)), np.zeros(2))])
-    (5, 5)
-    >>> data_size(iter([])) is None
-    True
-    """
-    if hasattr(data, "shape") and len(data.shape) > 0:
-        return int(data.shape[0])
-    if isinstance(data, (list, tuple)):
-        lengths = [_first_length(batch) for batch in data]
-        return None if any(n is None for n in lengths) else sum(n for n in lengths if n is not None)
-    return None
-
-
-def _first_length(batch: Any) -> int | None:
-    leaves = jax.tree_util.tree_leaves(batch)
-    for leaf in leaves:
-        if hasattr(leaf, "shape") and len(leaf.shape) > 0:
-            return int(leaf.shape[0])
-    return None

@@ -1,0 +1,75 @@
+"""Checking a diagram before training on JAX: run every path once and report what each vertex holds.
+
+:func:`check` takes one batch per indexing vertex (given, or the first of its data),
+runs every path from it, and checks each value against its vertex's type
+annotation (shapes and dtypes of JAX and NumPy arrays); it then computes every
+compiled term once. The first failure raises an error naming the edge and vertex
+(a :class:`~learning_diagrams.core.errors.MapError` or
+:class:`~learning_diagrams.core.errors.TypeMismatchError`), as on PyTorch.
+
+>>> import jax.numpy as jnp
+>>> import learning_diagrams as ld
+>>> d = (ld.Diagram().space("N", data=jnp.ones((4, 2))).space("Y", type=ld.TensorType(None, 3))
+...      .map("f", "N", "Y", lambda x: x @ jnp.ones((2, 1))))
+>>> d.check(backend="jax")
+Traceback (most recent call last):
+...
+learning_diagrams.core.errors.TypeMismatchError: edge 'f' (N → Y) gave a Array[float32, (4, 1)] at vertex 'Y' (path f), which is annotated TensorType(None, 3): Array[float32, (4, 1)] does not have shape (*, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..core.diagram import Diagram
+from ..core.errors import NoBatchError, UnknownNameError
+from ..core.evaluation import CheckReport, Evaluator, Term, check_value, plan
+from ..core.messages import NO_DATA, NOT_INDEXING
+from ..core.types import describe
+from .data import DataSource
+from .losses import loss_function
+
+__all__ = ["check", "CheckReport"]
+
+
+def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckReport:
+    """Run ``diagram`` once on one batch per indexing vertex and report every vertex's value.
+
+    ``batches`` maps indexing vertices to batches; those left out take the first batch
+    of their data (an indexing vertex without data needs one here:
+    :class:`~learning_diagrams.core.errors.NoBatchError` otherwise). Every path is run
+    once, those enumerated and the declared relations' own: give a small batch.
+    """
+    batches = dict(batches or {})
+    for name in batches:
+        if name not in diagram.indexing:
+            raise UnknownNameError(
+                NOT_INDEXING.format(what="a batch", vertex=name, indexing=", ".join(diagram.indexing) or "none")
+            )
+    missing = [v for v in diagram.indexing if v not in batches and diagram.spaces[v].data is None]
+    if missing:
+        raise NoBatchError(
+            NO_DATA.format(vertices=", ".join(map(repr, missing)), vertex=missing[0])
+            + f"; or give the dry run a batch: d.check({{{missing[0]!r}: batch}}, backend='jax')"
+        )
+    data = diagram.indexing_data()
+    rows: list[tuple[str, str, str]] = []
+    values: dict[str, dict[tuple[str, ...], Any]] = {}
+    for source in diagram.indexing:
+        batch = batches[source] if source in batches else next(DataSource(data[source], source).forever())
+        values[source] = {(): batch}
+        paths = sorted(diagram.paths([source]), key=len)  # prefixes first
+        evaluator = Evaluator(plan(paths, diagram.maps, parametric=lambda fn: False))
+        for path in paths:
+            x = evaluator.value(path.edges, values[source])
+            check_value(diagram, path, x)
+            rows.append((path.target, str(path), describe(x)))
+    pairs = diagram.parallel_pairs() if any(s.loss is not None for s in diagram.spaces.values()) else []
+    terms = {
+        pair.name: float(
+            Term(pair, loss_function(pair.loss))(values[pair.source][pair.first], values[pair.source][pair.second])
+        )
+        for pair in pairs
+    }
+    return CheckReport(tuple(rows), terms)

@@ -33,6 +33,11 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "cache": ("10 epochs of distillation from a frozen teacher: ld.fit's cache against the hand loop", [], ["--quick"]),
     "memory": ("a step's peak memory against the hand-written step", [], ["--quick"]),
     "scaling": ("compiling diagrams of 1,001 to 100,001 edges: time and memory, log-log slope", [], ["--quick"]),
+    "jax_step": (
+        "a jitted diagram step on JAX against the same step written by hand, and against PyTorch",
+        [],
+        ["--quick"],
+    ),
     "lenses": ("lens learners and optimisers against torch and torch.optim", [], ["--quick"]),
     "homsearch": ("homomorphism search against networkx's VF2 matcher", [], ["--vertices", "30", "--edges", "90"]),
     "soak": ("resident memory over a long run", [], ["--steps", "2000", "--every", "500"]),

@@ -10,3 +10,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the JAX tests (and the JAX back end's doctests) last.
+
+    JAX starts threads when it first computes, and a process forked after that (a
+    ``DataLoader``'s workers, in the PyTorch tests) can deadlock, as JAX warns: the
+    tests that fork run before any JAX computation. The order is otherwise kept.
+    """
+    items.sort(key=lambda item: "jax" in item.path.parts)

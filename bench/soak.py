@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 import learning_diagrams as ld
-from learning_diagrams.training.logs import Logger
+from learning_diagrams.logs import Logger
 
 
 def rss_mb() -> float:

@@ -80,6 +80,8 @@ _LAZY_MODULES: dict[str, str] = {
     "homsearch": "learning_diagrams.structure.homsearch",
     "io": "learning_diagrams.io",
     "training": "learning_diagrams.training",
+    "logs": "learning_diagrams.logs",
+    "batches": "learning_diagrams.batches",
     "integrations": "learning_diagrams.integrations",
     "lenses": "learning_diagrams.lenses",
     "core": "learning_diagrams.core",

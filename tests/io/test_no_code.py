@@ -24,6 +24,7 @@ from torch import nn
 
 import learning_diagrams as ld
 import learning_diagrams.io
+import learning_diagrams.io.files  # learning_diagrams.io loads it on first use: loaded before the hook
 from learning_diagrams.core.errors import DiagramError
 
 folder = Path(sys.argv[1])

@@ -1,4 +1,4 @@
-"""Tests for learning_diagrams.training.logs: files, TensorBoard, progress, history, plots."""
+"""Tests for learning_diagrams.logs: files, TensorBoard, progress, history, plots."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -16,8 +17,8 @@ import pytest
 
 from learning_diagrams.core.errors import DiagramError, FileFormatError, OptionError
 from learning_diagrams.io.atomic import write_atomic
-from learning_diagrams.training import logs
-from learning_diagrams.training.logs import (
+from learning_diagrams import logs
+from learning_diagrams.logs import (
     CSV_COLUMNS,
     CSVLogger,
     History,
@@ -283,7 +284,7 @@ def test_tensorboard_logger_writes_readable_scalars(tmp_path: Path) -> None:
 
 
 def test_tensorboard_logger_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    monkeypatch.setitem(sys.modules, "tensorboard.summary.writer.event_file_writer", None)
     with pytest.raises(ImportError, match="pip install tensorboard"):
         TensorBoardLogger(tmp_path / "tb")
     assert not (tmp_path / "tb").exists()
@@ -330,7 +331,7 @@ def test_default_loggers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 
 
 def test_default_loggers_tensorboard_true_without_tensorboard(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    monkeypatch.setitem(sys.modules, "tensorboard.summary.writer.event_file_writer", None)
     with pytest.raises(ImportError, match="pip install tensorboard"):
         default_loggers(tmp_path, tensorboard=True)
 
@@ -563,3 +564,15 @@ def test_interrupted_write_keeps_the_previous_file(monkeypatch: pytest.MonkeyPat
 def test_module_exports() -> None:
     for name in logs.__all__:
         assert hasattr(logs, name), name
+
+
+def test_the_logs_work_without_torch(tmp_path: Path) -> None:
+    # What a JAX run logs with: nothing here may import torch, TensorBoard's event files included.
+    code = (
+        "import sys; from learning_diagrams.logs import TensorBoardLogger, default_loggers, make_record; "
+        f"loggers = default_loggers({str(tmp_path)!r}, tensorboard=True); "
+        "[l.log(make_record(0, 0, 1, 'train', {'total': 1.0})) for l in loggers]; [l.close() for l in loggers]; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

@@ -10,7 +10,7 @@ from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from torch import nn
 
 import learning_diagrams as ld
-from learning_diagrams.training.logs import CSVLogger, History, TrackerLogger
+from learning_diagrams.logs import CSVLogger, History, TrackerLogger
 
 QUIET = dict(progress=False, log_dir=False)
 TERM = "x·f ≤ y"

@@ -15,11 +15,25 @@
   message shows), so that every bad input gets a library error in bounded time.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .atomic import write_atomic
-from .drawing import draw, to_graphviz
-from .acset import schema_text
-from .files import from_config, from_json, load, metadata, save, to_config, to_json, weights_path
-from .syntax import Lambda, parse
+
+# The other names load on first use (PEP 562): the syntax's lambdas are modules and the weights are
+# tensors, so they import torch, and a torch-free layer (the logs, the JAX back end) writes its
+# files through the atomic writer alone.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(["draw", "to_graphviz"], "learning_diagrams.io.drawing"),
+    "schema_text": "learning_diagrams.io.acset",
+    **dict.fromkeys(
+        ["from_config", "from_json", "load", "metadata", "save", "to_config", "to_json", "weights_path"],
+        "learning_diagrams.io.files",
+    ),
+    **dict.fromkeys(["Lambda", "parse"], "learning_diagrams.io.syntax"),
+}
 
 __all__ = [
     "save",
@@ -37,3 +51,22 @@ __all__ = [
     "to_graphviz",
     "write_atomic",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'learning_diagrams.io' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load lazily
+    from .acset import schema_text
+    from .drawing import draw, to_graphviz
+    from .files import from_config, from_json, load, metadata, save, to_config, to_json, weights_path
+    from .syntax import Lambda, parse

@@ -6,7 +6,7 @@ value), and its stage, epoch, split and value names once per run of
 consecutive records that share them. A 20,000-step run logging two values
 every step holds about 500 KB; records are rebuilt as dicts when read.
 
->>> from learning_diagrams.training.logs import make_record
+>>> from learning_diagrams.logs import make_record
 >>> history = History()
 >>> history.log(make_record(0, 0, 1, "train", {"total": 2.0}))
 >>> history.log(make_record(0, 1, 2, "train", {"total": 1.0}))
@@ -27,8 +27,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ...core.errors import FileFormatError, OptionError
-from ...io.atomic import write_atomic
+from ..core.errors import FileFormatError, OptionError
+from ..io.atomic import write_atomic
 from . import plotting
 from .loggers import Logger
 from .records import SPLITS, Record, checked

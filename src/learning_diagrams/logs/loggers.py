@@ -18,11 +18,12 @@ import importlib.util
 import io
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ...core.errors import FileFormatError
+from ..core.errors import FileFormatError
 from .records import CSV_COLUMNS, checked
 from .resume import drop_partial_line, keep_csv_records, keep_lines, open_log
 
@@ -41,7 +42,7 @@ class Logger:
     """
 
     def log(self, record: Mapping[str, Any]) -> None:
-        """Record one record (see :mod:`~learning_diagrams.training.logs.records` for its shape)."""
+        """Record one record (see :mod:`~learning_diagrams.logs.records` for its shape)."""
         raise NotImplementedError
 
     def log_hyperparams(self, params: Mapping[str, Any]) -> None:
@@ -143,7 +144,7 @@ class JSONLinesLogger(_FileLogger):
 
     Lines are written with ``ensure_ascii=False`` (names stay readable) and
     flushed one by one; non-finite values are written as ``NaN``/``Infinity``,
-    which :func:`json.loads` and :meth:`~learning_diagrams.training.logs.History.from_jsonl` read back. With
+    which :func:`json.loads` and :meth:`~learning_diagrams.logs.History.from_jsonl` read back. With
     ``append=True`` an existing file is continued, after dropping a last line
     left unfinished by a crash and every record after the first ``keep`` (when
     given); otherwise it is started afresh. Parent directories are created.
@@ -171,12 +172,13 @@ class JSONLinesLogger(_FileLogger):
 
 
 class TensorBoardLogger(Logger):
-    """TensorBoard scalars through :class:`torch.utils.tensorboard.SummaryWriter`.
+    """TensorBoard scalars, written with TensorBoard's own event-file writer (no torch, no TensorFlow).
 
-    Each value becomes the scalar ``f"{split}/{name}"`` at ``global_step=step``,
-    so train and eval values fall into two groups. Resuming simply adds an
-    event file to the same directory; TensorBoard reads them together. The
-    writer flushes on its own schedule, on :meth:`flush` and on :meth:`close`.
+    Each value becomes the scalar ``f"{split}/{name}"`` at step ``step`` (the
+    ``simple_value`` summaries ``torch.utils.tensorboard.SummaryWriter.add_scalar``
+    writes), so train and eval values fall into two groups. Resuming simply adds an
+    event file to the same directory; TensorBoard reads them together. The writer
+    flushes on its own schedule, on :meth:`flush` and on :meth:`close`.
 
     Parameters
     ----------
@@ -191,20 +193,29 @@ class TensorBoardLogger(Logger):
 
     def __init__(self, log_dir: str | os.PathLike[str]) -> None:
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from tensorboard.compat.proto.event_pb2 import Event
+            from tensorboard.compat.proto.summary_pb2 import Summary
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
         except ImportError as exc:
             raise ImportError(
                 "TensorBoardLogger needs TensorBoard: pip install tensorboard "
                 "(or pass tensorboard=False to default_loggers)"
             ) from exc
         self.log_dir = Path(log_dir)
-        self._writer = SummaryWriter(log_dir=str(self.log_dir))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._event, self._summary = Event, Summary
+        self._writer = EventFileWriter(str(self.log_dir))  # it writes the file-version event first
 
     def log(self, record: Mapping[str, Any]) -> None:
         """Add one scalar per value of ``record``."""
         r = checked(record)
-        for name, value in r["values"].items():
-            self._writer.add_scalar(f"{r['split']}/{name}", value, global_step=r["step"])
+        summary = self._summary(
+            value=[
+                self._summary.Value(tag=f"{r['split']}/{name}", simple_value=value)
+                for name, value in r["values"].items()
+            ]
+        )
+        self._writer.add_event(self._event(wall_time=time.time(), step=r["step"], summary=summary))
 
     def flush(self) -> None:
         """Write pending events to disk."""

@@ -1,4 +1,4 @@
-"""Plotting a :class:`~learning_diagrams.training.logs.History`: one subplot per stage, values against step.
+"""Plotting a :class:`~learning_diagrams.logs.History`: one subplot per stage, values against step.
 
 The figure is built on matplotlib's object API with an Agg canvas of its own, so
 the global backend and :mod:`matplotlib.pyplot` are never touched; matplotlib
@@ -42,7 +42,7 @@ def _line_style(index: int) -> dict[str, str]:
 
 
 def figure(history: History, split: str = "train") -> Figure:
-    """The figure of :meth:`History.figure <learning_diagrams.training.logs.History.figure>` (see there)."""
+    """The figure of :meth:`History.figure <learning_diagrams.logs.History.figure>` (see there)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

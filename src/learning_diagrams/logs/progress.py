@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ...core.errors import OptionError
+from ..core.errors import OptionError
 
 __all__ = ["short_name", "Progress"]
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from ...core.errors import InvalidNameError, OptionError, TypeMismatchError
+from ..core.errors import InvalidNameError, OptionError, TypeMismatchError
 
 __all__ = ["SPLITS", "CSV_COLUMNS", "Record", "make_record", "checked"]
 
 #: The splits a record may belong to, in the order tables list them.
 SPLITS: tuple[str, ...] = ("train", "eval")
 
-#: The columns of :class:`~learning_diagrams.training.logs.CSVLogger` files, in order.
+#: The columns of :class:`~learning_diagrams.logs.CSVLogger` files, in order.
 CSV_COLUMNS: tuple[str, ...] = ("stage", "epoch", "step", "split", "name", "value")
 
 _RECORD_KEYS = frozenset({"stage", "epoch", "step", "split", "values"})

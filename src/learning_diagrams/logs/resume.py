@@ -21,7 +21,7 @@ import io
 import os
 from pathlib import Path
 
-from ...io.atomic import write_atomic
+from ..io.atomic import write_atomic
 
 __all__ = ["drop_partial_line", "keep_lines", "keep_csv_records", "open_log"]
 

@@ -27,7 +27,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ...core.errors import TypeMismatchError
+from ..core.errors import TypeMismatchError
 from .loggers import Logger
 from .records import checked
 
@@ -118,7 +118,7 @@ def as_logger(logger: Any) -> Logger:
 
     Examples
     --------
-    >>> from learning_diagrams.training.logs import History
+    >>> from learning_diagrams.logs import History
     >>> history = History()
     >>> as_logger(history) is history
     True

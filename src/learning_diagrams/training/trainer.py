@@ -3,7 +3,7 @@
 ``ld.fit(diagram, epochs=10)`` compiles the diagram, draws one batch per data
 vertex per step (:mod:`~learning_diagrams.training.loaders`), steps one
 optimiser over every trainable map (or one per map, on request), logs every
-loss term by name, and returns the :class:`~learning_diagrams.training.logs.History`.
+loss term by name, and returns the :class:`~learning_diagrams.logs.History`.
 A list of :class:`Stage` objects (or diagrams) that share model objects runs as
 consecutive stages: train a teacher, then distil.
 
@@ -52,8 +52,8 @@ from ..torch.cache import DEFAULT_CACHE_BYTES, FrozenCache
 from . import distributed
 from .checkpoint import latest_checkpoint, load_checkpoint, load_state, save_checkpoint
 from .loaders import CombinedBatches
-from .logs import History, Logger, Progress, as_logger, default_loggers
-from .logs.trackers import plain_options
+from ..logs import History, Logger, Progress, as_logger, default_loggers
+from ..logs.trackers import plain_options
 from .metrics import evaluate
 from .randomness import rng_state, seed_all, set_rng_state
 from .nonfinite import ON_NONFINITE, Guard
@@ -133,11 +133,11 @@ class Trainer:
         Log every this many steps.
     loggers : sequence of loggers
         More places for the records, besides ``log_dir``'s files (also with
-        ``log_dir=False``): our :class:`~learning_diagrams.training.logs.Logger`
+        ``log_dir=False``): our :class:`~learning_diagrams.logs.Logger`
         objects (anything with ``log(record)``), and any object with Lightning's
         logger interface ``log_metrics(metrics, step)``, so that Weights & Biases,
         MLflow, aim and the rest plug in through Lightning's own loggers (see
-        :mod:`~learning_diagrams.training.logs.trackers`). Each gets the run's
+        :mod:`~learning_diagrams.logs.trackers`). Each gets the run's
         plain-data options once at the start (``log_hyperparams``) and is
         finalised at the end with ``"success"`` or ``"failed"``; the trainer does
         not close them. Under DDP only rank 0 logs.

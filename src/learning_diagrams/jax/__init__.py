@@ -26,8 +26,9 @@ from .checking import check
 from .compiled import CompiledLoss, Losses
 from .data import DataSource
 from .losses import formula, loss_function
+from .training import Trained, fit
 
-__all__ = ["compile", "check", "CompiledLoss", "Losses", "DataSource", "formula", "loss_function"]
+__all__ = ["compile", "fit", "Trained", "check", "CompiledLoss", "Losses", "DataSource", "formula", "loss_function"]
 
 
 def compile(

@@ -60,7 +60,7 @@ from ..core.errors import CheckpointError, NonFiniteError, OptionError
 from ..io.atomic import write_atomic
 from ..logs import History, Logger, Progress, default_loggers, make_record
 from .compiled import CompiledLoss
-from .data import DataSource
+from .data import DataSource, batch_size
 
 __all__ = ["fit", "Trained", "ON_NONFINITE"]
 
@@ -284,7 +284,7 @@ def _evaluate(loss: CompiledLoss, params: Any, data: Mapping[str, Any]) -> dict[
     count = 0
     evaluate = eqx.filter_jit(loss)
     for drawn in CombinedBatches(dict(data), policy="max_size", stream=_Stream).epoch():
-        n = max((DataSource(b, v).size or 0) for v, b in drawn.items() if b is not None)
+        n = max(batch_size(b) for b in drawn.values() if b is not None)
         total, terms = evaluate(params, {v: b for v, b in drawn.items() if b is not None})
         for name, value in {"total": total, **terms}.items():
             sums[name] = sums.get(name, 0.0) + float(value) * n

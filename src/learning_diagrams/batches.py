@@ -45,13 +45,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .core.errors import OptionError, TypeMismatchError
 from .core.messages import NO_BATCHES
 
-__all__ = ["CombinedBatches", "Stream", "POLICIES", "derived_seed"]
+__all__ = ["CombinedBatches", "Stream", "POLICIES", "derived_seed", "forever"]
 
 POLICIES = ("max_size_cycle", "min_size", "max_size", "steps")
 
@@ -64,6 +64,24 @@ def derived_seed(seed: int, vertex: str, pass_number: int) -> int:
     """
     digest = hashlib.blake2b(f"{seed}/{vertex}/{pass_number}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
+
+
+def forever(source: Iterable[Any], vertex: str) -> Iterator[Any]:
+    """The batches of ``source`` (one pass an ``iter``), pass after pass, endlessly.
+
+    A pass without a batch raises :class:`TypeMismatchError` naming ``vertex``.
+
+    >>> draw = forever([1, 2], "N")
+    >>> [next(draw) for _ in range(3)]
+    [1, 2, 1]
+    """
+    while True:
+        empty = True
+        for batch in source:
+            empty = False
+            yield batch
+        if empty:
+            raise TypeMismatchError(NO_BATCHES.format(vertex=vertex))
 
 
 class _AsIs:

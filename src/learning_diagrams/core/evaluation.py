@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .arrays import is_array
-from .errors import MapError, TypeMismatchError
+from .errors import MapError, NoBatchError, TypeMismatchError, UnknownNameError
 from .graph import Path
 from .messages import (
     LOSS_FAILED,
@@ -56,6 +56,8 @@ from .messages import (
     NONFINITE_EDGE,
     NONFINITE_LOSS,
     NONFINITE_TERM,
+    NO_DATA,
+    NOT_INDEXING,
     PER_SAMPLE_NOT_VECTOR,
 )
 from .types import conforms, describe
@@ -74,6 +76,7 @@ __all__ = [
     "explain_nonfinite",
     "CheckReport",
     "check_value",
+    "dry_run_batches",
 ]
 
 
@@ -599,6 +602,30 @@ def explain_nonfinite(
         step = steps[prefix]
         culprit = NONFINITE_EDGE.format(name=step.map.name, src=step.map.src, tgt=step.map.tgt, path=step.along)
     return NONFINITE_TERM.format(pair=pair.name, value=value, culprit=culprit)
+
+
+def dry_run_batches(
+    diagram: Diagram, batches: Mapping[str, Any] | None, *, call: str = "d.check({batch})"
+) -> dict[str, Any]:
+    """The batches given to a dry run, checked: each for an indexing vertex, and one for each that has no data.
+
+    ``call`` is how the message writes the dry run's call, ``{batch}`` standing for the batch
+    (a back end other than PyTorch adds its name).
+    Raises :class:`UnknownNameError` or :class:`NoBatchError`, naming the vertex.
+    """
+    given = dict(batches or {})
+    for name in given:
+        if name not in diagram.indexing:
+            raise UnknownNameError(
+                NOT_INDEXING.format(what="a batch", vertex=name, indexing=", ".join(diagram.indexing) or "none")
+            )
+    missing = [v for v in diagram.indexing if v not in given and diagram.spaces[v].data is None]
+    if missing:
+        raise NoBatchError(
+            NO_DATA.format(vertices=", ".join(map(repr, missing)), vertex=missing[0])
+            + f"; or give the dry run a batch: {call.format(batch=f'{{{missing[0]!r}: batch}}')}"
+        )
+    return given
 
 
 def check_value(diagram: Diagram, path: Path, value: Any) -> None:

@@ -23,9 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.diagram import Diagram
-from ..core.errors import NoBatchError, UnknownNameError
-from ..core.evaluation import CheckReport, Evaluator, Term, check_value, plan
-from ..core.messages import NO_DATA, NOT_INDEXING
+from ..core.evaluation import CheckReport, Evaluator, Term, check_value, dry_run_batches, plan
 from ..core.types import describe
 from .data import DataSource
 from .losses import loss_function
@@ -41,18 +39,7 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
     :class:`~learning_diagrams.core.errors.NoBatchError` otherwise). Every path is run
     once, those enumerated and the declared relations' own: give a small batch.
     """
-    batches = dict(batches or {})
-    for name in batches:
-        if name not in diagram.indexing:
-            raise UnknownNameError(
-                NOT_INDEXING.format(what="a batch", vertex=name, indexing=", ".join(diagram.indexing) or "none")
-            )
-    missing = [v for v in diagram.indexing if v not in batches and diagram.spaces[v].data is None]
-    if missing:
-        raise NoBatchError(
-            NO_DATA.format(vertices=", ".join(map(repr, missing)), vertex=missing[0])
-            + f"; or give the dry run a batch: d.check({{{missing[0]!r}: batch}}, backend='jax')"
-        )
+    batches = dry_run_batches(diagram, batches, call="d.check({batch}, backend='jax')")
     data = diagram.indexing_data()
     rows: list[tuple[str, str, str]] = []
     values: dict[str, dict[tuple[str, ...], Any]] = {}

@@ -29,8 +29,9 @@ import jax
 import numpy as np
 
 from ..core.arrays import is_array
+from ..batches import forever
 from ..core.errors import TypeMismatchError
-from ..core.messages import NO_BATCHES, NOT_A_DATA_SOURCE, ONE_SHOT_ITERATOR
+from ..core.messages import NOT_A_DATA_SOURCE, ONE_SHOT_ITERATOR
 
 __all__ = ["DataSource", "is_full_batch", "batch_size", "as_arrays"]
 
@@ -99,10 +100,4 @@ class DataSource:
 
     def forever(self) -> Iterator[Any]:
         """Pass after pass, endlessly; a pass without a batch raises :class:`TypeMismatchError`."""
-        while True:
-            empty = True
-            for batch in self:
-                empty = False
-                yield batch
-            if empty:
-                raise TypeMismatchError(NO_BATCHES.format(vertex=self.vertex))
+        return forever(self, self.vertex)

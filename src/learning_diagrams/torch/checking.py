@@ -27,9 +27,7 @@ import torch
 from torch import nn
 
 from ..core.diagram import Diagram
-from ..core.errors import NoBatchError, UnknownNameError
-from ..core.evaluation import CheckReport, Evaluator, Term, check_value, plan
-from ..core.messages import NO_DATA, NOT_INDEXING
+from ..core.evaluation import CheckReport, Evaluator, Term, check_value, dry_run_batches, plan
 from ..core.types import describe
 from .data import DataSource
 from .losses import loss_function
@@ -50,18 +48,7 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
         Use a small batch: every path is run once: those enumerated, and the
         declared relations' own.
     """
-    batches = dict(batches or {})
-    for name in batches:
-        if name not in diagram.indexing:
-            raise UnknownNameError(
-                NOT_INDEXING.format(what="a batch", vertex=name, indexing=", ".join(diagram.indexing) or "none")
-            )
-    missing = [v for v in diagram.indexing if v not in batches and diagram.spaces[v].data is None]
-    if missing:
-        raise NoBatchError(
-            NO_DATA.format(vertices=", ".join(map(repr, missing)), vertex=missing[0])
-            + f"; or give the dry run a batch: d.check({{{missing[0]!r}: batch}})"
-        )
+    batches = dry_run_batches(diagram, batches)
     data = diagram.indexing_data()
     modules = [m.fn for m in diagram.maps.values() if isinstance(m.fn, nn.Module)]
     modes = [(module, module.training) for module in modules]

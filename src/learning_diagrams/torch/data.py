@@ -40,8 +40,9 @@ from typing import Any
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset
 
+from ..batches import forever
 from ..core.errors import TypeMismatchError
-from ..core.messages import NO_BATCHES, NOT_A_DATA_SOURCE, ONE_SHOT_ITERATOR
+from ..core.messages import NOT_A_DATA_SOURCE, ONE_SHOT_ITERATOR
 
 __all__ = ["DataSource", "DEFAULT_BATCH_SIZE", "is_full_batch", "batch_size", "to_device", "loading_options"]
 
@@ -109,13 +110,7 @@ class DataSource:
 
     def forever(self) -> Iterator[Any]:
         """Pass after pass, endlessly; a pass without a batch raises :class:`TypeMismatchError`."""
-        while True:
-            empty = True
-            for batch in self:
-                empty = False
-                yield batch
-            if empty:
-                raise TypeMismatchError(NO_BATCHES.format(vertex=self.vertex))
+        return forever(self, self.vertex)
 
 
 def _loader_size(loader: DataLoader) -> int | None:

@@ -77,6 +77,7 @@ __all__ = [
     "CheckReport",
     "check_value",
     "dry_run_batches",
+    "dry_run",
 ]
 
 
@@ -626,6 +627,44 @@ def dry_run_batches(
             + f"; or give the dry run a batch: {call.format(batch=f'{{{missing[0]!r}: batch}}')}"
         )
     return given
+
+
+def dry_run(
+    diagram: Diagram,
+    batches: Mapping[str, Any],
+    *,
+    first: Callable[[Any, str], Any],
+    loss_function: Callable[[Any], Callable[[Any, Any], Any]],
+) -> CheckReport:
+    """Run every path of ``diagram`` once from each indexing vertex and compute every compiled term.
+
+    ``batches`` are the checked batches (:func:`dry_run_batches`); a vertex without one
+    takes ``first(data, vertex)``, the first batch of its data. Each value is checked
+    against its vertex's annotation (:func:`check_value`), and each term is computed
+    with ``loss_function(loss)``, the back end's formula. A back end runs this in its
+    own context (PyTorch: eval mode, without autograd).
+    """
+    data = diagram.indexing_data()
+    rows: list[tuple[str, str, str]] = []
+    values: dict[str, dict[tuple[str, ...], Any]] = {}
+    for source in diagram.indexing:
+        batch = batches[source] if source in batches else first(data[source], source)
+        values[source] = {(): batch}
+        paths = sorted(diagram.paths([source]), key=len)  # prefixes first
+        evaluator = Evaluator(plan(paths, diagram.maps, parametric=lambda fn: False))
+        for path in paths:
+            x = evaluator.value(path.edges, values[source])
+            check_value(diagram, path, x)
+            rows.append((path.target, str(path), describe(x)))
+    # The compiled pairs, or none when the diagram compiles nothing yet.
+    pairs = diagram.parallel_pairs() if any(s.loss is not None for s in diagram.spaces.values()) else []
+    terms = {
+        pair.name: float(
+            Term(pair, loss_function(pair.loss))(values[pair.source][pair.first], values[pair.source][pair.second])
+        )
+        for pair in pairs
+    }
+    return CheckReport(tuple(rows), terms)
 
 
 def check_value(diagram: Diagram, path: Path, value: Any) -> None:

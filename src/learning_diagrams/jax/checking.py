@@ -23,8 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.diagram import Diagram
-from ..core.evaluation import CheckReport, Evaluator, Term, check_value, dry_run_batches, plan
-from ..core.types import describe
+from ..core.evaluation import CheckReport, dry_run, dry_run_batches
 from .data import DataSource
 from .losses import loss_function
 
@@ -39,24 +38,10 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
     :class:`~learning_diagrams.core.errors.NoBatchError` otherwise). Every path is run
     once, those enumerated and the declared relations' own: give a small batch.
     """
-    batches = dry_run_batches(diagram, batches, call="d.check({batch}, backend='jax')")
-    data = diagram.indexing_data()
-    rows: list[tuple[str, str, str]] = []
-    values: dict[str, dict[tuple[str, ...], Any]] = {}
-    for source in diagram.indexing:
-        batch = batches[source] if source in batches else next(DataSource(data[source], source).forever())
-        values[source] = {(): batch}
-        paths = sorted(diagram.paths([source]), key=len)  # prefixes first
-        evaluator = Evaluator(plan(paths, diagram.maps, parametric=lambda fn: False))
-        for path in paths:
-            x = evaluator.value(path.edges, values[source])
-            check_value(diagram, path, x)
-            rows.append((path.target, str(path), describe(x)))
-    pairs = diagram.parallel_pairs() if any(s.loss is not None for s in diagram.spaces.values()) else []
-    terms = {
-        pair.name: float(
-            Term(pair, loss_function(pair.loss))(values[pair.source][pair.first], values[pair.source][pair.second])
-        )
-        for pair in pairs
-    }
-    return CheckReport(tuple(rows), terms)
+    given = dry_run_batches(diagram, batches, call="d.check({batch}, backend='jax')")
+    return dry_run(diagram, given, first=_first, loss_function=loss_function)
+
+
+def _first(data: Any, vertex: str) -> Any:
+    """The first batch of ``data``."""
+    return next(DataSource(data, vertex).forever())

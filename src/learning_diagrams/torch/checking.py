@@ -27,8 +27,7 @@ import torch
 from torch import nn
 
 from ..core.diagram import Diagram
-from ..core.evaluation import CheckReport, Evaluator, Term, check_value, dry_run_batches, plan
-from ..core.types import describe
+from ..core.evaluation import CheckReport, dry_run, dry_run_batches
 from .data import DataSource
 from .losses import loss_function
 
@@ -48,39 +47,19 @@ def check(diagram: Diagram, batches: Mapping[str, Any] | None = None) -> CheckRe
         Use a small batch: every path is run once: those enumerated, and the
         declared relations' own.
     """
-    batches = dry_run_batches(diagram, batches)
-    data = diagram.indexing_data()
+    given = dry_run_batches(diagram, batches)
     modules = [m.fn for m in diagram.maps.values() if isinstance(m.fn, nn.Module)]
     modes = [(module, module.training) for module in modules]
-    rows: list[tuple[str, str, str]] = []
-    values: dict[str, dict[tuple[str, ...], Any]] = {}
     try:
         for module in modules:
             module.eval()
         with torch.no_grad():
-            for source in diagram.indexing:
-                batch = batches[source] if source in batches else next(DataSource(data[source], source).forever())
-                values[source] = {(): batch}
-                paths = sorted(diagram.paths([source]), key=len)  # prefixes first
-                evaluator = Evaluator(plan(paths, diagram.maps, parametric=lambda fn: False))
-                for path in paths:
-                    x = evaluator.value(path.edges, values[source])
-                    check_value(diagram, path, x)
-                    rows.append((path.target, str(path), describe(x)))
-            terms = {
-                pair.name: float(
-                    Term(pair, loss_function(pair.loss))(
-                        values[pair.source][pair.first], values[pair.source][pair.second]
-                    )
-                )
-                for pair in _pairs(diagram)
-            }
+            return dry_run(diagram, given, first=_first, loss_function=loss_function)
     finally:
         for module, mode in modes:
             module.train(mode)
-    return CheckReport(tuple(rows), terms)
 
 
-def _pairs(diagram: Diagram) -> list[Any]:
-    """The compiled pairs, or none when the diagram compiles nothing yet."""
-    return diagram.parallel_pairs() if any(s.loss is not None for s in diagram.spaces.values()) else []
+def _first(data: Any, vertex: str) -> Any:
+    """The first batch of ``data``."""
+    return next(DataSource(data, vertex).forever())

@@ -336,3 +336,45 @@ def test_the_optax_loop_of_the_docs_trains_and_gives_modules_back(distilled):
     assert float(total) < float(first) and list(terms) == list(ours.terms)
     student = ours.functions(params)["student"]
     assert isinstance(student, MLP) and not close(student.w1, ours.params["student"].w1)
+
+
+def test_a_plain_function_reaching_a_module_no_edge_holds_is_warned_about():
+    hidden = Linear(jnp.ones((2, 2)), jnp.zeros(2))
+    held = Linear(jnp.ones((2, 2)), jnp.zeros(2))
+    d = (
+        ld.Diagram()
+        .space("N", data=jnp.ones((3, 2)))
+        .space("Y", loss=ld.losses.mse)
+        .map("f", "N", "Y", lambda b: hidden(b) + held(b))
+        .map("g", "N", "Y", held)
+        .relate("f", "g")
+    )
+    with pytest.warns(UserWarning, match=r"edge 'f' .* Equinox module 'hidden' \(a Linear, 6 array elements\)") as seen:
+        ld.jax.compile(d)
+    assert not any("'held'" in str(w.message) for w in seen)
+
+
+def test_a_diagram_written_in_the_text_syntax_compiles_on_jax():
+    model = Linear(jnp.eye(2), jnp.zeros(2))
+    d = ld.parse(
+        """
+        N ⇒ [batches]
+        Y ⇒ mse
+        x: N → Y ⇒ (a, b) → a
+        y: N → Y ⇒ (a, b) → b
+        f: Y → Y
+        x · f ≤ y
+        """,
+        {"batches": [(np.ones((3, 2), np.float32), np.zeros((3, 2), np.float32))], "f": model},
+    )
+    loss = ld.jax.compile(d)
+    assert list(loss.params) == ["f"] and list(loss.terms) == ["x·f ≤ y"]
+    total, _ = loss(loss.params, {"N": (jnp.ones((3, 2)), jnp.zeros((3, 2)))})
+    assert close(total, 1.0)
+    with pytest.warns(UserWarning, match="Equinox module"):  # a lambda calling a module holds it as a constant
+        ld.jax.compile(
+            ld.parse(
+                "N ⇒ [batches]\nY ⇒ mse\nf: N → Y ⇒ v → m(v)\ng: N → Y ⇒ v → v\nf ≤ g",
+                {"batches": [np.ones((3, 2), np.float32)], "m": model},
+            )
+        )

@@ -181,6 +181,13 @@ NOTHING_TO_TRAIN = (
 )
 
 #: A plain-function edge that calls a module with parameters: the module is not registered.
+#: A plain-function edge that reaches an Equinox module with arrays that no edge holds (the JAX back end).
+HIDDEN_ARRAYS = (
+    "edge {edge!r} is a plain function that reaches the Equinox module {module} ({kind}, {count} array "
+    "elements), which no edge of the compiled loss holds: its arrays are constants, never trained. Give "
+    "the module itself to an edge (d.map({edge!r}, src, tgt, module), with trainable=False to keep it fixed)"
+)
+
 HIDDEN_MODULE = (
     "edge {edge!r} is a plain function that reaches module {module} ({kind}, {count} parameters), "
     "which the compiled loss does not register: its parameters are neither trained nor frozen, nor "

@@ -62,7 +62,8 @@ from ..core.diagram import Diagram, Map, Pair
 from ..core.errors import NoBatchError, UnknownNameError
 from ..core.evaluation import Program, Step, Term, plan
 from ..core.losses import check_reduction
-from ..core.messages import NOT_A_SOURCE, UNKNOWN_SIZE
+from ..core.messages import HIDDEN_ARRAYS, NOT_A_SOURCE, UNKNOWN_SIZE
+from ..core.reach import found_in, reached
 from .data import DataSource
 from .losses import loss_function, returns_scalar
 
@@ -150,6 +151,7 @@ class CompiledLoss:
                 self._fixed[name] = fn
         #: The trainable maps' arrays, keyed by edge name: what ``jax.grad`` and ``optax`` update.
         self.params: dict[str, Any] = params
+        self._warn_hidden_modules()
         steps = plan([path for pair in self.pairs for path in pair.paths], self._maps, parametric=_parametric)
         self._steps = {prefix: _calling(step) for prefix, step in steps.items()}
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
@@ -167,6 +169,22 @@ class CompiledLoss:
         }
         self._programs: dict[tuple[str, ...], Program] = {}
         self._program(self.sources)
+
+    def _warn_hidden_modules(self) -> None:
+        """Warn of each Equinox module with arrays that a plain-function edge reaches and no edge holds."""
+        inside = _module_ids(m.fn for m in self._maps.values() if isinstance(m.fn, eqx.Module))
+        for m in self._maps.values():
+            if m.fn is None or isinstance(m.fn, eqx.Module):
+                continue
+            for name, value in reached(m.fn):
+                for label, module in found_in(name, value, _parametric):
+                    if id(module) in inside:
+                        continue
+                    inside.add(id(module))  # warned of once
+                    arrays = jax.tree_util.tree_leaves(eqx.filter(module, eqx.is_array))
+                    kind, count = f"a {type(module).__name__}", sum(leaf.size for leaf in arrays)
+                    message = HIDDEN_ARRAYS.format(edge=m.name, module=label, kind=kind, count=count)
+                    warnings.warn(message, UserWarning, stacklevel=4)
 
     @classmethod
     def from_diagram(
@@ -247,6 +265,24 @@ class CompiledLoss:
         first, *rest = values
         total = sum(rest, start=first)
         return Losses(total, dict(zip(program.names, values)))
+
+
+def _module_ids(modules: Any) -> set[int]:
+    """The ids of ``modules`` and of every Equinox module inside them (a module's fields, and their items)."""
+    ids: set[int] = set()
+    pending = list(modules)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, eqx.Module):
+            if id(node) in ids:
+                continue
+            ids.add(id(node))
+            pending.extend(getattr(node, f.name, None) for f in dataclasses.fields(node))
+        elif isinstance(node, (list, tuple)):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            pending.extend(node.values())
+    return ids
 
 
 def _calling(step: Step) -> Step:

@@ -27,16 +27,15 @@ True
 
 from __future__ import annotations
 
-import functools
 import math
-import types
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ..core.evaluation import explain_nonfinite, first_nonfinite
+from ..core.reach import found_in, reached
 from ..core.messages import (
     NONFINITE_GRADIENT,
     NONFINITE_GRADIENT_EDGE,
@@ -154,6 +153,10 @@ def nonfinite_maps(maps: Mapping[str, nn.Module] | nn.ModuleDict) -> list[str]:
     return bad
 
 
+def _is_module(value: Any) -> bool:
+    return isinstance(value, nn.Module)
+
+
 def registered_ids(registered: Iterable[nn.Module]) -> frozenset[int]:
     """The ids of ``registered`` modules and of every module inside them: ``hidden_modules``'s ``inside``."""
     return frozenset(id(m) for r in registered for m in r.modules())
@@ -179,60 +182,8 @@ def hidden_modules(
     if inside is None:
         inside = registered_ids(registered)
     found: dict[int, tuple[str, nn.Module]] = {}
-    for name, value in _reached(fn):
-        for label, module in _modules_in(name, value):
+    for name, value in reached(fn):
+        for label, module in found_in(name, value, _is_module):
             if id(module) not in inside and id(module) not in found and any(True for _ in module.parameters()):
                 found[id(module)] = (label, module)
     return list(found.values())
-
-
-def _reached(fn: Any) -> Iterator[tuple[str, Any]]:
-    """The named values a callable holds or names: closure, defaults, globals, self, partial arguments."""
-    if isinstance(fn, functools.partial):
-        yield "the function of the partial", fn.func
-        yield from _reached(fn.func)
-        yield from ((f"argument {i} of the partial", a) for i, a in enumerate(fn.args))
-        yield from ((f"argument {k!r} of the partial", a) for k, a in fn.keywords.items())
-        return
-    if isinstance(fn, types.MethodType):
-        yield "self", fn.__self__
-        fn = fn.__func__
-    if isinstance(fn, types.FunctionType):
-        code = fn.__code__
-        for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
-            try:
-                yield repr(name), cell.cell_contents
-            except ValueError:  # an empty cell: a name not yet bound
-                continue
-        yield from ((f"default {i}", v) for i, v in enumerate(fn.__defaults__ or ()))
-        yield from ((repr(k), v) for k, v in (fn.__kwdefaults__ or {}).items())
-        for name in _global_names(code):
-            if name in fn.__globals__:
-                yield repr(name), fn.__globals__[name]
-    elif not isinstance(fn, (types.BuiltinFunctionType, type)) and hasattr(fn, "__dict__"):
-        yield from ((f"attribute {k!r}", v) for k, v in vars(fn).items())
-
-
-def _global_names(code: types.CodeType) -> Iterator[str]:
-    yield from code.co_names
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            yield from _global_names(const)
-
-
-def _modules_in(name: str, value: Any) -> Iterator[tuple[str, nn.Module]]:
-    """Modules in ``value``: itself, the items of a container, or the attributes of a plain object."""
-    if isinstance(value, nn.Module):
-        yield name, value
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        yield from ((f"{name}[{i}]", v) for i, v in enumerate(value) if isinstance(v, nn.Module))
-    elif isinstance(value, Mapping):
-        yield from ((f"{name}[{k!r}]", v) for k, v in value.items() if isinstance(v, nn.Module))
-    elif not isinstance(value, (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)) and hasattr(
-        value, "__dict__"
-    ):
-        try:
-            attributes = vars(value)
-        except TypeError:  # pragma: no cover - an object without a writable __dict__
-            return
-        yield from ((f"{name}.{k}", v) for k, v in attributes.items() if isinstance(v, nn.Module))

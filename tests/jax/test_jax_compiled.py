@@ -378,3 +378,14 @@ def test_a_diagram_written_in_the_text_syntax_compiles_on_jax():
                 {"batches": [np.ones((3, 2), np.float32)], "m": model},
             )
         )
+
+
+def test_the_distillation_demo_runs_on_jax_and_matches_pytorch_for_a_step(tmp_path):
+    from learning_diagrams.examples import distillation
+
+    results = distillation.main(["--backend", "jax", "--epochs", "1", "--quiet", "--log-dir", str(tmp_path)])
+    assert (tmp_path / "jax" / "distilled" / "log.jsonl").exists()
+    assert set(results) >= {"teacher", "student", "distilled student"}
+    assert results["gap_loss"] < 1e-5 and results["gap_gradients"] < 1e-5
+    with pytest.raises(SystemExit):  # the comparison run is PyTorch's
+        distillation.main(["--backend", "jax", "--hand"])

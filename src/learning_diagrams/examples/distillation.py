@@ -206,8 +206,11 @@ def labels(batch: Batch) -> torch.Tensor:
 # -- the diagrams ----------------------------------------------------------------------------
 
 
-def classifier(model: nn.Module, data: Any) -> ld.Diagram:
-    """``N → X → L → Y`` with labels ``N → Y``; the model maps images to logits: ``x·model·hard ≤ y``."""
+def classifier(model: Any, data: Any) -> ld.Diagram:
+    """``N → X → L → Y`` with labels ``N → Y``; the model maps images to logits: ``x·model·hard ≤ y``.
+
+    ``model`` is a ``torch.nn.Module``, or, compiled on JAX, an Equinox module (:mod:`.distillation_jax`).
+    """
     return (
         ld.Diagram()
         .space("N", data=data)
@@ -223,8 +226,8 @@ def classifier(model: nn.Module, data: Any) -> ld.Diagram:
 
 
 def distillation(
-    teacher: nn.Module,
-    student: nn.Module,
+    teacher: Any,
+    student: Any,
     data: Any,
     temperature: float = TEMPERATURE,
     soft_weight: float = SOFT_WEIGHT,
@@ -235,7 +238,8 @@ def distillation(
 
     Logits have their own space ``L``, mapped to ``Y`` and ``G`` by identities:
     a relation into ``Y`` would be carried along any edge out of ``Y``. ``G``
-    carries ``soft_loss``, by default ``ld.losses.KLDivergence(temperature)``.
+    carries ``soft_loss``, by default ``ld.losses.KLDivergence(temperature)``. The models are
+    ``torch.nn.Module`` objects, or, compiled on JAX, Equinox modules (:mod:`.distillation_jax`).
     """
     return (
         ld.Diagram()
@@ -956,6 +960,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--threads", type=int, default=1, help="torch CPU threads during the run (default 1; 0 keeps torch's setting)"
     )
     parser.add_argument("--draw", type=Path, default=None, metavar="DIR", help="draw every variant's diagram into DIR")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "jax"),
+        default="torch",
+        help="the array library of the demo: torch (default) or jax (the same diagrams, Equinox modules "
+        "copied from the PyTorch ones, ld.jax.fit; needs the [jax] extra)",
+    )
     group = parser.add_argument_group("the comparison run (any of these starts it)")
     group.add_argument(
         "--full",
@@ -1008,11 +1019,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.seeds = args.seeds if args.seeds is not None else [0, 1, 2]
     if args.epochs is None:
         args.epochs = EPOCHS if comparison else 20
+    if args.backend == "jax" and comparison:
+        parser.error("--backend jax runs the demo (digits, three models); the comparison run is PyTorch's")
 
     with machine.threads(args.threads):
         if args.draw is not None:
             for path in draw(args.draw, args.losses):
                 print(f"drawn: {path}")
+        if args.backend == "jax":  # imported here: the PyTorch run needs no JAX
+            from learning_diagrams.examples import distillation_jax
+
+            return distillation_jax.demo(args)
         try:
             return experiment(args) if comparison else demo(args)
         except datasets.DataMissingError as error:  # Fashion-MNIST asked for and not there: say how to get it

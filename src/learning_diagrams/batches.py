@@ -23,9 +23,10 @@ With the first two, every source starts a new pass at each epoch.
 checkpoint saves; resuming re-opens the current pass and skips the batches
 already drawn, so a resumed run sees exactly the batches the uninterrupted one
 would have. Each pass of each source has a seed derived from ``(seed, vertex,
-pass number)`` (:func:`derived_seed`), which a back end's :class:`Stream` gives
-its shuffling (:mod:`learning_diagrams.training.loaders` seeds a ``DataLoader``'s
-sampler with it, and opens each pass without touching the global random state).
+pass number)`` (:func:`derived_seed`), which a :class:`Stream` gives its shuffling: a PyTorch
+``DataLoader``'s sampler is seeded with it (:func:`seed_loader`), on either back end
+(:mod:`learning_diagrams.training.loaders` also opens each pass without touching
+torch's global random state).
 
 This module is the policy alone, the same for every back end, and imports no
 array library. A stream reads its data through the back end's data source
@@ -45,13 +46,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .core.errors import OptionError, TypeMismatchError
 from .core.messages import NO_BATCHES
 
-__all__ = ["CombinedBatches", "Stream", "POLICIES", "derived_seed", "forever"]
+__all__ = ["CombinedBatches", "Stream", "POLICIES", "derived_seed", "forever", "seed_loader"]
 
 POLICIES = ("max_size_cycle", "min_size", "max_size", "steps")
 
@@ -82,6 +84,28 @@ def forever(source: Iterable[Any], vertex: str) -> Iterator[Any]:
             yield batch
         if empty:
             raise TypeMismatchError(NO_BATCHES.format(vertex=vertex))
+
+
+def seed_loader(data: Any, seed: int, passes: int) -> None:
+    """Seed pass ``passes`` of a PyTorch ``DataLoader``: its ``RandomSampler`` and worker seeds from ``seed``.
+
+    A ``RandomSampler`` (also under a ``BatchSampler``) and the loader's worker-seed
+    generator get fresh generators seeded from ``seed``; a ``DistributedSampler`` gets
+    ``set_epoch(passes)``. Other data, and samplers of other kinds, keep their own order.
+    Nothing is imported: a ``DataLoader`` exists only where torch is (the idiom of
+    :mod:`learning_diagrams.core.arrays`), so a JAX run reads one with torch's order.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(data, torch.utils.data.DataLoader):
+        return
+    sampler = data.sampler
+    if data.batch_sampler is not None and hasattr(data.batch_sampler, "sampler"):
+        sampler = data.batch_sampler.sampler
+    if isinstance(sampler, torch.utils.data.DistributedSampler):
+        sampler.set_epoch(passes)
+    elif isinstance(sampler, torch.utils.data.RandomSampler):
+        sampler.generator = torch.Generator().manual_seed(seed)
+    data.generator = torch.Generator().manual_seed(seed ^ 0x5EED)
 
 
 class _AsIs:
@@ -163,7 +187,8 @@ class Stream:
         return iterator
 
     def seed_pass(self, seed: int) -> None:
-        """Give the current pass's shuffling ``seed`` (nothing to do here: the data's order is its own)."""
+        """Give the current pass's shuffling ``seed``: a PyTorch ``DataLoader``'s (see :func:`seed_loader`)."""
+        seed_loader(self.source.data, seed, self.passes)
 
     def opening(self) -> contextlib.AbstractContextManager[Any]:
         """The context a pass is opened in (and the batches already drawn skipped)."""

@@ -121,3 +121,23 @@ def test_a_diagram_with_nothing_to_train_and_bad_options_are_refused():
         ld.jax.fit(d, **QUIET)
     with pytest.raises(OptionError, match="on_nonfinite"):
         ld.jax.fit(regression(data()), on_nonfinite="ignore", **QUIET)
+
+
+def test_a_shuffling_dataloader_is_seeded_by_the_run_and_resumes_bit_for_bit(tmp_path):
+    import torch
+
+    x = np.random.default_rng(3).normal(size=(40, 3)).astype(np.float32)
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(x[:, :2] * 2))
+
+    def loader():  # its own generator unseeded: the run's seed decides the order
+        return torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=True)
+
+    options = dict(optimizer=optax.adam(0.01), seed=7, **QUIET)
+    whole = ld.jax.fit(regression(loader()), epochs=3, **options)
+    again = ld.jax.fit(regression(loader()), epochs=3, **options)
+    assert [r["values"] for r in whole.history.records] == [r["values"] for r in again.history.records]
+    ld.jax.fit(regression(loader()), epochs=1, checkpoint_dir=tmp_path, **options)
+    resumed = ld.jax.fit(regression(loader()), epochs=3, resume=tmp_path, **options)
+    assert [r["values"] for r in whole.history.records[5:]] == [r["values"] for r in resumed.history.records]
+    other = ld.jax.fit(regression(loader()), epochs=1, optimizer=optax.adam(0.01), seed=8, **QUIET)
+    assert [r["values"] for r in other.history.records] != [r["values"] for r in whole.history.records[:5]]

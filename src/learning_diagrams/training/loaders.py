@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from .. import batches
 from ..batches import POLICIES
@@ -41,24 +40,11 @@ __all__ = ["CombinedBatches", "TorchStream", "POLICIES"]
 
 
 class TorchStream(batches.Stream):
-    """A source's batches read by :class:`~learning_diagrams.torch.data.DataSource`, each pass seeded."""
+    """A source's batches read by :class:`~learning_diagrams.torch.data.DataSource`, each pass seeded
+    (:func:`learning_diagrams.batches.seed_loader`) and opened in a fork of the random state."""
 
     def __init__(self, vertex: str, data: Any, seed: int):
         super().__init__(vertex, data, seed, source=DataSource)
-
-    def seed_pass(self, seed: int) -> None:
-        """Seed a ``DataLoader``'s sampler (``RandomSampler``: a generator; ``DistributedSampler``: the epoch)."""
-        loader = self.source.data
-        if not isinstance(loader, DataLoader):
-            return
-        sampler = loader.sampler
-        if loader.batch_sampler is not None and hasattr(loader.batch_sampler, "sampler"):
-            sampler = loader.batch_sampler.sampler
-        if isinstance(sampler, DistributedSampler):
-            sampler.set_epoch(self.passes)
-        elif isinstance(sampler, RandomSampler):
-            sampler.generator = torch.Generator().manual_seed(seed)
-        loader.generator = torch.Generator().manual_seed(seed ^ 0x5EED)
 
     def opening(self) -> contextlib.AbstractContextManager[Any]:
         """Open passes in a fork of the random state: a loader draws nothing the models would."""

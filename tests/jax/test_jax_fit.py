@@ -141,3 +141,39 @@ def test_a_shuffling_dataloader_is_seeded_by_the_run_and_resumes_bit_for_bit(tmp
     assert [r["values"] for r in whole.history.records[5:]] == [r["values"] for r in resumed.history.records]
     other = ld.jax.fit(regression(loader()), epochs=1, optimizer=optax.adam(0.01), seed=8, **QUIET)
     assert [r["values"] for r in other.history.records] != [r["values"] for r in whole.history.records[:5]]
+
+
+def test_held_out_terms_and_accuracy_equal_the_pytorch_evaluation():
+    import torch
+    from torch import nn
+
+    from learning_diagrams.jax.metrics import evaluate
+
+    torch.manual_seed(0)
+    linear = nn.Linear(3, 4)
+    x, y = torch.randn(50, 3), torch.randint(4, (50,))
+    held_out = [(x[:32], y[:32]), (x[32:], y[32:])]
+
+    def classifier(model, data):
+        return (
+            ld.Diagram()
+            .space("N", data=data)
+            .space("X")
+            .space("Y", loss=ld.losses.cross_entropy)
+            .map("x", "N", "X", lambda b: b[0])
+            .map("y", "N", "Y", lambda b: b[1])
+            .map("f", "X", "Y", model)
+            .relate("x·f", "y")
+        )
+
+    twin = Linear(jnp.asarray(linear.weight.detach().numpy().T), jnp.asarray(linear.bias.detach().numpy()))
+    jax_data = [(a.numpy(), b.numpy()) for a, b in held_out]
+    ours = ld.jax.compile(classifier(twin, jax_data))
+    got = evaluate(ours, ours.params, {"N": jax_data}, {"Y": "accuracy"})
+    expected = ld.training.evaluate(classifier(linear, held_out).compile(), {"N": held_out}, {"Y": "accuracy"})
+    assert set(got) == set(expected) == {"total", "x·f ≤ y", "accuracy[x·f ≤ y]"}
+    assert all(abs(got[k] - expected[k]) < 1e-6 for k in got)
+    trained = ld.jax.fit(classifier(twin, jax_data), eval_data={"N": jax_data}, metrics={"Y": "accuracy"}, **QUIET)
+    assert "accuracy[x·f ≤ y]" in trained.history.records[-1]["values"]
+    with pytest.raises(ld.errors.UnknownNameError, match="unknown metric 'top9'"):
+        ld.jax.fit(classifier(twin, jax_data), eval_data={"N": jax_data}, metrics={"Y": "top9"}, **QUIET)

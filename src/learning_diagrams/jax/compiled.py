@@ -167,7 +167,7 @@ class CompiledLoss:
             )
             for pair in self.pairs
         }
-        self._programs: dict[tuple[str, ...], Program] = {}
+        self._programs: dict[tuple[tuple[str, ...], bool], Program] = {}
         self._program(self.sources)
 
     def _warn_hidden_modules(self) -> None:
@@ -212,12 +212,13 @@ class CompiledLoss:
                 sizes[s] = size
         return sizes
 
-    def _program(self, present: tuple[str, ...]) -> Program:
-        program = self._programs.get(present)
+    def _program(self, present: tuple[str, ...], *, keep: bool = False) -> Program:
+        program = self._programs.get((present, keep))
         if program is None:
             pairs = [pair for pair in self.pairs if pair.source in present]
             terms = [self._terms[pair.name] for pair in pairs]
-            program = self._programs[present] = Program(pairs, self._steps, terms, present, identity=self._identity)
+            program = Program(pairs, self._steps, terms, present, keep=keep, identity=self._identity)
+            self._programs[present, keep] = program
         return program
 
     def _identity(self, fn: Any) -> bool:
@@ -246,8 +247,23 @@ class CompiledLoss:
             functions[name] = eqx.combine(params[name], rest)
         return functions
 
-    def __call__(self, params: Mapping[str, Any], batches: Mapping[str, Any]) -> Losses:
-        """The total and the terms on one batch per source in ``batches`` (a source left out has none)."""
+    def outputs(self, params: Mapping[str, Any], batches: Mapping[str, Any]) -> list[tuple[Pair, Any, Any]]:
+        """Each compiled pair whose source has a batch, with the values of its two paths (what metrics score)."""
+        present = self._present(batches)
+        program = self._program(present, keep=True)
+        token = _FUNCTIONS.set(self.functions(params))
+        try:
+            _, slots = program.run([batches[s] for s in present], contextlib.nullcontext, terms=False)
+        finally:
+            _FUNCTIONS.reset(token)
+        return program.outputs(slots)
+
+    def term(self, pair: Pair, first: Any, second: Any, *, scaled: bool = True) -> Any:
+        """The weighted term of ``pair`` on its two paths' values (``scaled=False``: a batch's own sum under "sum")."""
+        return self._terms[pair.name](first, second, scaled=scaled)
+
+    def _present(self, batches: Mapping[str, Any]) -> tuple[str, ...]:
+        """The sources with a batch in ``batches``, checked: a key that is no source is refused, and so is no batch."""
         for vertex in batches:
             if vertex not in self.sources:
                 raise UnknownNameError(
@@ -256,6 +272,11 @@ class CompiledLoss:
         present = tuple(s for s in self.sources if batches.get(s) is not None)
         if not present:
             raise NoBatchError(f"no source vertex has a batch in this call (sources: {', '.join(self.sources)})")
+        return present
+
+    def __call__(self, params: Mapping[str, Any], batches: Mapping[str, Any]) -> Losses:
+        """The total and the terms on one batch per source in ``batches`` (a source left out has none)."""
+        present = self._present(batches)
         program = self._program(present)
         token = _FUNCTIONS.set(self.functions(params))
         try:

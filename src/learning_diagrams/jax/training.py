@@ -57,10 +57,12 @@ import safetensors.numpy
 from ..batches import CombinedBatches, Stream
 from ..core.diagram import Diagram
 from ..core.errors import CheckpointError, NonFiniteError, OptionError
+from ..core.metrics import resolve
 from ..io.atomic import write_atomic
 from ..logs import History, Logger, Progress, default_loggers, make_record
 from .compiled import CompiledLoss
-from .data import DataSource, batch_size
+from .data import DataSource
+from .metrics import METRICS, evaluate
 
 __all__ = ["fit", "Trained", "ON_NONFINITE"]
 
@@ -100,6 +102,7 @@ def fit(
     log_dir: str | os.PathLike[str] | bool = False,
     progress: bool = True,
     eval_data: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
     on_nonfinite: str = "raise",
@@ -127,8 +130,10 @@ def fit(
     progress : bool
         Show a progress bar.
     eval_data : mapping of vertex to data, optional
-        Held-out data: the terms, averaged over its batches (weighted by batch size),
-        logged with ``split="eval"`` at the end of each epoch.
+        Held-out data: the terms and ``metrics``, averaged over its batches (weighted by
+        batch size), logged with ``split="eval"`` at the end of each epoch (:mod:`.metrics`).
+    metrics : mapping of vertex to metric(s), optional
+        ``{"Y": "accuracy"}``, callables, or a mapping of name to metric, as ``ld.fit`` takes them.
     checkpoint_dir : path, optional
         A checkpoint at the end of each epoch (``step-000000040/``, and ``latest``).
     resume : path, optional
@@ -149,6 +154,7 @@ def fit(
             "the diagram has no trainable array to train: no trainable edge holds an Equinox module with arrays "
             f"(edges: {', '.join(loss.maps)}); unfreeze one, or give an edge a module"
         )
+    resolve(metrics or {}, {pair.target for pair in loss.pairs}, METRICS)  # refused now, not after an epoch
     batches = CombinedBatches(loss.data, policy=policy, steps_per_epoch=steps_per_epoch, seed=seed, stream=_Stream)
     step = _step(loss, optimizer, on_nonfinite)
     params, opt_state = loss.params, optimizer.init(loss.params)
@@ -190,7 +196,7 @@ def fit(
                     bar.close()
             start = 0
             if eval_data:
-                values = _evaluate(loss, params, eval_data)
+                values = evaluate(loss, params, eval_data, metrics)
                 _log(history, loggers, make_record(0, epoch, number, "eval", values))
             if folder is not None:
                 _save(folder, (params, opt_state), epoch + 1, 0, number, batches.state_dict(), guard.state())
@@ -276,20 +282,6 @@ class _Guard:
 
     def load(self, state: Mapping[str, int]) -> None:
         self.skipped, self.first_skip = int(state["skipped"]), int(state["first_skip"])
-
-
-def _evaluate(loss: CompiledLoss, params: Any, data: Mapping[str, Any]) -> dict[str, float]:
-    """The total and the terms on every batch of ``data``, averaged over the batches, weighted by their sizes."""
-    sums: dict[str, float] = {}
-    count = 0
-    evaluate = eqx.filter_jit(loss)
-    for drawn in CombinedBatches(dict(data), policy="max_size", stream=_Stream).epoch():
-        n = max(batch_size(b) for b in drawn.values() if b is not None)
-        total, terms = evaluate(params, {v: b for v, b in drawn.items() if b is not None})
-        for name, value in {"total": total, **terms}.items():
-            sums[name] = sums.get(name, 0.0) + float(value) * n
-        count += n
-    return {name: value / count for name, value in sums.items()} if count else {}
 
 
 # -- checkpoints --------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from typing import Any
 
 import torch
 
-from ..core.errors import DuplicateNameError, TypeMismatchError, UnknownNameError
+from ..core.errors import TypeMismatchError
+from ..core.metrics import resolve
 from ..torch import CompiledLoss
 from ..torch.data import DataSource, batch_size
 from . import distributed
@@ -67,51 +68,20 @@ def _is_metric_collection(item: Any) -> bool:
     return torchmetrics is not None and isinstance(item, torchmetrics.MetricCollection)
 
 
-def _named(spec: Any) -> list[tuple[str | None, Any]]:
-    """The metrics of one vertex with the names they are given (None: named after themselves)."""
-    if isinstance(spec, Mapping):
-        return list(spec.items())
-    return [(None, item) for item in (spec if isinstance(spec, (list, tuple)) else [spec])]
+def _recognise(item: Any, vertex: str) -> tuple[str, Any] | None:
+    """A torchmetrics metric, named after its class; a ``MetricCollection`` is refused."""
+    if _is_metric_collection(item):
+        raise TypeMismatchError(
+            f"metric for vertex {vertex!r} is a torchmetrics MetricCollection; give its metrics "
+            f"as a list or a mapping of name to metric instead"
+        )
+    return (type(item).__name__, item) if _is_torchmetric(item) else None
 
 
 def _resolve(metrics: Mapping[str, Any], loss: CompiledLoss) -> dict[str, list[tuple[str, Any]]]:
-    """Each vertex's metrics as (name, callable or torchmetrics metric), checked."""
+    """Each vertex's metrics as (name, callable or torchmetrics metric), checked (see :mod:`...core.metrics`)."""
     targets = {pair.target for pair in loss.pairs}
-    resolved: dict[str, list[tuple[str, Any]]] = {}
-    for vertex, spec in metrics.items():
-        if vertex not in targets:
-            raise UnknownNameError(
-                f"metric given for vertex {vertex!r}, where no compiled pair ends "
-                f"(pairs end at: {', '.join(sorted(targets))})"
-            )
-        chosen = resolved.setdefault(vertex, [])
-        for given, item in _named(spec):
-            if isinstance(item, str):
-                if item not in METRICS:
-                    raise UnknownNameError(f"unknown metric {item!r} (known: {', '.join(METRICS)})")
-                name, metric = item, METRICS[item]
-            elif _is_metric_collection(item):
-                raise TypeMismatchError(
-                    f"metric for vertex {vertex!r} is a torchmetrics MetricCollection; give its metrics "
-                    f"as a list or a mapping of name to metric instead"
-                )
-            elif _is_torchmetric(item):
-                name, metric = type(item).__name__, item
-            elif callable(item):
-                name, metric = getattr(item, "__name__", "metric"), item
-            else:
-                raise TypeMismatchError(
-                    f"metric {item!r} for vertex {vertex!r} is none of: a metric name ({', '.join(METRICS)}), "
-                    f"a callable (prediction, target) -> number, a torchmetrics.Metric"
-                )
-            name = given if given is not None else name
-            if any(name == other for other, _ in chosen):
-                raise DuplicateNameError(
-                    f"two metrics of vertex {vertex!r} are named {name!r}; give them as a mapping "
-                    f'of name to metric, e.g. {{"{vertex}": {{"top1": ..., "top5": ...}}}}'
-                )
-            chosen.append((name, metric))
-    return resolved
+    return resolve(metrics, targets, METRICS, recognise=_recognise, kinds=", a torchmetrics.Metric")
 
 
 @torch.no_grad()

@@ -389,3 +389,31 @@ def test_the_distillation_demo_runs_on_jax_and_matches_pytorch_for_a_step(tmp_pa
     assert results["gap_loss"] < 1e-5 and results["gap_gradients"] < 1e-5
     with pytest.raises(SystemExit):  # the comparison run is PyTorch's
         distillation.main(["--backend", "jax", "--hand"])
+
+
+@pytest.mark.parametrize("losses", ["tutorial", "library"])
+@pytest.mark.parametrize("variant", ["kd", "cosine", "regressor"])
+def test_every_distillation_variant_computes_pytorch_terms_on_jax(variant, losses):
+    from learning_diagrams.examples import distillation as example
+    from learning_diagrams.examples import distillation_jax as on_jax
+
+    torch.manual_seed(0)
+    teacher, student, regressor = example.DeepNN().eval(), example.LightNN().eval(), example.Regressor()
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(10, (16,))
+    theirs = example.variant_diagram(variant, teacher, student, regressor, [(x, y)], losses).compile()
+    theirs.eval()
+    twins = on_jax._split(teacher), on_jax._split(student), on_jax.from_torch(regressor)
+    ours = ld.jax.compile(on_jax._variant(variant, *twins, [(x.numpy(), y.numpy())], losses))
+    total, terms = ours(ours.params, {"N": (jnp.asarray(x.numpy()), jnp.asarray(y.numpy()))})
+    expected_total, expected_terms = theirs({"N": (x, y)})
+    assert list(terms) == list(expected_terms)
+    assert close(total, expected_total.detach()) and all(close(terms[k], expected_terms[k].detach()) for k in terms)
+
+
+def test_the_comparison_run_trains_every_variant_on_jax():
+    from learning_diagrams.examples import distillation
+
+    argv = ["--backend", "jax", "--seeds", "0", "--epochs", "1", "--limit", "256", "--test-limit", "64", "--quiet"]
+    results = distillation.main(argv)
+    assert set(results["accuracy"]["diagram"]) == {"teacher", "student", "kd", "cosine", "regressor"}
+    assert all(0 <= v[0] <= 100 for v in results["accuracy"]["diagram"].values())

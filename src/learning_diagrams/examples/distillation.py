@@ -35,7 +35,8 @@ curves are compared step by step. It prints a table ``model | diagram |
 hand-written`` of test accuracies, mean ± standard deviation over the seeds.
 ``--full`` is the tutorial's whole protocol on Fashion-MNIST (60,000 training
 images, 10 epochs, seeds 0, 1, 2, every variant, with ``--hand``).
-``--draw DIR`` draws every variant's diagram into ``DIR``.
+``--draw DIR`` draws every variant's diagram into ``DIR``. ``--backend jax`` runs the
+demo and the comparison run (without ``--hand``) on JAX (:mod:`.distillation_jax`).
 
 In the comparison run the spaces ``G`` and ``H`` carry the tutorial's own
 formulas (:func:`tutorial_kl`, :data:`tutorial_cosine`), so that the two loss
@@ -259,7 +260,7 @@ def distillation(
     )
 
 
-def _student_half(d: ld.Diagram, student: nn.Module, data: Any, label_weight: float) -> ld.Diagram:
+def _student_half(d: ld.Diagram, student: Any, data: Any, label_weight: float) -> ld.Diagram:
     """What the cosine and regressor diagrams share: data, the student in two parts, the labels."""
     return (
         d.space("N", data=data)
@@ -277,12 +278,13 @@ def _student_half(d: ld.Diagram, student: nn.Module, data: Any, label_weight: fl
 
 
 def cosine_distillation(
-    teacher: nn.Module,
-    student: nn.Module,
+    teacher: Any,
+    student: Any,
     data: Any,
     hidden_weight: float = SOFT_WEIGHT,
     label_weight: float = LABEL_WEIGHT,
     hidden_loss: ld.Loss | None = None,
+    vectors: tuple[Callable[[Any], Any], Callable[[Any], Any]] | None = None,
 ) -> ld.Diagram:
     """Variant ``cosine``: hidden representations compared at ``(H, cosine)``.
 
@@ -290,23 +292,26 @@ def cosine_distillation(
     two networks' feature maps; ``flatten: S → H`` and ``pool: T → H`` make them
     vectors of one size. ``H`` is its own space, so the relation into it is
     carried along no other edge. ``H`` carries ``hidden_loss``, by default
-    ``ld.losses.cosine`` (``1 − cosine similarity``, batch mean).
+    ``ld.losses.cosine`` (``1 − cosine similarity``, batch mean). ``vectors`` are the
+    functions of ``flatten`` and ``pool``, by default :func:`flatten` and :func:`pool`
+    (the JAX run gives its own).
     """
+    to_vector, pooled = vectors if vectors is not None else (flatten, pool)
     d = _student_half(ld.Diagram(), student, data, label_weight)
     return (
         d.space("T")  # the teacher's feature maps
         .space("H", loss=hidden_loss or ld.losses.cosine)  # hidden representations, 1 - cosine similarity
         .map("teacher_features", "X", "T", teacher.features, trainable=False)
-        .map("flatten", "S", "H", flatten)
-        .map("pool", "T", "H", pool)
+        .map("flatten", "S", "H", to_vector)
+        .map("pool", "T", "H", pooled)
         .relate("x·student_features·flatten", "x·teacher_features·pool", weight=hidden_weight)
     )
 
 
 def regressor_distillation(
-    teacher: nn.Module,
-    student: nn.Module,
-    regressor: nn.Module,
+    teacher: Any,
+    student: Any,
+    regressor: Any,
     data: Any,
     feature_weight: float = SOFT_WEIGHT,
     label_weight: float = LABEL_WEIGHT,
@@ -1019,8 +1024,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.seeds = args.seeds if args.seeds is not None else [0, 1, 2]
     if args.epochs is None:
         args.epochs = EPOCHS if comparison else 20
-    if args.backend == "jax" and comparison:
-        parser.error("--backend jax runs the demo (digits, three models); the comparison run is PyTorch's")
+    if args.backend == "jax" and args.hand:
+        parser.error("--hand runs the tutorial's hand-written PyTorch loops: a PyTorch run (--backend torch)")
 
     with machine.threads(args.threads):
         if args.draw is not None:
@@ -1029,7 +1034,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.backend == "jax":  # imported here: the PyTorch run needs no JAX
             from learning_diagrams.examples import distillation_jax
 
-            return distillation_jax.demo(args)
+            return distillation_jax.experiment(args) if comparison else distillation_jax.demo(args)
         try:
             return experiment(args) if comparison else demo(args)
         except datasets.DataMissingError as error:  # Fashion-MNIST asked for and not there: say how to get it

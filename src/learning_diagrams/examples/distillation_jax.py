@@ -37,13 +37,21 @@ from learning_diagrams.examples import datasets, machine
 from learning_diagrams.examples.distillation import (
     BATCH_SIZE,
     LR,
+    ROW_NAMES,
+    TEMPERATURE,
     DeepNN,
+    EpochBatches,
     LightNN,
+    Regressor,
     classifier,
+    cosine_distillation,
     distillation,
+    load,
+    mean_std,
+    regressor_distillation,
 )
 
-__all__ = ["Conv2d", "Linear", "Sequential", "from_torch", "one_step_gap", "demo"]
+__all__ = ["Conv2d", "Linear", "Sequential", "from_torch", "one_step_gap", "demo", "experiment"]
 
 
 class Conv2d(eqx.Module):
@@ -99,11 +107,13 @@ def _array(p: torch.Tensor | None) -> jax.Array:
     return jnp.asarray(p.detach().cpu().numpy())
 
 
-def from_torch(module: nn.Module) -> Sequential:
+def from_torch(module: nn.Module) -> Any:
     """The Equinox twin of a network of the example (``DeepNN``, ``LightNN``), with its weights.
 
     Dropout is left out: a JAX map is called on the batch alone, without a random key.
     """
+    if isinstance(module, nn.Conv2d):  # a layer alone (the regressor)
+        return Conv2d(_array(module.weight), _array(module.bias))
     layers: list[Any] = []
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
@@ -149,6 +159,124 @@ def accuracy(model: Any, data: TensorDataset) -> float:
     x, y = (t.numpy() for t in data.tensors)
     predicted = np.asarray(eqx.filter_jit(model)(jnp.asarray(x))).argmax(axis=1)
     return 100.0 * float(np.mean(predicted == y))
+
+
+def flatten(feature_maps: jax.Array) -> jax.Array:
+    """The edge ``flatten: S → H`` on JAX: the student's feature maps as vectors."""
+    return feature_maps.reshape(feature_maps.shape[0], -1)
+
+
+def pool(feature_maps: jax.Array) -> jax.Array:
+    """The edge ``pool: T → H`` on JAX: the teacher's flattened feature maps, average-pooled by 2 (``avg_pool1d``)."""
+    flat = feature_maps.reshape(feature_maps.shape[0], -1)
+    return flat[:, : flat.shape[1] // 2 * 2].reshape(flat.shape[0], -1, 2).mean(axis=-1)
+
+
+def _tutorial_kl(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    soft_targets = jax.nn.softmax(target / TEMPERATURE, axis=-1)
+    soft_prob = jax.nn.log_softmax(prediction / TEMPERATURE, axis=-1)
+    return jnp.sum(soft_targets * (jnp.log(soft_targets) - soft_prob)) / soft_prob.shape[0] * TEMPERATURE**2
+
+
+def _tutorial_cosine(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    # torch.nn.functional.cosine_embedding_loss with target 1: its 1e-12 added to each squared norm
+    dot = jnp.sum(prediction * target, axis=-1)
+    squares = (jnp.sum(prediction**2, axis=-1) + 1e-12) * (jnp.sum(target**2, axis=-1) + 1e-12)
+    return jnp.mean(1 - dot / jnp.sqrt(squares))
+
+
+#: The tutorial's formulas of ``G`` and ``H`` on JAX (``--losses tutorial``).
+TUTORIAL_KL = ld.Loss(_tutorial_kl, symmetric=False, name=f"tutorial_kl(T={TEMPERATURE:g})")
+TUTORIAL_COSINE = ld.Loss(_tutorial_cosine, symmetric=True, name="cosine_embedding")
+
+
+class _Split(eqx.Module):
+    """A network of the example in its two parts, as the cosine and regressor diagrams use it."""
+
+    features: Any
+    classifier: Any
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.classifier(self.features(x))
+
+
+def _split(module: DeepNN | LightNN) -> _Split:
+    """The Equinox twin of a network of the example, in its two parts (``features``, ``classifier``)."""
+    return _Split(from_torch(module.features), from_torch(module.classifier))
+
+
+def _variant(variant: str, teacher: _Split, student: _Split, regressor: Any, data: Any, losses: str) -> ld.Diagram:
+    tutorial = losses == "tutorial"
+    if variant == "kd":
+        return distillation(teacher, student, data, soft_loss=TUTORIAL_KL if tutorial else None)
+    if variant == "cosine":
+        hidden = TUTORIAL_COSINE if tutorial else None
+        return cosine_distillation(teacher, student, data, hidden_loss=hidden, vectors=(flatten, pool))
+    return regressor_distillation(teacher, student, regressor, data)
+
+
+def run_seed(seed: int, args: Any, train_set: TensorDataset, test_set: TensorDataset, side: int) -> dict[str, Any]:
+    """Teacher, student alone and one distilled student per variant, by diagram on JAX, from PyTorch's weights."""
+    torch.manual_seed(seed)
+    teacher = _split(DeepNN(side=side))
+    torch.manual_seed(seed)
+    initial = LightNN(side=side)  # every student starts from these weights
+    regressor = from_torch(Regressor())
+    options = dict(epochs=args.epochs, optimizer=optax.adam(LR), seed=seed, progress=not args.quiet)
+    out: dict[str, Any] = {"diagram": {}, "seconds": {}}
+
+    def one(name: str, d: ld.Diagram, edge: str) -> Any:
+        t0 = time.perf_counter()
+        trained = ld.jax.fit(d, **options)
+        out["seconds"][name] = time.perf_counter() - t0
+        return trained
+
+    batches = lambda: EpochBatches(train_set, args.batch_size, seed)  # noqa: E731  (the PyTorch run's order)
+    trained = one("teacher", classifier(teacher, batches()), "model").modules["model"]
+    out["diagram"]["teacher"] = accuracy(trained, test_set)
+    alone = one("student", classifier(_split(initial), batches()), "model").modules["model"]
+    out["diagram"]["student"] = accuracy(alone, test_set)
+    for variant in args.variants:
+        student = _split(initial)
+        run = one(variant, _variant(variant, trained, student, regressor, batches(), args.losses), "student")
+        if variant == "kd":
+            distilled = run.modules["student"]
+        else:
+            distilled = _Split(run.modules["student_features"], run.modules["student_classifier"])
+        out["diagram"][variant] = accuracy(distilled, test_set)
+    return out
+
+
+def experiment(args: Any) -> dict[str, Any]:
+    """The comparison run on JAX: every seed and variant by diagram, trained by ``ld.jax.fit``."""
+    start = time.perf_counter()
+    train_set, test_set, side = load(args)
+    names = ["teacher", "student", *args.variants]
+    print(
+        f"Distillation on JAX, {args.dataset} ({len(train_set)} training / {len(test_set)} test images, "
+        f"{side}×{side}), {args.epochs} epochs, batch {args.batch_size}, Adam lr {LR:g}; seeds "
+        f"{', '.join(map(str, args.seeds))}; variants {', '.join(args.variants)}; losses at G and H: {args.losses}'s"
+    )
+    runs = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        run = run_seed(seed, args, train_set, test_set, side)
+        runs.append(run)
+        row = ", ".join(f"{n} {run['diagram'][n]:.2f}" for n in names)
+        print(f"  seed {seed} ({time.perf_counter() - t0:.0f} s): {row}")
+    accuracy_ = {n: [r["diagram"][n] for r in runs] for n in names}
+    print(f"\nTest accuracy (%) on JAX, mean ± std over {len(args.seeds)} seed{'s' if len(args.seeds) > 1 else ''}")
+    print(f"  {'model':<22} {'diagram (JAX)':>14}")
+    for n in names:
+        print(f"  {ROW_NAMES[n]:<22} {mean_std(accuracy_[n]):>14}")
+    seconds = time.perf_counter() - start
+    print(f"\nDone in {seconds:.1f} s on {machine.describe('cpu')}, jax {jax.__version__}.")
+    return {
+        "accuracy": {"diagram": accuracy_},
+        "seeds": list(args.seeds),
+        "variants": list(args.variants),
+        "seconds": seconds,
+    }
 
 
 def demo(args: Any) -> dict[str, float]:

@@ -177,3 +177,28 @@ def test_held_out_terms_and_accuracy_equal_the_pytorch_evaluation():
     assert "accuracy[x·f ≤ y]" in trained.history.records[-1]["values"]
     with pytest.raises(ld.errors.UnknownNameError, match="unknown metric 'top9'"):
         ld.jax.fit(classifier(twin, jax_data), eval_data={"N": jax_data}, metrics={"Y": "top9"}, **QUIET)
+
+
+def test_two_data_vertices_follow_the_data_policy_and_the_bar_shows_the_terms(capsys):
+    first, second = data(seed=1, batches=4), data(seed=2, batches=2)
+    model = Linear(jnp.zeros((3, 2)), jnp.zeros(2))
+    d = (
+        ld.Diagram()
+        .space("A", data=first)
+        .space("B", data=second)
+        .space("X")
+        .space("Y", loss=ld.losses.mse)
+        .map("xa", "A", "X", lambda b: b[0])
+        .map("ya", "A", "Y", lambda b: b[1])
+        .map("xb", "B", "X", lambda b: b[0])
+        .map("yb", "B", "Y", lambda b: b[1])
+        .map("f", "X", "Y", model)
+        .relate("xa·f", "ya")
+        .relate("xb·f", "yb")
+    )
+    shortest = ld.jax.fit(d, epochs=2, policy="min_size", log_dir=False, progress=True)
+    assert [r["step"] for r in shortest.history.records] == [1, 2, 3, 4]
+    assert set(shortest.history.records[0]["values"]) == {"total", "xa·f ≤ ya", "xb·f ≤ yb"}
+    assert "train 2/2" in capsys.readouterr().err
+    longest = ld.jax.fit(d, epochs=1, policy="max_size", **QUIET)  # B runs out: its pair sits out
+    assert [set(r["values"]) for r in longest.history.records][2:] == [{"total", "xa·f ≤ ya"}] * 2

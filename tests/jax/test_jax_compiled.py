@@ -417,3 +417,26 @@ def test_the_comparison_run_trains_every_variant_on_jax():
     results = distillation.main(argv)
     assert set(results["accuracy"]["diagram"]) == {"teacher", "student", "kd", "cosine", "regressor"}
     assert all(0 <= v[0] <= 100 for v in results["accuracy"]["diagram"].values())
+
+
+def test_the_documented_vmap_idiom_puts_an_equinox_layer_on_the_batch():
+    class Batched(eqx.Module):
+        layer: eqx.nn.Linear
+
+        def __call__(self, x):
+            return jax.vmap(self.layer)(x)
+
+    layer = eqx.nn.Linear(3, 2, key=jax.random.PRNGKey(0))
+    x = jnp.ones((5, 3))
+    d = (
+        ld.Diagram()
+        .space("N", data=x)
+        .space("Y", loss=ld.losses.mse)
+        .map("f", "N", "Y", Batched(layer))
+        .map("zero", "N", "Y", lambda b: jnp.zeros((b.shape[0], 2)))
+        .relate("f", "zero")
+    )
+    loss = ld.jax.compile(d)
+    grads = jax.grad(lambda p: loss(p, {"N": x}).total)(loss.params)
+    assert grads["f"].layer.weight.shape == (2, 3)
+    assert close(loss(loss.params, {"N": x}).total, jnp.mean((x @ layer.weight.T + layer.bias) ** 2))

@@ -16,10 +16,8 @@ order as the PyTorch compilation of the diagram, since both run one
   prefix that no trainable module precedes is put under ``jax.lax.stop_gradient``.
   Gradients still flow *through* a frozen map that follows a trainable one.
   Frozen modules are switched to inference (``equinox.nn.inference_mode``).
-* A map receives the whole batch, as on PyTorch. Equinox's layers take one sample
-  (``eqx.nn.Linear`` maps a vector): put the batch axis on with ``jax.vmap``, as
-  ``jax.vmap(eqx.nn.Linear(4, 2, key=key))`` would not do (a module is not a
-  function of the batch), but a small module does::
+* A map receives the whole batch, as on PyTorch. Equinox's own layers take one
+  sample (``eqx.nn.Linear`` maps a vector); put the batch axis on inside a module::
 
       class Batched(eqx.Module):
           layer: eqx.nn.Linear

@@ -230,6 +230,11 @@ class CompiledLoss(nn.Module):
         return sizes
 
     @property
+    def edges(self) -> Mapping[str, Map]:
+        """The compiled edges by name, as :class:`~learning_diagrams.core.diagram.Map` objects (read-only snapshot)."""
+        return types.MappingProxyType(self._maps)
+
+    @property
     def data(self) -> Mapping[str, Any]:
         """The data of each source vertex, that batches are drawn from (read-only)."""
         return types.MappingProxyType(self._data)

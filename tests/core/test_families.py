@@ -1,0 +1,84 @@
+"""Families of parallel maps: structurally identical edges that read one value and end at one kind of loss."""
+
+from __future__ import annotations
+
+from learning_diagrams.core import Diagram, losses
+from learning_diagrams.core.families import families
+
+
+class Head:
+    """A stand-in module: its signature is its shape."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.shape = shape
+
+    def __call__(self, x):
+        return x
+
+
+def signature(m):
+    return ("Head", m.fn.shape) if isinstance(m.fn, Head) else None
+
+
+def heads(n: int, shapes=None, loss=losses.cross_entropy) -> Diagram:
+    d = Diagram().space("N", data=[0]).space("X").space("F")
+    d.map("x", "N", "X", abs).map("backbone", "X", "F", Head((8, 4)))
+    for i in range(n):
+        d.space(f"Y{i}", loss=loss)
+        d.map(f"y{i}", "N", f"Y{i}", abs).map(f"head{i}", "F", f"Y{i}", Head(shapes[i] if shapes else (4, 2)))
+        d.relate(f"x·backbone·head{i}", f"y{i}", weight=1.0 + i)
+    return d
+
+
+def found(d: Diagram, **options):
+    return [(f.prefix, f.edges) for f in families(d.compiled_pairs(), d.maps, signature=signature, **options)]
+
+
+def test_fifty_heads_on_one_backbone_are_one_family_with_every_pair():
+    d = heads(50)
+    (family,) = families(d.compiled_pairs(), d.maps, signature=signature)
+    assert family.source == "N" and family.prefix == ("x", "backbone")
+    assert family.edges == tuple(f"head{i}" for i in range(50))
+    assert family.pairs == tuple(f"x·backbone·head{i} ≤ y{i}" for i in range(50))
+
+
+def test_a_frozen_member_and_a_member_of_another_shape_leave_the_family():
+    d = heads(6, shapes=[(4, 2)] * 5 + [(4, 3)])
+    d.freeze("head0")
+    assert found(d) == [(("x", "backbone"), ("head1", "head2", "head3", "head4"))]
+    assert found(d, least=1) == [
+        (("x", "backbone"), ("head0",)),
+        (("x", "backbone"), ("head1", "head2", "head3", "head4")),
+        (("x", "backbone"), ("head5",)),
+    ]
+
+
+def test_fewer_than_three_members_make_no_family_and_plain_functions_none():
+    assert found(heads(2)) == []
+    d = heads(4)
+    for i in range(4):
+        d.maps[f"head{i}"].fn = abs
+    assert found(d) == []
+
+
+def test_a_map_taken_at_two_prefixes_or_not_last_is_no_member():
+    d = heads(4)
+    d.space("Z", loss=losses.cross_entropy).map("again", "N", "Z", abs)
+    d.map("via", "X", "Z", abs)
+    # head0 now also runs after `x` alone: it reads two values
+    d.map("h0x", "X", "F", abs)
+    d.relate("x·h0x·head0", "x·backbone·head0")
+    assert found(d) == [(("x", "backbone"), ("head1", "head2", "head3"))]
+
+
+def test_one_module_on_two_edges_is_one_member_and_other_losses_split():
+    d = heads(4)
+    d.maps["head3"].fn = d.maps["head2"].fn
+    assert found(d) == [(("x", "backbone"), ("head0", "head1", "head2"))]
+    mixed = heads(6)
+    for i in (3, 4, 5):
+        mixed.spaces[f"Y{i}"].loss = losses.mse
+    assert found(mixed) == [
+        (("x", "backbone"), ("head0", "head1", "head2")),
+        (("x", "backbone"), ("head3", "head4", "head5")),
+    ]

@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -169,7 +170,7 @@ def fit(
     history = History()
     loggers: list[Logger] = []
     if log_dir is not False:
-        directory = Path(log_dir) if log_dir is not True else Path("runs") / _now()
+        directory = Path(log_dir) if log_dir is not True else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
         if resume is not None and (directory / "log.jsonl").exists():
             history = History.from_jsonl(directory / "log.jsonl")
         loggers = default_loggers(directory, append=resume is not None, keep=len(history) if resume else None)
@@ -204,13 +205,8 @@ def fit(
     finally:
         for logger in loggers:
             logger.close()
-    return Trained(params, {name: loss.functions(params)[name] for name in params}, history)
-
-
-def _now() -> str:
-    import time
-
-    return time.strftime("%Y%m%d-%H%M%S")
+    functions = loss.functions(params)
+    return Trained(params, {name: functions[name] for name in params}, history)
 
 
 def _log(history: History, loggers: list[Logger], record: Any) -> None:

@@ -375,3 +375,34 @@ def test_a_program_given_a_prefix_computes_neither_it_nor_what_only_it_needs(bat
     assert all(torch.equal(a, b) for a, b in zip(expected, found))
     only = loss._program(loss.sources, keep=False, given=(("N", ("x",)), ("N", ("x", "teacher"))))
     assert ("x",) not in [op.prefix for op in only.operations]
+
+
+def test_a_dropped_compiled_loss_frees_its_program_without_the_garbage_collector():
+    # The straight-line program holds the maps it calls; were it in a reference cycle, they would live
+    # until the collector runs (a DDP wrapper destroyed at exit that way can deadlock).
+    import gc
+    import weakref
+
+    import learning_diagrams as ld
+
+    d = (
+        ld.Diagram()
+        .space("N", data=[(torch.ones(4, 2), torch.zeros(4, 1))])
+        .space("X")
+        .space("Y", loss=ld.losses.mse)
+        .map("x", "N", "X", lambda b: b[0])
+        .map("y", "N", "Y", lambda b: b[1])
+        .map("f", "X", "Y", torch.nn.Linear(2, 1))
+        .relate("x·f", "y")
+    )
+    gc.disable()
+    try:
+        loss = d.compile()
+        loss({"N": (torch.ones(4, 2), torch.zeros(4, 1))}).total.backward()
+        (program,) = loss._programs.values()
+        assert program._straight is not None
+        straight = weakref.ref(program._straight)
+        del loss, program
+        assert straight() is None
+    finally:
+        gc.enable()

@@ -420,7 +420,10 @@ def _straight_line(
         forget(drop)
     lines.append(f"    return [{', '.join(f'v{k}' for k in range(len(term_ops)))}]")
     exec(_code("\n".join(lines)), names)  # only names and numbers of ours
-    return names["run"]
+    # Taken out of its own globals: a function its globals hold is a reference cycle, which would keep
+    # the maps it calls alive until the garbage collector runs, not until the program is dropped (a
+    # DistributedDataParallel wrapper then dies at exit, when destroying it can deadlock).
+    return names.pop("run")
 
 
 @functools.lru_cache(maxsize=32)

@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.diagram import Diagram
-from ..core.evaluation import CheckReport, dry_run, dry_run_batches
+from ..core.dryrun import dry_run, dry_run_batches
+from ..core.evaluation import CheckReport
 from .data import DataSource
 from .losses import loss_function
 

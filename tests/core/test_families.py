@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from learning_diagrams.core import Diagram, losses
+from learning_diagrams.core.diagram import Map, Pair
 from learning_diagrams.core.families import families
 
 
@@ -82,3 +86,66 @@ def test_one_module_on_two_edges_is_one_member_and_other_losses_split():
         (("x", "backbone"), ("head0", "head1", "head2")),
         (("x", "backbone"), ("head3", "head4", "head5")),
     ]
+
+
+# -- properties on random pairs ------------------------------------------------------------------
+
+EDGES = [f"e{i}" for i in range(8)]
+
+
+@st.composite
+def regimes(draw):
+    """Random maps (signatures A, B or none; trainable or not; some sharing a function) and random pairs."""
+    functions = [object() for _ in range(6)]
+    maps, kinds = {}, {}
+    for e in EDGES:
+        kinds[e] = draw(st.sampled_from(["A", "B", None]))
+        maps[e] = Map(e, "S", "T", draw(st.sampled_from(functions)), trainable=draw(st.booleans()))
+    maps["label"] = Map("label", "S", "T", abs)
+    pairs = []
+    for i in range(draw(st.integers(1, 10))):
+        path = tuple(draw(st.lists(st.sampled_from(EDGES), min_size=1, max_size=3, unique=True)))
+        loss = draw(st.sampled_from([losses.mse, losses.l1]))
+        pairs.append(Pair(draw(st.sampled_from(["N", "M"])), f"Y{i}", path, ("label",), loss))
+    return pairs, maps, kinds
+
+
+@settings(max_examples=200, deadline=None)
+@given(regimes(), st.integers(1, 3))
+def test_families_are_disjoint_uniform_and_maximal(regime, least):
+    pairs, maps, kinds = regime
+    found = families(pairs, maps, signature=lambda m: kinds.get(m.name), least=least)
+    members = [e for f in found for e in f.edges]
+    assert len(members) == len(set(members))  # disjoint
+    assert len({id(maps[e].fn) for e in members}) == len(members)  # distinct functions
+
+    def uses(e):
+        return {
+            (p.source, path[: path.index(e)], path.index(e) == len(path) - 1, p.loss)
+            for p in pairs
+            for path in (p.first, p.second)
+            if e in path
+        }
+
+    for f in found:
+        assert len(f.edges) >= least
+        for e in f.edges:  # every member: one use, the last edge, at the family's prefix, one signature
+            ((source, prefix, last, _),) = {(s, pre, la, None) for s, pre, la, _ in uses(e)}
+            assert (source, prefix, last) == (f.source, f.prefix, True)
+            assert kinds[e] is not None and len({loss for *_, loss in uses(e)}) == 1
+        keys = {(kinds[e], maps[e].trainable, next(iter(uses(e)))[3]) for e in f.edges}
+        assert len(keys) == 1  # one signature, trained alike, one loss
+
+    # Maximal: an edge that could join a family is left out only for a function another candidate took.
+    def candidate(e):
+        u = uses(e)
+        return len(u) == 1 and kinds[e] is not None and next(iter(u))[2] and len({x[3] for x in u}) == 1
+
+    for f in found:
+        key = (kinds[f.edges[0]], maps[f.edges[0]].trainable, next(iter(uses(f.edges[0])))[3])
+        for e in set(EDGES) - set(members):
+            if not candidate(e):
+                continue
+            source, prefix, _, loss = next(iter(uses(e)))
+            if (source, prefix) == (f.source, f.prefix) and (kinds[e], maps[e].trainable, loss) == key:
+                assert any(maps[e].fn is maps[o].fn for o in EDGES if o != e and candidate(o))

@@ -11,7 +11,8 @@ interleaved step by step so that both see the same machine:
   guards ``0·log 0`` (one ``where`` more than the tutorial's formula); a second
   line gives ``G`` the tutorial's own formula, so that only the library's own
   work differs between the sides;
-* heads: one backbone shared by 50 classifier heads (each prefix runs once).
+* heads: one backbone shared by 50 classifier heads (each prefix runs once); a second
+  line compiles it with ``fuse=True`` (the heads as one batched call, :mod:`learning_diagrams.torch.fusion`).
 
 It also reports whether ``torch.compile`` traces the distillation loss in one
 graph (``torch._dynamo.explain``'s graph and graph-break counts) and, unless
@@ -60,7 +61,7 @@ def distillation_case(
     return (ours, hand, list(student.parameters()), list(hand_student.parameters())), compiled, batches
 
 
-def heads_case(batch_size: int, device: str, n_heads: int = 50) -> Case:
+def heads_case(batch_size: int, device: str, n_heads: int = 50, *, fuse: bool = False) -> Case:
     backbone = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU()).to(device)
     heads = [nn.Linear(128, 5).to(device) for _ in range(n_heads)]
     hand_backbone, hand_heads = copy.deepcopy(backbone), copy.deepcopy(heads)
@@ -71,7 +72,7 @@ def heads_case(batch_size: int, device: str, n_heads: int = 50) -> Case:
         d.space(f"Y{i}", loss=ld.losses.cross_entropy)
         d.map(f"y{i}", "N", f"Y{i}", lambda b, i=i: b[1][:, i]).map(f"head{i}", "F", f"Y{i}", head)
         d.relate(f"x·backbone·head{i}", f"y{i}")
-    compiled = d.compile()
+    compiled = d.compile(fuse=fuse)
     batches = {"N": batch}
 
     def ours() -> torch.Tensor:
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     same, _, _ = distillation_case(args.batch_size, args.device, same_formula=True)
     compare("  the same, tutorial formula at G", same, steps, args.device)
     compare("50 heads step", heads_case(args.batch_size, args.device), max(steps // 4, 50), args.device)
+    fused = heads_case(args.batch_size, args.device, fuse=True)
+    compare("  the same, compile(fuse=True)", fused, max(steps // 4, 50), args.device)
 
     torch._dynamo.reset()
     explained = torch._dynamo.explain(compiled)(batches)

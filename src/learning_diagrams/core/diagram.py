@@ -443,6 +443,7 @@ class Diagram:
         check_finite: bool = False,
         reduction: str = "mean",
         data: Mapping[str, Any] | None = None,
+        fuse: bool = False,
     ) -> Any:
         """The composite loss: on PyTorch, a :class:`~learning_diagrams.torch.CompiledLoss` (a ``torch.nn.Module``).
 
@@ -457,6 +458,8 @@ class Diagram:
         :mod:`learning_diagrams.core.losses`). ``data`` maps indexing vertices to
         data sources, in place of their own; every source of a compiled pair needs
         data (:class:`~learning_diagrams.core.errors.NoBatchError` otherwise).
+        ``fuse=True`` runs each family of parallel maps as one call
+        (:mod:`learning_diagrams.core.families`; PyTorch only, for now).
         """
         check_reduction(reduction)
         options: dict[str, Any] = {"check_finite": True} if check_finite else {}
@@ -464,6 +467,8 @@ class Diagram:
             options["reduction"] = reduction
         if data is not None:
             options["data"] = data
+        if fuse:
+            options["fuse"] = True
         return plugins.load("backend", backend).compile(self, weights=weights, **options)
 
     def check(self, batches: Mapping[str, Any] | None = None, *, backend: str = "torch") -> Any:

@@ -51,14 +51,16 @@ def compile(
     check_finite: bool = False,
     reduction: str = "mean",
     data: Mapping[str, Any] | None = None,
+    fuse: bool = False,
 ) -> CompiledLoss:
     """The composite loss of ``diagram``; ``weights`` override term weights by term name.
 
     With ``check_finite=True`` a call whose total is not finite raises
     :class:`~learning_diagrams.core.errors.NonFiniteError` naming the term and the first
     edge along its paths whose output is not finite. ``reduction`` is ``"mean"`` or
-    ``"sum"`` (see :class:`CompiledLoss`); ``data`` gives indexing vertices their data.
+    ``"sum"`` (see :class:`CompiledLoss`); ``data`` gives indexing vertices their data;
+    ``fuse=True`` runs each family of parallel maps as one call (:mod:`.fusion`).
     """
     return CompiledLoss.from_diagram(
-        diagram, weights=weights, check_finite=check_finite, reduction=reduction, data=data
+        diagram, weights=weights, check_finite=check_finite, reduction=reduction, data=data, fuse=fuse
     )

@@ -62,7 +62,7 @@ from ..core.errors import ConflictError, InvalidNameError, NoBatchError, NonFini
 from ..core.evaluation import Program, Step, Term, explain_nonfinite, first_nonfinite, plan
 from ..core.losses import check_reduction
 from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE, UNKNOWN_SIZE
-from . import finite
+from . import finite, fusion
 from .cache import FrozenCache, frozen_prefixes
 from .data import DataSource
 from .keyed import Keyed
@@ -117,6 +117,11 @@ class CompiledLoss(nn.Module):
     reduction : {"mean", "sum"}
         How each term reduces over its batch (see the module docstring); ``"sum"``
         needs every loss's per-sample form.
+    fuse : bool
+        Run each family of parallel maps (structurally identical modules reading one
+        value, ending at one kind of loss: :mod:`.fusion`) as one call. Each term keeps its
+        name and value (to floating-point reassociation); each module keeps its own
+        parameters. Off by default; a distributed run (:meth:`wrap`) calls each map itself.
 
     Warns
     -----
@@ -135,6 +140,7 @@ class CompiledLoss(nn.Module):
         *,
         check_finite: bool = False,
         reduction: str = "mean",
+        fuse: bool = False,
     ):
         super().__init__()
         check_reduction(reduction)
@@ -156,6 +162,8 @@ class CompiledLoss(nn.Module):
         paths = [path for pair in self.pairs for path in pair.paths]
         self._steps = plan(paths, self._maps, parametric=_parametric)  # the maps themselves, always
         self._wrapped_steps = dict(self._steps)  # through the maps' wrappers after wrap()
+        #: With ``fuse=True``, the families of parallel maps each run as one call (see :mod:`.fusion`).
+        self.fused: list[fusion.FusedFamily] = self._fuse() if fuse else []
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
         sizes = self._sizes() if reduction == "sum" else {}
@@ -196,6 +204,19 @@ class CompiledLoss(nn.Module):
             self._programs[present, keep, plain, given] = program
         return program
 
+    def _fuse(self) -> list[fusion.FusedFamily]:
+        """Make each family's members call their family's one call (in the steps calls run, not the plain ones)."""
+        fused = []
+        for family in fusion.families(self):
+            group = fusion.FusedFamily([m for e in family.edges if isinstance(m := self._maps[e].fn, nn.Module)])
+            for i, e in enumerate(family.edges):
+                prefix = (*family.prefix, e)
+                step = self._wrapped_steps[prefix]
+                member = fusion.Member(group, i, e)
+                self._wrapped_steps[prefix] = dataclasses.replace(step, map=dataclasses.replace(step.map, fn=member))
+            fused.append(group)
+        return fused
+
     @classmethod
     def from_diagram(
         cls,
@@ -205,6 +226,7 @@ class CompiledLoss(nn.Module):
         check_finite: bool = False,
         reduction: str = "mean",
         data: Mapping[str, Any] | None = None,
+        fuse: bool = False,
     ) -> CompiledLoss:
         """Compile ``diagram``; ``weights`` override term weights by term name, ``data`` the vertices' data.
 
@@ -214,7 +236,7 @@ class CompiledLoss(nn.Module):
         check_reduction(reduction)
         pairs = diagram.compiled_pairs(weights)
         sources = diagram.require_data(dict.fromkeys(pair.source for pair in pairs), data)
-        return cls(pairs, diagram.maps, sources, check_finite=check_finite, reduction=reduction)
+        return cls(pairs, diagram.maps, sources, check_finite=check_finite, reduction=reduction, fuse=fuse)
 
     def _sizes(self) -> dict[str, int]:
         """The size of each source's data set, where it is known; a warning for each where it is not."""
@@ -358,6 +380,8 @@ class CompiledLoss(nn.Module):
             cached, found = self.cache.values(self, present, inputs, keys)
             inputs += found
         program = self._program(present, keep=self.check_finite, given=cached)
+        for family in self.fused:  # a call that raised may have left a result the next call must not read
+            family.reset()
         values, slots = program.run(inputs, torch.no_grad)
         if not values:
             raise NoBatchError(f"no source vertex has a batch in this call (sources: {', '.join(self.sources)})")

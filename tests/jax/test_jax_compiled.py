@@ -255,6 +255,9 @@ def test_a_glued_diagram_compiles_to_the_same_terms_as_on_pytorch():
     expected_total, expected_terms = theirs({f"N_{i}": b for i, b in enumerate(data)})
     assert list(terms) == list(expected_terms) and close(total, expected_total.detach())
     assert sorted(ours.params) == ["backbone", "head_0", "head_1"]
+    grads = jax.grad(lambda p: ours(p, batches).total)(ours.params)
+    expected = torch_grads(theirs, {f"N_{i}": b for i, b in enumerate(data)})
+    assert close(grads["backbone"].w, expected["backbone"][0]) and close(grads["head_1"].b, expected["head_1"][1])
 
 
 def test_weights_reduction_sum_and_a_missing_source():

@@ -42,6 +42,7 @@ import contextlib
 import dataclasses
 import functools
 import heapq
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -57,6 +58,7 @@ from .messages import (
     NONFINITE_LOSS,
     NONFINITE_TERM,
     PER_SAMPLE_NOT_VECTOR,
+    UNKNOWN_SIZE,
 )
 from .types import conforms, describe
 
@@ -488,6 +490,20 @@ def _failed(step: Step, x: Any, err: Exception) -> NoReturn:
     raise err  # pragma: no cover - Map.__call__ always raises here
 
 
+def known_sizes(data: Mapping[str, Any], size: Callable[[Any, str], int | None], *, stacklevel: int) -> dict[str, int]:
+    """The size of each source's data set (``size(data, vertex)``, a back end's reading), where it is
+    known; a ``UserWarning`` for each where it is not (``reduction="sum"`` then leaves its sums unscaled)."""
+    sizes = {}
+    for vertex, source in data.items():
+        n = size(source, vertex)
+        if n is None:
+            message = UNKNOWN_SIZE.format(vertex=vertex, kind=type(source).__name__)
+            warnings.warn(message, UserWarning, stacklevel=stacklevel + 1)
+        else:
+            sizes[vertex] = n
+    return sizes
+
+
 @dataclass(frozen=True)
 class Term:
     """The term ``weight * loss(first, second)`` of a pair, with the back end's formula of its loss.
@@ -517,6 +533,30 @@ class Term:
     reduction: str = "mean"
     size: int | None = None
     scalar: bool = False
+
+    @classmethod
+    def of_pairs(
+        cls,
+        pairs: Sequence[Pair],
+        reduction: str,
+        sizes: Mapping[str, int],
+        *,
+        function: Callable[..., Callable[[Any, Any], Any]],
+        scalar: Callable[[Any, str], bool],
+    ) -> dict[str, Term]:
+        """Each pair's term by name, with a back end's ``function(loss, reduction, pair=, target=)``
+        (its ``loss_function``) and ``scalar(loss, reduction)`` (its ``returns_scalar``); ``sizes``
+        are the known data set sizes by source vertex (for ``reduction="sum"``)."""
+        return {
+            pair.name: cls(
+                pair,
+                function(pair.loss, reduction, pair=pair.name, target=pair.target),
+                reduction,
+                sizes.get(pair.source),
+                scalar=scalar(pair.loss, reduction),
+            )
+            for pair in pairs
+        }
 
     @property
     def direct(self) -> bool:

@@ -58,9 +58,9 @@ import jax
 
 from ..core.diagram import Diagram, Map, Pair
 from ..core.errors import NoBatchError, UnknownNameError
-from ..core.evaluation import Program, Step, Term, plan
+from ..core.evaluation import Program, Step, Term, known_sizes, plan
 from ..core.losses import check_reduction
-from ..core.messages import HIDDEN_ARRAYS, NOT_A_SOURCE, UNKNOWN_SIZE
+from ..core.messages import HIDDEN_ARRAYS, NOT_A_SOURCE
 from ..core.reach import found_in, reached
 from .data import DataSource
 from .losses import loss_function, returns_scalar
@@ -155,16 +155,7 @@ class CompiledLoss:
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
         sizes = self._sizes() if reduction == "sum" else {}
-        self._terms = {
-            pair.name: Term(
-                pair,
-                loss_function(pair.loss, reduction, pair=pair.name, target=pair.target),
-                reduction,
-                sizes.get(pair.source),
-                scalar=returns_scalar(pair.loss, reduction),
-            )
-            for pair in self.pairs
-        }
+        self._terms = Term.of_pairs(self.pairs, reduction, sizes, function=loss_function, scalar=returns_scalar)
         self._programs: dict[tuple[tuple[str, ...], bool], Program] = {}
         self._program(self.sources)
 
@@ -200,15 +191,8 @@ class CompiledLoss:
         return cls(pairs, diagram.maps, sources, reduction=reduction)
 
     def _sizes(self) -> dict[str, int]:
-        sizes = {}
-        for s in self.sources:
-            size = DataSource(self._data[s], s).size
-            if size is None:
-                kind = type(self._data[s]).__name__
-                warnings.warn(UNKNOWN_SIZE.format(vertex=s, kind=kind), UserWarning, stacklevel=5)
-            else:
-                sizes[s] = size
-        return sizes
+        """The size of each source's data set, where it is known; a warning for each where it is not."""
+        return known_sizes(self._data, lambda data, vertex: DataSource(data, vertex).size, stacklevel=5)
 
     def _program(self, present: tuple[str, ...], *, keep: bool = False) -> Program:
         program = self._programs.get((present, keep))

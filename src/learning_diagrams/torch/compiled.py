@@ -59,9 +59,9 @@ from torch import nn
 
 from ..core.diagram import Diagram, Map, Pair
 from ..core.errors import ConflictError, InvalidNameError, NoBatchError, NonFiniteError, UnknownNameError
-from ..core.evaluation import Program, Step, Term, explain_nonfinite, first_nonfinite, plan
+from ..core.evaluation import Program, Step, Term, known_sizes, explain_nonfinite, first_nonfinite, plan
 from ..core.losses import check_reduction
-from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE, UNKNOWN_SIZE
+from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE
 from . import finite, fusion
 from .cache import FrozenCache, frozen_prefixes
 from .data import DataSource
@@ -167,16 +167,7 @@ class CompiledLoss(nn.Module):
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
         sizes = self._sizes() if reduction == "sum" else {}
-        self._terms = {
-            pair.name: Term(
-                pair,
-                loss_function(pair.loss, reduction, pair=pair.name, target=pair.target),
-                reduction,
-                sizes.get(pair.source),
-                scalar=returns_scalar(pair.loss, reduction),
-            )
-            for pair in self.pairs
-        }
+        self._terms = Term.of_pairs(self.pairs, reduction, sizes, function=loss_function, scalar=returns_scalar)
         self._draws: dict[str, Iterator[Any]] = {}
         self._wrappers: list[nn.Module] = []
         self._programs: dict[tuple[Any, ...], Program] = {}
@@ -240,16 +231,7 @@ class CompiledLoss(nn.Module):
 
     def _sizes(self) -> dict[str, int]:
         """The size of each source's data set, where it is known; a warning for each where it is not."""
-        sizes = {}
-        for s in self.sources:
-            size = DataSource(self._data[s], s).size
-            if size is None:
-                warnings.warn(
-                    UNKNOWN_SIZE.format(vertex=s, kind=type(self._data[s]).__name__), UserWarning, stacklevel=6
-                )
-            else:
-                sizes[s] = size
-        return sizes
+        return known_sizes(self._data, lambda data, vertex: DataSource(data, vertex).size, stacklevel=6)
 
     @property
     def edges(self) -> Mapping[str, Map]:

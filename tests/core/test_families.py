@@ -1,4 +1,4 @@
-"""Families of parallel maps: structurally identical edges that read one value and end at one kind of loss."""
+"""Families of parallel maps: structurally identical edges, each reading one value, ending at one kind of loss."""
 
 from __future__ import annotations
 
@@ -35,13 +35,13 @@ def heads(n: int, shapes=None, loss=losses.cross_entropy) -> Diagram:
 
 
 def found(d: Diagram, **options):
-    return [(f.prefix, f.edges) for f in families(d.compiled_pairs(), d.maps, signature=signature, **options)]
+    return [(f.inputs[0][1], f.edges) for f in families(d.compiled_pairs(), d.maps, signature=signature, **options)]
 
 
 def test_fifty_heads_on_one_backbone_are_one_family_with_every_pair():
     d = heads(50)
     (family,) = families(d.compiled_pairs(), d.maps, signature=signature)
-    assert family.source == "N" and family.prefix == ("x", "backbone")
+    assert family.shared and family.inputs[0] == ("N", ("x", "backbone"))
     assert family.edges == tuple(f"head{i}" for i in range(50))
     assert family.pairs == tuple(f"x·backbone·head{i} ≤ y{i}" for i in range(50))
 
@@ -75,6 +75,19 @@ def test_a_map_taken_at_two_prefixes_or_not_last_is_no_member():
     assert found(d) == [(("x", "backbone"), ("head1", "head2", "head3"))]
 
 
+def test_heads_on_different_inputs_are_one_family_unless_their_groups_differ():
+    d = heads(3)
+    d.space("M", data=[1]).map("x2", "M", "X", abs)
+    for i in range(3, 6):
+        d.space(f"Y{i}", loss=losses.cross_entropy).map(f"y{i}", "M", f"Y{i}", abs)
+        d.map(f"head{i}", "X", f"Y{i}", Head((4, 2))).relate(f"x2·head{i}", f"y{i}")
+    (family,) = families(d.compiled_pairs(), d.maps, signature=signature)
+    assert family.edges == tuple(f"head{i}" for i in range(6)) and not family.shared
+    assert family.inputs == (("N", ("x", "backbone")),) * 3 + (("M", ("x2",)),) * 3
+    apart = families(d.compiled_pairs(), d.maps, signature=signature, group=lambda e: e in ("head0", "head4"))
+    assert [f.edges for f in apart] == [("head1", "head2", "head3", "head5")]
+
+
 def test_one_module_on_two_edges_is_one_member_and_other_losses_split():
     d = heads(4)
     d.maps["head3"].fn = d.maps["head2"].fn
@@ -83,6 +96,14 @@ def test_one_module_on_two_edges_is_one_member_and_other_losses_split():
     for i in (3, 4, 5):
         mixed.spaces[f"Y{i}"].loss = losses.mse
     assert found(mixed) == [
+        (("x", "backbone"), ("head0", "head1", "head2")),
+        (("x", "backbone"), ("head3", "head4", "head5")),
+    ]
+
+
+def test_a_group_is_kept_apart():
+    d = heads(6)
+    assert found(d, group=lambda e: e in ("head0", "head1", "head2")) == [
         (("x", "backbone"), ("head0", "head1", "head2")),
         (("x", "backbone"), ("head3", "head4", "head5")),
     ]
@@ -129,9 +150,9 @@ def test_families_are_disjoint_uniform_and_maximal(regime, least):
 
     for f in found:
         assert len(f.edges) >= least
-        for e in f.edges:  # every member: one use, the last edge, at the family's prefix, one signature
+        for e, read in zip(f.edges, f.inputs):  # every member: one use, the last edge, at its input, one signature
             ((source, prefix, last, _),) = {(s, pre, la, None) for s, pre, la, _ in uses(e)}
-            assert (source, prefix, last) == (f.source, f.prefix, True)
+            assert ((source, prefix), last) == (read, True)
             assert kinds[e] is not None and len({loss for *_, loss in uses(e)}) == 1
         keys = {(kinds[e], maps[e].trainable, next(iter(uses(e)))[3]) for e in f.edges}
         assert len(keys) == 1  # one signature, trained alike, one loss
@@ -146,6 +167,6 @@ def test_families_are_disjoint_uniform_and_maximal(regime, least):
         for e in set(EDGES) - set(members):
             if not candidate(e):
                 continue
-            source, prefix, _, loss = next(iter(uses(e)))
-            if (source, prefix) == (f.source, f.prefix) and (kinds[e], maps[e].trainable, loss) == key:
+            loss = next(iter(uses(e)))[3]
+            if (kinds[e], maps[e].trainable, loss) == key:
                 assert any(maps[e].fn is maps[o].fn for o in EDGES if o != e and candidate(o))

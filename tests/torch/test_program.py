@@ -369,9 +369,9 @@ def test_a_program_given_a_prefix_computes_neither_it_nor_what_only_it_needs(bat
     with torch.no_grad():
         teacher = loss.maps["teacher"](batch[0][0])
     torch.manual_seed(1)
-    expected, _ = full.run([batch], torch.no_grad)
+    expected, _, _ = full.run([batch], torch.no_grad)
     torch.manual_seed(1)
-    found, _ = given.run([batch, teacher], torch.no_grad)
+    found, _, _ = given.run([batch, teacher], torch.no_grad)
     assert all(torch.equal(a, b) for a, b in zip(expected, found))
     only = loss._program(loss.sources, keep=False, given=(("N", ("x",)), ("N", ("x", "teacher"))))
     assert ("x",) not in [op.prefix for op in only.operations]

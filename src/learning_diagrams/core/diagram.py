@@ -458,8 +458,10 @@ class Diagram:
         :mod:`learning_diagrams.core.losses`). ``data`` maps indexing vertices to
         data sources, in place of their own; every source of a compiled pair needs
         data (:class:`~learning_diagrams.core.errors.NoBatchError` otherwise).
-        ``fuse=True`` runs each family of parallel maps as one call
-        (:mod:`learning_diagrams.core.families`; PyTorch only, for now).
+        ``fuse=True`` runs each family of parallel maps as one call on stacked
+        parameters, which ``parameters()`` then gives in place of the members' own
+        (:mod:`learning_diagrams.core.families`, :mod:`learning_diagrams.torch.fusion`;
+        PyTorch only, for now).
         """
         check_reduction(reduction)
         options: dict[str, Any] = {"check_finite": True} if check_finite else {}

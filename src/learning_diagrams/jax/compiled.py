@@ -235,7 +235,7 @@ class CompiledLoss:
         program = self._program(present, keep=True)
         token = _FUNCTIONS.set(self.functions(params))
         try:
-            _, slots = program.run([batches[s] for s in present], contextlib.nullcontext, terms=False)
+            _, _, slots = program.run([batches[s] for s in present], contextlib.nullcontext, terms=False)
         finally:
             _FUNCTIONS.reset(token)
         return program.outputs(slots)
@@ -262,11 +262,9 @@ class CompiledLoss:
         program = self._program(present)
         token = _FUNCTIONS.set(self.functions(params))
         try:
-            values, _ = program.run([batches[s] for s in present], contextlib.nullcontext)
+            values, total, _ = program.run([batches[s] for s in present], contextlib.nullcontext)
         finally:
             _FUNCTIONS.reset(token)
-        first, *rest = values
-        total = sum(rest, start=first)
         return Losses(total, dict(zip(program.names, values)))
 
 

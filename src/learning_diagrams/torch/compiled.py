@@ -118,10 +118,15 @@ class CompiledLoss(nn.Module):
         How each term reduces over its batch (see the module docstring); ``"sum"``
         needs every loss's per-sample form.
     fuse : bool
-        Run each family of parallel maps (structurally identical modules reading one
-        value, ending at one kind of loss: :mod:`.fusion`) as one call. Each term keeps its
-        name and value (to floating-point reassociation); each module keeps its own
-        parameters. Off by default; a distributed run (:meth:`wrap`) calls each map itself.
+        Run each family of parallel maps (structurally identical modules, each reading
+        one value, ending at one kind of loss: :mod:`.fusion`) as one call on stacked
+        parameters, and their terms as one where they can. Each term keeps its name and
+        value (to floating-point reassociation); ``parameters()`` give each family's
+        stacked tensors in place of its members' own, which become views of their
+        slices (``state_dict()`` is unchanged). Off by default.
+    groups : mapping of edge name to a hashable, optional
+        With ``fuse``: edges of different groups are never fused together (a trainer
+        puts maps with a learning rate or optimiser of their own in groups of their own).
 
     Warns
     -----
@@ -141,6 +146,7 @@ class CompiledLoss(nn.Module):
         check_finite: bool = False,
         reduction: str = "mean",
         fuse: bool = False,
+        groups: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         check_reduction(reduction)
@@ -162,8 +168,9 @@ class CompiledLoss(nn.Module):
         paths = [path for pair in self.pairs for path in pair.paths]
         self._steps = plan(paths, self._maps, parametric=_parametric)  # the maps themselves, always
         self._wrapped_steps = dict(self._steps)  # through the maps' wrappers after wrap()
-        #: With ``fuse=True``, the families of parallel maps each run as one call (see :mod:`.fusion`).
-        self.fused: list[fusion.FusedFamily] = self._fuse() if fuse else []
+        #: With ``fuse=True``, the families of parallel maps, each run as one call (see :mod:`.fusion`).
+        self.fused: list[fusion.FusedFamily] = fusion.fuse(self, groups.get if groups else None) if fuse else []
+        self._fusions = [f.fused(terms=reduction == "mean") for f in self.fused]
         self.sources = tuple(dict.fromkeys(pair.source for pair in self.pairs))
         self._data = {s: data[s] for s in self.sources}
         sizes = self._sizes() if reduction == "sum" else {}
@@ -190,23 +197,10 @@ class CompiledLoss(nn.Module):
         if program is None:
             pairs = [pair for pair in self.pairs if pair.source in present]
             terms = [self._terms[name] for name in (pair.name for pair in pairs)]
-            steps = self._steps if plain else self._wrapped_steps
-            program = Program(pairs, steps, terms, present, keep=keep, given=given, identity=_identity)
+            steps, fused = (self._steps, ()) if plain else (self._wrapped_steps, self._fusions)
+            program = Program(pairs, steps, terms, present, keep=keep, given=given, identity=_identity, fused=fused)
             self._programs[present, keep, plain, given] = program
         return program
-
-    def _fuse(self) -> list[fusion.FusedFamily]:
-        """Make each family's members call their family's one call (in the steps calls run, not the plain ones)."""
-        fused = []
-        for family in fusion.families(self):
-            group = fusion.FusedFamily([m for e in family.edges if isinstance(m := self._maps[e].fn, nn.Module)])
-            for i, e in enumerate(family.edges):
-                prefix = (*family.prefix, e)
-                step = self._wrapped_steps[prefix]
-                member = fusion.Member(group, i, e)
-                self._wrapped_steps[prefix] = dataclasses.replace(step, map=dataclasses.replace(step.map, fn=member))
-            fused.append(group)
-        return fused
 
     @classmethod
     def from_diagram(
@@ -304,7 +298,14 @@ class CompiledLoss(nn.Module):
         only those, under ``DistributedDataParallel``.
         """
         wrapped: dict[int, nn.Module] = {}
+        members = {e for family in self.fused for e in family.family.edges}
+        for k, family in enumerate(self.fused):  # a family runs as one module: it is wrapped whole
+            if any(p.requires_grad for p in family.parameters()):
+                wrapped[id(family)] = wrapper(family)
+                self._fusions[k] = dataclasses.replace(self._fusions[k], call=wrapped[id(family)])
         for name, module in self.trainable_maps().items():
+            if name in members:
+                continue
             if id(module) not in wrapped:
                 wrapped[id(module)] = wrapper(module)
             m = self._maps[name] = dataclasses.replace(self._maps[name], fn=wrapped[id(module)])
@@ -327,9 +328,25 @@ class CompiledLoss(nn.Module):
             if not m.trainable and isinstance(m.fn, nn.Module)
             for p in m.fn.parameters()
         }
+        # A fused family's members' parameters are views of its stacked tensors: those, where its first member's were.
+        members = fusion.members_of(self.fused)
         for name, p in super().named_parameters(prefix, recurse, remove_duplicate):
-            if id(p) not in frozen:
+            if id(p) in frozen:
+                continue
+            if id(p) not in members:
                 yield name, p
+                continue
+            f, k, i = members[id(p)]
+            if i == 0:
+                family = self.fused[f]
+                yield f"{prefix}{'.' if prefix else ''}fused.{f}.{family.names[k]}", family.stacked[k]
+
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> CompiledLoss:
+        super()._apply(fn, recurse)
+        for family in self.fused:  # moved or converted apart from their members: views of the stacks again
+            family._apply(fn)
+            family.repoint()
+        return self
 
     def train(self, mode: bool = True) -> CompiledLoss:
         """Set the trainable maps' mode; frozen maps, and maps with ``training=False``, stay in eval mode."""
@@ -362,13 +379,9 @@ class CompiledLoss(nn.Module):
             cached, found = self.cache.values(self, present, inputs, keys)
             inputs += found
         program = self._program(present, keep=self.check_finite, given=cached)
-        for family in self.fused:  # a call that raised may have left a result the next call must not read
-            family.reset()
-        values, slots = program.run(inputs, torch.no_grad)
+        values, total, slots = program.run(inputs, torch.no_grad)  # total: the terms added in order, no `0 +`
         if not values:
             raise NoBatchError(f"no source vertex has a batch in this call (sources: {', '.join(self.sources)})")
-        first, *rest = values
-        total = sum(rest, start=first)  # no `0 + term` node in the graph
         terms = dict(zip(program.names, values))
         if self.check_finite and not bool(torch.isfinite(total).all()):
             raise NonFiniteError(self._why_nonfinite(program.pairs, program.values(slots), terms, total))
@@ -413,7 +426,7 @@ class CompiledLoss(nn.Module):
             cached, found = self.cache.values(self, present, inputs, keys)
             inputs += found
         program = self._program(present, keep=True, plain=plain, given=cached)
-        _, slots = program.run(inputs, torch.no_grad, terms=False)
+        _, _, slots = program.run(inputs, torch.no_grad, terms=False)
         return program.outputs(slots), program.values(slots)
 
     def _inputs(self, given: Mapping[str, Any], *, draw: bool) -> tuple[list[Any], tuple[str, ...], dict[str, Any]]:

@@ -126,6 +126,7 @@ from ..core.messages import NOT_SAFETENSORS, SHA256_MISMATCH
 from ..io.atomic import TMP_PREFIX, fsync_dir, write_atomic
 from ..io.limits import clipped
 from ..io.weights import misfit, sha256_of, sort_header
+from ..torch.fusion import own_storage
 
 __all__ = [
     "save_checkpoint",
@@ -223,7 +224,8 @@ def save_checkpoint(
     final = directory / name
     tmp = _fresh_dir(directory, f"{TMP_PREFIX}{name}-")
     try:
-        safetensors.torch.save_model(module, str(tmp / MODEL_FILE))
+        with own_storage(module):  # safetensors refuses fused members' views of their stacks
+            safetensors.torch.save_model(module, str(tmp / MODEL_FILE))
         sort_header(tmp / MODEL_FILE)  # the same weights, the same bytes and checksum
         _fsync_file(tmp / MODEL_FILE)
         saved = dict(state) if type(state) is not collections.OrderedDict else collections.OrderedDict(state)
@@ -613,7 +615,8 @@ def load_checkpoint(
     _check_fits(module, model_file)
     device = str(torch.device(map_location)) if isinstance(map_location, str | torch.device) else "cpu"
     try:
-        safetensors.torch.load_model(module, model_file, strict=True, device=device)
+        with own_storage(module):
+            safetensors.torch.load_model(module, model_file, strict=True, device=device)
     except RuntimeError as e:  # what the check above could not foresee
         raise ConflictError(f"the weights in {str(model_file)!r} do not fit the module: {e}") from e
     except Exception as e:  # safetensors' own error: the file changed or is damaged past its header

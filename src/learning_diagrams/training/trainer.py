@@ -182,6 +182,11 @@ class Trainer:
         reuse nothing) and in :meth:`evaluate`; ``True`` also for any map-style
         dataset, keyed by sample index (not for random augmentation), in any run;
         ``False`` never.
+    fuse : bool
+        Run each family of parallel maps (heads of one backbone, an ensemble, glued
+        few-shot heads) as one batched call with stacked parameters
+        (:mod:`~learning_diagrams.torch.fusion`); maps given their own learning rate or
+        optimiser are never fused with others.
     cache_bytes : int
         What the cache keeps in the device's memory (and, on a GPU, as much again in
         host memory); the rest goes to memory-mapped files on disk.
@@ -222,6 +227,7 @@ class Trainer:
     data: Mapping[str, Any] | None = None
     cache: bool | str = "auto"
     cache_bytes: int = DEFAULT_CACHE_BYTES
+    fuse: bool = False
 
     def __post_init__(self) -> None:
         check_reduction(self.reduction)
@@ -540,11 +546,17 @@ class _Run:
         return pairs, stage.diagram.require_data(dict.fromkeys(p.source for p in pairs), given)
 
     def _compile(self, index: int) -> CompiledLoss:
-        """Stage ``index``'s loss, as ``diagram.compile(weights=..., reduction=..., data=...)`` makes it."""
+        """Stage ``index``'s loss, as ``diagram.compile(weights=..., reduction=..., data=...)`` makes it.
+
+        With ``fuse``, maps given a learning rate or an optimiser of their own are each kept
+        out of the families of the others (each in a group of its own).
+        """
         stage = self.stages[index]
         reduction = stage.reduction if stage.reduction is not None else self.t.reduction
         pairs, data = self.compiled[index]
-        return CompiledLoss(pairs, stage.diagram.maps, data, reduction=reduction)
+        own = {*(self.t.lrs or {}), *(stage.lrs or {}), *(self.t.optimizers or {})}
+        groups = {name: name for name in own}
+        return CompiledLoss(pairs, stage.diagram.maps, data, reduction=reduction, fuse=self.t.fuse, groups=groups)
 
     # -- optimisers -------------------------------------------------------------------
     def _optimizers(self, loss: CompiledLoss, stage: Stage) -> list[torch.optim.Optimizer]:
@@ -561,12 +573,24 @@ class _Run:
         default = stage.optimizer or t.optimizer
         by_spec: dict[int, tuple[OptimizerSpec, list[dict]]] = {}
         seen: set[int] = set()
+        # A fused family is one group of its stacked tensors, where its first member's group would be.
+        family_of = {e: family for family in loss.fused for e in family.family.edges}
         for name, module in maps.items():
-            params = [p for p in module.parameters() if p.requires_grad and id(p) not in seen]
-            seen.update(id(p) for p in params)
-            if not params:
+            family = family_of.get(name)
+            if family is not None:
+                if name != family.family.edges[0]:
+                    continue
+                label = f"{name}…{family.family.edges[-1]}"
+                named = [(f"{label}.{n}", p) for n, p in zip(family.names, family.stacked)]
+            else:
+                named = [(f"{name}.{n}", p) for n, p in module.named_parameters()]
+            named = [(n, p) for n, p in named if p.requires_grad and id(p) not in seen]
+            seen.update(id(p) for _, p in named)
+            if not named:
                 continue
-            group: dict[str, Any] = {"params": params, "map": name}
+            group: dict[str, Any] = {"params": [p for _, p in named], "param_names": [n for n, _ in named], "map": name}
+            if family is not None:
+                group["map"] = label
             if name in lrs:
                 group["lr"] = lrs[name]
             spec = (t.optimizers or {}).get(name, default)

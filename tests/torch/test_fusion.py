@@ -253,3 +253,26 @@ def test_fit_with_fuse_trains_as_without_and_a_head_with_its_own_rate_leaves_the
     ld.fit(heads_diagram(backbone, heads, batch, data=[batch] * 3), fuse=True, **own)
     for a, b in zip(twins[1], heads):
         torch.testing.assert_close(b.weight, a.weight, rtol=1e-5, atol=1e-6)
+
+
+def test_lens_adam_steps_the_stacked_tensors_as_it_steps_each_member_and_the_lens_bridge_refuses_fusion():
+    from learning_diagrams.lenses.bridges import LensOptimizer, diagram_loss
+    from learning_diagrams.lenses.optim import adam
+
+    torch.manual_seed(7)
+    heads = [nn.Linear(8, 3) for _ in range(4)]
+    batch = (torch.randn(6, 8), torch.randint(3, (6, 4)))
+    twins = copy.deepcopy(heads)
+    for loss in (
+        heads_diagram(nn.Identity(), twins, batch).compile(),
+        heads_diagram(nn.Identity(), heads, batch).compile(fuse=True),
+    ):
+        optimiser = LensOptimizer(loss.parameters(), adam(lr=0.05))
+        for _ in range(3):
+            optimiser.zero_grad()
+            loss({"N": batch}).total.backward()
+            optimiser.step()
+    for a, b in zip(twins, heads):
+        torch.testing.assert_close(b.weight, a.weight, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ld.errors.OptionError, match="fuse"):
+        diagram_loss(loss)

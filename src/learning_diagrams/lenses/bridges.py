@@ -135,8 +135,16 @@ def _names(compiled: CompiledLoss) -> dict[str, dict[str, str]]:
 def diagram_loss(compiled: CompiledLoss, name: str = "diagram") -> Para:
     """The compiled diagram's composite loss as a parametric lens ``P × Batch → L`` (see the module notes).
 
-    The parameters start as detached copies of the modules' current values.
+    The parameters start as detached copies of the modules' current values. A loss
+    compiled with ``fuse=True`` is refused (:class:`~learning_diagrams.core.errors.OptionError`):
+    its families' stacked tensors are no attributes that ``functional_call`` can replace.
     """
+    if getattr(compiled, "fused", None):
+        edges = ", ".join(e for family in compiled.fused for e in family.family.edges[:3])
+        raise OptionError(
+            f"diagram_loss takes a loss compiled without fuse=True; this one fuses families ({edges}, ...) "
+            f"whose stacked parameters functional_call cannot replace: compile the diagram again without fuse"
+        )
     names = _names(compiled)
     current = dict(compiled.named_parameters())
     params = {edge: {k: current[full].detach().clone() for k, full in inner.items()} for edge, inner in names.items()}

@@ -29,6 +29,16 @@ BENCH = Path(__file__).resolve().parent
 #: name → (what it measures, arguments in full, arguments in quick mode).
 BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "compiled_loss": ("a compiled loss's training step against the same loss written by hand", [], ["--quick"]),
+    "fusion": (
+        "parallel maps run as one (compile(fuse=True)): 50 heads and an ensemble of 8 students, against the hand loop",
+        [],
+        ["--quick"],
+    ),
+    "fewshot": (
+        "600 few-shot episode heads fitted as one glued, fused diagram against the per-episode loop and scikit-learn",
+        [],
+        ["--quick"],
+    ),
     "fit": ("ld.fit over an epoch against the same hand-written loop", ["--compile"], ["--quick"]),
     "cache": ("10 epochs of distillation from a frozen teacher: ld.fit's cache against the hand loop", [], ["--quick"]),
     "memory": ("a step's peak memory against the hand-written step", [], ["--quick"]),

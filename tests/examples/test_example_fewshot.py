@@ -22,6 +22,7 @@ ARGV = [
     str(GLUE),
     "--head-steps",
     "100",
+    "--fuse",
     "--meta-train",
     "--meta-rounds",
     "1",
@@ -92,28 +93,37 @@ def test_meta_training_glues_task_squares_along_one_trainable_backbone(run):
     assert d.maps["m"].fn is result["backbones"]["meta-trained"] is not result["backbones"]["pretrained"]
 
 
-def test_both_methods_beat_chance_and_agree_within_their_intervals(run):
+def test_the_three_methods_beat_chance_and_agree_within_their_intervals(run):
     accuracy = run[0]["accuracy"]
     assert sorted(accuracy) == sorted(
-        (b, m, k) for b in ("pretrained", "meta-trained") for m in ("glued heads", "RFS") for k in (1, 5)
+        (b, m, k) for b in ("pretrained", "meta-trained") for m in ("glued heads", "loop", "RFS") for k in (1, 5)
     )
+    assert sorted(run[0]["seconds"]) == sorted(accuracy)
     for key, values in accuracy.items():
         assert len(values) == EPISODES
         assert statistics.mean(values) > 35.0, (key, values)  # chance: 20%
     for backbone in ("pretrained", "meta-trained"):
         for k in (1, 5):
-            (a, ca), (b, cb) = (fewshot.mean_ci(accuracy[(backbone, m, k)]) for m in ("glued heads", "RFS"))
+            glued = accuracy[(backbone, "glued heads", k)]
+            assert glued == pytest.approx(accuracy[(backbone, "loop", k)], abs=1.0)  # same objective and optimiser
+            (a, ca), (b, cb) = (fewshot.mean_ci(values) for values in (glued, accuracy[(backbone, "RFS", k)]))
             assert abs(a - b) <= ca + cb, (backbone, k, a, ca, b, cb)
 
 
-def test_the_table_prints_every_cell(run):
+def test_the_tables_print_every_cell(run):
     result, out, _ = run
     for (backbone, method, k), values in result["accuracy"].items():
-        label = {"glued heads": "glued heads (ld.fit)", "RFS": "RFS (LogisticRegression)"}[method]
-        row = next(line for line in out.splitlines() if line.startswith(f"| {backbone:<12} | {label}"))
+        label = fewshot.METHODS[method]
+        accuracy_row, timing_row = [line for line in out.splitlines() if line.startswith(f"| {backbone:<12} | {label}")]
         mean, ci = fewshot.mean_ci(values)
-        assert row.split("|")[3 + (1, 5).index(k)].strip() == f"{mean:.2f} ± {ci:.2f}"
+        assert accuracy_row.split("|")[3 + (1, 5).index(k)].strip() == f"{mean:.2f} ± {ci:.2f}"
+        seconds, cell = timing_row.split("|")[3 + 2 * (1, 5).index(k) : 5 + 2 * (1, 5).index(k)]
+        assert (seconds.strip(), cell.strip()) == (
+            f"{result['seconds'][(backbone, method, k)]:.2f}",
+            f"{mean:.2f} ± {ci:.2f}",
+        )
     assert "x_train·m·h_train ≤ y_train  (at Y_train, weight 1)" in out
+    assert "fused (--fuse)" in out
 
 
 def test_draw_writes_the_glued_episodes(run):

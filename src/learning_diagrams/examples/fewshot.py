@@ -21,7 +21,10 @@ on its L2-normalised features. Here every step is a diagram:
    the RFS code. The heads of step 2 minimise the same objective (mean
    cross-entropy plus ``‖W‖² / (2·C·n)`` for ``n`` support images, the bias not
    penalised), by Adam with a cosine schedule instead of L-BFGS, so the two should
-   agree within their intervals.
+   agree within their intervals. Beside them, **the per-episode loop**
+   (:func:`loop_heads`): what a user writes today in plain PyTorch, one head at a
+   time, with the objective, optimiser and schedule of step 2; its accuracies are
+   step 2's, episode by episode.
 4. **Meta-training** (``--meta-train``, on with ``--full``): the paper's variant in
    which the backbone is trained on many glued tasks at once. The meta-train
    classes are cut into 5-class tasks (``--meta-rounds`` random cuts), each task a
@@ -31,7 +34,16 @@ on its L2-normalised features. Here every step is a diagram:
 
 Accuracy is reported as the mean over episodes ± the 95% confidence interval
 ``1.96·s/√n`` (``s`` the sample standard deviation over ``n`` episodes), for
-1-shot and 5-shot, 5-way, 15 queries per class.
+1-shot and 5-shot, 5-way, 15 queries per class. A second table gives each
+meta-test method's wall time beside its accuracy: the glued heads (``ld.fit``), the
+per-episode loop and RFS's logistic regression, each timed from the images to the
+query accuracies (the backbone's passes included: the glued heads and the loop embed
+each episode's images, RFS every image once).
+
+``--fuse`` fits the glued heads with ``ld.fit(fuse=True)``: the heads of a glued
+diagram, one family of parallel maps, run as one batched call with stacked
+parameters. ``--glue 600 --fuse`` fits all 600 episodes of a shot setting as one
+glued diagram (``bench/fewshot.py`` times that against the loop and scikit-learn).
 
 Data (``--data``):
 
@@ -90,6 +102,7 @@ __all__ = [
     "pretrain",
     "meta_train",
     "fit_heads",
+    "loop_heads",
     "rfs",
     "mean_ci",
     "main",
@@ -408,6 +421,10 @@ def glue_episodes(
         for e in episodes
     ]  # on the device already, so each step draws the very same tensors
     colim = ld.glue(*squares, along=backbone_diagram())
+    # Every support set reaches every head through the one m (x_e·m·h_f: n² paths, n + 3 from each N_e):
+    # the path guard, sized for paths that grow linearly with the diagram, would stop at about 50 episodes.
+    n = len(squares)
+    colim.apex.max_paths = max(colim.apex.max_paths, n * n + 10 * n + 10)
     ld.homsearch.freeze(colim.apex, backbone_diagram(backbone), "m")
     return colim
 
@@ -494,16 +511,43 @@ def meta_train(
     return colim
 
 
-def _adam_with_l2(lr: float, weight_decay: float):
-    """An optimiser factory: Adam, the L2 penalty on each head's weights only (not biases), like sklearn's."""
+def _decayed(name: str | None, p: torch.Tensor) -> bool:
+    """Whether ``p`` is a weight (L2-penalised) rather than a bias: by its name where given, else by its rank.
 
-    def make(groups):
-        split = [
-            {"params": [p], "weight_decay": weight_decay if p.dim() > 1 else 0.0}
-            for group in groups
-            for p in group["params"]
-        ]
-        return torch.optim.Adam(split, lr=lr)
+    The name decides when the trainer gives one (``"h_3.1.weight"``; a fused family's
+    stacked tensor ``(members, out)`` of biases has two dimensions, yet is a bias).
+    """
+    if name is not None:
+        return name.rsplit(".", 1)[-1] == "weight"
+    return p.dim() > 1
+
+
+def _adam_with_l2(lr: float, weight_decay: float):
+    """An optimiser factory: Adam, the L2 penalty on each head's weights only (not biases), like sklearn's.
+
+    Weights and biases are told apart by the last component of the parameter's name
+    (the ``"param_names"`` of each group the trainer passes, aligned with its
+    ``"params"``), or by their rank where no names are given. The parameters are
+    regrouped into one group of weights and one of biases (per learning rate a map was
+    given), so that Adam's step over 600 heads is two groups, not 1,200.
+
+    >>> w, b = nn.Parameter(torch.ones(3, 2, 4)), nn.Parameter(torch.ones(3, 2))  # stacked: 3 heads
+    >>> o = _adam_with_l2(0.1, 0.5)([{"params": [w, b], "param_names": ["h.1.weight", "h.1.bias"]}])
+    >>> [(len(g["params"]), g["weight_decay"]) for g in o.param_groups]
+    [(1, 0.5), (1, 0.0)]
+    """
+
+    def make(groups: list[dict]) -> torch.optim.Optimizer:
+        merged: dict[tuple[float, str], dict] = {}
+        for group in groups:
+            params = list(group["params"])
+            names = group.get("param_names") or [None] * len(params)
+            options = {k: v for k, v in group.items() if k not in ("params", "param_names", "map")}
+            for name, p in zip(names, params):
+                decay = weight_decay if _decayed(name, p) else 0.0
+                key = (decay, repr(sorted(options.items())))
+                merged.setdefault(key, {**options, "params": [], "weight_decay": decay})["params"].append(p)
+        return torch.optim.Adam(list(merged.values()), lr=lr)
 
     return make
 
@@ -518,6 +562,7 @@ def fit_heads(
     C: float = 1.0,
     seed: int = 0,
     device: str = "auto",
+    fuse: bool = False,
     on_colimit: Callable[[ld.Colimit], None] | None = None,
 ) -> list[float]:
     """Query accuracy (%) of each episode's head, fitted in glued diagrams of ``glue`` episodes.
@@ -527,6 +572,11 @@ def fit_heads(
     learning rate ``lr`` on a cosine schedule, weight decay ``1 / (C · n_support)``
     on the weights), then ``ld.Trainer().evaluate`` on the query sets, accuracy at
     every ``Y_e``. ``on_colimit`` sees each glued diagram after fitting.
+
+    ``fuse=True`` is ``ld.fit(..., fuse=True)``: the heads of a chunk, one family of
+    parallel maps, run as one batched call; with ``glue=len(episodes)`` every episode
+    is one glued diagram trained at once. The accuracies are those of ``fuse=False``
+    (the heads are independent either way) and of :func:`loop_heads`.
     """
     memo = FrozenFeatures(backbone)
     dev = machine.device(device)
@@ -548,6 +598,7 @@ def fit_heads(
             optimizer=_adam_with_l2(lr, 1.0 / (C * shots)),
             scheduler=lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, steps),
             scheduler_interval="step",
+            fuse=fuse,
         )
         queries = {leg(f"N_{e.index}"): e.query for leg, e in zip(colim.legs, chunk)}
         metrics = {leg(f"Y_{e.index}"): "accuracy" for leg, e in zip(colim.legs, chunk)}
@@ -556,6 +607,63 @@ def fit_heads(
         if on_colimit is not None:
             on_colimit(colim)
         memo.clear()
+    return accuracies
+
+
+def loop_heads(
+    episodes: Sequence[Episode],
+    backbone: Backbone,
+    *,
+    steps: int = 100,
+    lr: float = 0.1,
+    C: float = 1.0,
+    seed: int = 0,
+    device: str = "auto",
+) -> list[float]:
+    """Query accuracy (%) of each episode's head, fitted one episode at a time by a hand-written loop.
+
+    What a user writes today without the diagrams, in plain PyTorch: for each episode,
+    the frozen backbone (eval mode, no gradient) embeds the support set once; a new
+    :func:`few_shot_head` is trained for ``steps`` full-batch steps of Adam, learning
+    rate ``lr`` on a cosine schedule stepped every step, weight decay
+    ``1 / (C · n_support)`` on the weight only; then the backbone embeds the query set
+    and the head scores it. The objective, optimiser and schedule are those
+    :func:`fit_heads` gives ``ld.fit``, so the accuracies are the same episode by
+    episode (up to the order of floating-point sums).
+
+    >>> eps = sample_episodes(load_classes("digits"), "test", 2, shots=5)
+    >>> backbone = Conv4(8)
+    >>> loop_heads(eps, backbone, steps=20, device="cpu") == fit_heads(eps, backbone, steps=20, device="cpu")
+    True
+    """
+    dev = machine.device(device)
+    backbone.eval().to(dev)
+    torch.manual_seed(seed)  # nothing here draws: the heads start at zero and the batches are whole
+    accuracies = []
+    for e in episodes:
+        with torch.no_grad():
+            support = backbone(e.support[0].to(dev))
+        labels = e.support[1].to(dev)
+        head = few_shot_head(backbone.features, e.ways).to(dev)
+        linear = head[1]
+        assert isinstance(linear, nn.Linear)
+        optimiser = torch.optim.Adam(
+            [
+                {"params": [linear.weight], "weight_decay": 1.0 / (C * len(labels))},
+                {"params": [linear.bias], "weight_decay": 0.0},
+            ],
+            lr=lr,
+        )
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+        for _ in range(steps):
+            loss = F.cross_entropy(head(support), labels)
+            loss.backward()
+            optimiser.step()
+            optimiser.zero_grad(set_to_none=True)
+            schedule.step()
+        with torch.no_grad():
+            predicted = head(backbone(e.query[0].to(dev))).argmax(-1)
+        accuracies.append(100 * (predicted == e.query[1].to(dev)).float().mean().item())
     return accuracies
 
 
@@ -606,6 +714,14 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), 1.96 * statistics.stdev(values) / math.sqrt(len(values))
 
 
+#: The meta-test's methods, as the tables name them.
+METHODS = {
+    "glued heads": "glued heads (ld.fit)",
+    "loop": "per-episode loop (PyTorch)",
+    "RFS": "RFS (LogisticRegression)",
+}
+
+
 def _cell(values: Sequence[float]) -> str:
     mean, ci = mean_ci(values)
     return f"{mean:.2f} ± {ci:.2f}"
@@ -615,7 +731,7 @@ def _cell(values: Sequence[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Run the comparison; returns the class set, episodes, per-episode accuracies and a glued diagram."""
+    """Run the comparison; returns the class set, episodes, per-episode accuracies and wall times, a glued diagram."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data", choices=("glyphs", "digits"), help="class set (default glyphs, or digits without the fonts)"
@@ -641,6 +757,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--glue", type=int, default=50, help="episodes glued into one diagram (default 50)")
     parser.add_argument("--head-steps", type=int, default=100, help="full-batch steps fitting the heads")
     parser.add_argument("--head-lr", type=float, default=0.1, help="Adam's first learning rate for the heads")
+    parser.add_argument(
+        "--fuse", action="store_true", help="ld.fit(fuse=True): each glued diagram's heads run as one batched call"
+    )
     parser.add_argument("--C", type=float, default=1.0, help="inverse L2 strength, both methods (default 1)")
     parser.add_argument("--meta-train", action="store_true", help="also the meta-training variant (on with --full)")
     parser.add_argument("--meta-epochs", type=int, help="meta-training epochs (default: pretraining's / rounds)")
@@ -654,6 +773,34 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     with machine.threads(args.threads):
         return _run(parser, args)
+
+
+def _meta_test(
+    method: str,
+    episodes: Sequence[Episode],
+    backbone: Backbone,
+    classes: ClassSet,
+    args: argparse.Namespace,
+    on_colimit: Callable[[ld.Colimit], None] | None,
+) -> list[float]:
+    """Query accuracies of ``method`` (a key of :data:`METHODS`) on ``episodes``, with the run's options."""
+    if method == "glued heads":
+        return fit_heads(
+            episodes,
+            backbone,
+            glue=args.glue,
+            steps=args.head_steps,
+            lr=args.head_lr,
+            C=args.C,
+            seed=args.seed,
+            device=args.device,
+            fuse=args.fuse,
+            on_colimit=on_colimit,
+        )
+    if method == "loop":
+        options = dict(steps=args.head_steps, lr=args.head_lr, C=args.C, seed=args.seed, device=args.device)
+        return loop_heads(episodes, backbone, **options)
+    return rfs(episodes, backbone, classes.images, C=args.C, device=args.device)
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
@@ -751,30 +898,26 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
         )
 
     accuracy: dict[tuple[str, str, int], list[float]] = {}
+    seconds: dict[tuple[str, str, int], float] = {}
+    fused = "fused, " if args.fuse else ""
     for name, net in backbones.items():
         for k in shots:
             print(
                 f"\n{name} backbone, {k}-shot: fitting {episodes_n} heads in glued diagrams of {args.glue} "
-                f"episodes ({args.head_steps} steps each), then RFS's logistic regression on the same episodes"
+                f"episodes ({fused}{args.head_steps} steps each), then one episode at a time by a hand-written "
+                "loop, then RFS's logistic regression, on the same episodes"
             )
-            t0 = time.perf_counter()
-            accuracy[(name, "glued heads", k)] = fit_heads(
-                episodes[k],
-                net,
-                glue=args.glue,
-                steps=args.head_steps,
-                lr=args.head_lr,
-                C=args.C,
-                seed=args.seed,
-                device=args.device,
-                on_colimit=None if glued else glued.append,
-            )
-            t1 = time.perf_counter()
-            accuracy[(name, "RFS", k)] = rfs(episodes[k], net, classes.images, C=args.C, device=args.device)
-            t2 = time.perf_counter()
+            for method in METHODS:
+                t0 = time.perf_counter()
+                keep = None if glued or method != "glued heads" else glued.append
+                accuracy[(name, method, k)] = _meta_test(method, episodes[k], net, classes, args, keep)
+                seconds[(name, method, k)] = time.perf_counter() - t0
             print(
-                f"  glued heads {_cell(accuracy[(name, 'glued heads', k)])} ({t1 - t0:.1f} s), "
-                f"RFS {_cell(accuracy[(name, 'RFS', k)])} ({t2 - t1:.1f} s)"
+                "  "
+                + ", ".join(
+                    f"{method} {_cell(accuracy[(name, method, k)])} ({seconds[(name, method, k)]:.1f} s)"
+                    for method in METHODS
+                )
             )
 
     colim = glued[0]
@@ -791,10 +934,30 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     header = "| backbone     | method                      | " + " | ".join(f"{k}-shot".rjust(13) for k in shots) + " |"
     print(header)
     print("| ------------ | --------------------------- | " + " | ".join("-" * 12 + ":" for _ in shots) + " |")
-    methods = {"glued heads": "glued heads (ld.fit)", "RFS": "RFS (LogisticRegression)"}
     for name in backbones:
-        for method, label in methods.items():
+        for method, label in METHODS.items():
             cells = " | ".join(_cell(accuracy[(name, method, k)]).rjust(13) for k in shots)
+            print(f"| {name:<12} | {label:<27} | {cells} |")
+    print(
+        f"\nMeta-test wall time (s) and query accuracy (%), {episodes_n} episodes a shot: each method embeds the "
+        f"support and query images by the frozen backbone, fits every head and scores it; glued diagrams of "
+        f"{args.glue} episodes, {'fused' if args.fuse else 'not fused'} (--fuse); {machine.describe(args.device)}"
+    )
+    print(
+        "| backbone     | method                      | "
+        + " | ".join(f"{k}-shot time".rjust(11) + " | " + f"{k}-shot accuracy".rjust(15) for k in shots)
+        + " |"
+    )
+    print(
+        "| ------------ | --------------------------- | "
+        + " | ".join("-" * 10 + ": | " + "-" * 14 + ":" for _ in shots)
+        + " |"
+    )
+    for name in backbones:
+        for method, label in METHODS.items():
+            cells = " | ".join(
+                f"{seconds[(name, method, k)]:11.2f} | {_cell(accuracy[(name, method, k)]):>15}" for k in shots
+            )
             print(f"| {name:<12} | {label:<27} | {cells} |")
     print("\nPaired difference, glued heads − RFS, same episodes (mean ± 95% CI):")
     for name in backbones:
@@ -808,6 +971,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
         "classes": classes,
         "episodes": episodes,
         "accuracy": accuracy,
+        "seconds": seconds,
         "colimit": colim,
         "pretrain": square_d,
         "meta_colimit": meta_colim,

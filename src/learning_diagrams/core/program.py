@@ -24,6 +24,7 @@ members of each run as one operation, and their terms as one when they can.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -167,7 +168,7 @@ class Program:
             for key, (j, _) in family.inputs().items():
                 if key in needed and key not in slots:
                     member[key] = (f, j)
-        waiting = {f: sum(1 for g, _ in member.values() if g == f) for f in range(len(fused))}
+        waiting = collections.Counter(f for f, _ in member.values())
         arrived: dict[int, list[tuple[int, int, Key]]] = {f: [] for f in waiting}  # (position, input slot, key)
         planned: list[_Planned] = []
         count = len(inputs)  # slots in use: an identity step's prefix shares its argument's
@@ -199,8 +200,9 @@ class Program:
                     planned.append(_Planned(key[1], (source,), slots[key], step.grad, step))
         self.slots = slots
         ends_of = [(slots[p.source, p.first], slots[p.source, p.second]) for p in self.pairs]
-        # A family's terms are computed at once where each member ends one pair's path, all on one side.
-        by_pair: dict[int, tuple[_Planned, int, bool]] = {}  # pair index -> (family op, member's place, first?)
+        # A family's terms are computed at once where each member ends one pair's path, all on one side:
+        # by the index of the family's first pair, (family op, the pairs in member order, their other sides, first?).
+        at_once: dict[int, tuple[_Planned, tuple[int, ...], tuple[int, ...], bool]] = {}
         for op in planned:
             if op.fused is None:
                 continue
@@ -219,10 +221,13 @@ class Program:
                 and all(self.terms[index].direct for index, _, _ in ends)
             )
             if usable:
-                for index, k, first in ends:
-                    by_pair[index] = (op, k, first)
+                first = ends[0][2]
+                indices = tuple(index for _, index in sorted((k, index) for index, k, _ in ends))
+                others = tuple(ends_of[i][1] if first else ends_of[i][0] for i in indices)
+                at_once[min(indices)] = (op, indices, others, first)
+        in_families = {i for _, indices, _, _ in at_once.values() for i in indices}
         # A member's own slot, where anything but its family's terms reads it, is a selection from the family's.
-        read_elsewhere = {s for index, ends in enumerate(ends_of) if index not in by_pair for s in ends}
+        read_elsewhere = {s for index, ends in enumerate(ends_of) if index not in in_families for s in ends}
         expanded: list[_Planned] = []
         for op in planned:
             expanded.append(op)
@@ -231,20 +236,11 @@ class Program:
                     expanded.append(_Planned(op.prefix, (op.target,), slots[key], op.grad, None, select=k))
         planned = _frozen_first(expanded, len(inputs))
         # The terms in pair order; a family's terms at once, where its first pair's term is.
-        term_ops: list[tuple[str, Any]] = []
-        done: set[int] = set()
-        for index in range(len(self.pairs)):
-            if index in done:
-                continue
-            if index in by_pair:
-                op, _, first = by_pair[index]
-                group = sorted((k, i) for i, (o, k, _) in by_pair.items() if o is op)
-                others = tuple(ends_of[i][1] if first else ends_of[i][0] for _, i in group)
-                indices = tuple(i for _, i in group)
-                done.update(indices)
-                term_ops.append(("fused", (op, indices, others, first)))
-            else:
-                term_ops.append(("term", index))
+        term_ops: list[tuple[str, Any]] = [
+            ("fused", at_once[index]) if index in at_once else ("term", index)
+            for index in range(len(self.pairs))
+            if index in at_once or index not in in_families
+        ]
         # The last position (operations first, then terms) that reads each slot: it is emptied there.
         last: dict[int, int] = {}
         for position, op in enumerate(planned):
@@ -295,8 +291,7 @@ class Program:
                 weight = term.pair.weight if term.pair.weight != 1.0 else None
                 self._order.append((False, len(self._term_ops)))
                 self._term_ops.append((term, term.fn if term.direct else None, weight, a, b, drop))
-        fused_pairs = {i for _, indices, _, _ in self._fused_term_ops for i in indices}
-        self._single = [i for i in range(len(self.pairs)) if i not in fused_pairs]  # each single term's pair
+        self._single = [i for i in range(len(self.pairs)) if i not in in_families]  # each single term's pair
         self._blank = [None] * (count - len(inputs))
         self._inputs = len(inputs)
         # Without ``keep`` every slot is emptied by the end, so a call needs no list of them: it runs the same

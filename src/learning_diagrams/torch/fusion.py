@@ -56,7 +56,7 @@ from ..core import families as core
 from ..core.diagram import Map
 from ..core.losses import Formula, Loss
 from ..core.program import Fused
-from .losses import FORMULAS, PER_SAMPLE, SHARED_TARGET, returns_scalar
+from .losses import PER_SAMPLE, SHARED_TARGET, loss_function, returns_scalar
 
 if TYPE_CHECKING:
     from .compiled import CompiledLoss
@@ -100,10 +100,6 @@ def families(
 _STACK = "_learning_diagrams_stack"
 
 
-def _mark(t: Tensor, stacked: Tensor, i: int) -> None:
-    setattr(t, _STACK, (weakref.ref(stacked), i))
-
-
 def _stack(tensors: Sequence[Tensor], parameter: bool) -> Tensor:
     """One tensor ``(len(tensors), *shape)`` whose slices the ``tensors`` become views of (their ``.data``).
 
@@ -121,10 +117,15 @@ def _stack(tensors: Sequence[Tensor], parameter: bool) -> Tensor:
             return first
     data = torch.stack([t.detach() for t in tensors])
     stacked: Tensor = nn.Parameter(data, requires_grad=tensors[0].requires_grad) if parameter else data
+    _point(tensors, stacked)
+    return stacked
+
+
+def _point(tensors: Sequence[Tensor], stacked: Tensor) -> None:
+    """Make each of ``tensors`` (its ``.data``) the view of its slice of ``stacked``, and mark it so."""
     for i, t in enumerate(tensors):
         t.data = stacked.data[i]
-        _mark(t, stacked, i)
-    return stacked
+        setattr(t, _STACK, (weakref.ref(stacked), i))
 
 
 def partial_view(tensor: Tensor) -> bool:
@@ -185,28 +186,21 @@ class FusedFamily(nn.Module):
         self.chain = type(first) is nn.Sequential and all(type(c) in _CHAIN for c in first)
         # A copy of the first member with its tensors on the meta device: the shape functional_call runs.
         self._base = None if self.linear or self.chain else copy.deepcopy(first).to("meta")
+        # The terms at once: a library loss reduced by the mean, with its per-sample form (and its form
+        # against one shared target, where it has one).
         fn = loss.fn
-        self._mean = FORMULAS[fn.name] if isinstance(fn, Formula) and returns_scalar(loss) else None
-        self._per_sample = self._shared = None
-        if self._mean is not None and isinstance(fn, Formula) and fn.name in PER_SAMPLE:
-            params = dict(fn.params)
-            self._per_sample = functools.partial(PER_SAMPLE[fn.name], **params)
-            self._mean = functools.partial(self._mean, **params)
+        self._mean = self._per_sample = self._shared = None
+        if isinstance(fn, Formula) and returns_scalar(loss) and fn.name in PER_SAMPLE:
+            self._mean, self._per_sample = loss_function(loss), loss_function(loss, "sum")
             if fn.name in SHARED_TARGET:
-                self._shared = functools.partial(SHARED_TARGET[fn.name], **params)
+                self._shared = functools.partial(SHARED_TARGET[fn.name], **dict(fn.params))
 
     def repoint(self) -> None:
         """Make each member's tensors views of the stacked ones again (after ``.to()`` moved both)."""
         for n, stacked in zip(self.names, self.stacked):
-            for i, m in enumerate(self.members):
-                p = m.get_parameter(n)
-                p.data = stacked.data[i]
-                _mark(p, stacked, i)
+            _point([m.get_parameter(n) for m in self.members], stacked)
         for n, stacked in zip(self.buffer_names, self.buffers_):
-            for i, m in enumerate(self.members):
-                b = m.get_buffer(n)
-                b.data = stacked[i]
-                _mark(b, stacked, i)
+            _point([m.get_buffer(n) for m in self.members], stacked)
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> FusedFamily:
         super()._apply(fn, recurse)
@@ -258,7 +252,7 @@ class FusedFamily(nn.Module):
                 shared = False
             else:  # elementwise: the same on every member's slice
                 x = layer(x)
-        return x if not shared else x.expand(len(params[0]), *x.shape)
+        return x  # stacked by the first nn.Linear (a member with parameters has one)
 
     def _one(self, params: list[Tensor], buffers: list[Tensor], k: int, x: Any) -> Any:
         """Member ``k``'s output alone, on the stacked tensors' slices (so gradients reach them)."""
@@ -276,6 +270,7 @@ class FusedFamily(nn.Module):
         per_sample = self._per_sample
         assert per_sample is not None  # fused() offers terms only with a per-sample form
         other = others[0]
+        # (members, batch, ...): the per-sample form needs each member's output to be a batch.
         if isinstance(stacked, Tensor) and stacked.dim() >= 3 and isinstance(other, Tensor):
             count, batch = stacked.shape[:2]
             values = None

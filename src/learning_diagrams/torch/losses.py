@@ -67,8 +67,11 @@ def _kl_entries(prediction: Tensor, target: Tensor, temperature: float) -> Tenso
         )
     if temperature != 1.0:  # x / 1 is x: no operation for it
         prediction, target = prediction / temperature, target / temperature
-    log_p_s = F.log_softmax(prediction, dim=-1)
-    log_p_t = F.log_softmax(target, dim=-1)
+    return _kl_of_logs(F.log_softmax(prediction, dim=-1), F.log_softmax(target, dim=-1))
+
+
+def _kl_of_logs(log_p_s: Tensor, log_p_t: Tensor) -> Tensor:
+    """``p_t · (log p_t - log p_s)`` entry by entry, from the two sides' log-probabilities."""
     p_t = log_p_t.exp()
     # 0 * log 0 = 0: where the target puts no mass the term is 0, with no NaN
     # in the value or the gradient (even for -inf logits). The scalar 0 needs no
@@ -105,10 +108,7 @@ def kl_div_stacked(prediction: Tensor, target: Tensor, *, temperature: float = 1
         )
     if temperature != 1.0:
         prediction, target = prediction / temperature, target / temperature
-    log_p_s = prediction - prediction.logsumexp(dim=-1, keepdim=True)
-    log_p_t = F.log_softmax(target, dim=-1)
-    p_t = log_p_t.exp()
-    entries = p_t * torch.where(p_t > 0, log_p_t - log_p_s, 0.0)  # 0 · log 0 = 0, as in kl_div
+    entries = _kl_of_logs(prediction - prediction.logsumexp(dim=-1, keepdim=True), F.log_softmax(target, dim=-1))
     return entries.reshape(prediction.shape[0], prediction.shape[1], -1).sum(dim=2).mean(dim=1) * temperature**2
 
 

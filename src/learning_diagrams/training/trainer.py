@@ -577,6 +577,7 @@ class _Run:
         family_of = {e: family for family in loss.fused for e in family.family.edges}
         for name, module in maps.items():
             family = family_of.get(name)
+            label = name
             if family is not None:
                 if name != family.family.edges[0]:
                     continue
@@ -588,9 +589,11 @@ class _Run:
             seen.update(id(p) for _, p in named)
             if not named:
                 continue
-            group: dict[str, Any] = {"params": [p for _, p in named], "param_names": [n for n, _ in named], "map": name}
-            if family is not None:
-                group["map"] = label
+            group: dict[str, Any] = {
+                "params": [p for _, p in named],
+                "param_names": [n for n, _ in named],
+                "map": label,
+            }
             if name in lrs:
                 group["lr"] = lrs[name]
             spec = (t.optimizers or {}).get(name, default)

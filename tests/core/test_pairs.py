@@ -1,5 +1,7 @@
 """No declared relation is dropped, and the paper's preorder on edges: which pairs each relation yields."""
 
+from itertools import combinations
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -7,6 +9,7 @@ from hypothesis import strategies as st
 import learning_diagrams as ld
 from learning_diagrams.core.errors import ConflictError, NoLossError, OrientationError
 from learning_diagrams.core.graph import Path
+from learning_diagrams.core.pairs import derive
 from learning_diagrams.core.paths import PathMatrix, edge_order, enumerate_paths
 
 from strategies import brute_force_walks, dfs_paths, graphs
@@ -285,3 +288,36 @@ def test_explain_attributes_to_each_relation_the_pairs_its_closure_alone_relates
     for r, mine, _ in d.explain().relations:
         alone = leq.restricted([(r.first, r.second)])
         assert mine == tuple(p for p in pairs if alone(*p.paths) or alone(*reversed(p.paths)))
+
+
+def listed_derivation(d):
+    """The oracle: every parallel pair from data to a loss among the listed paths, in matrix order, kept
+    when the preorder on the listed paths relates it (each enumerated, none skipped)."""
+    paths = d.paths()
+    leq = d.preorder(paths)
+    found = []
+    for source in d.indexing:
+        for target, space in d.spaces.items():
+            if space.loss is not None:
+                for p, q in combinations(paths[source, target], 2):
+                    if leq(p, q) or leq(q, p):
+                        found.append(f"{p} ≤ {q}" if leq(p, q) else f"{q} ≤ {p}")
+    barren = [
+        r
+        for r in d.relations
+        if not any(
+            x.source in d.indexing and d.spaces[x.target].loss is not None
+            for x, _ in leq.whiskerings(r.first, r.second)
+        )
+        or r.first == r.second
+    ]
+    return found, barren
+
+
+@given(related_diagrams())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_pairs_found_from_the_closure_are_those_of_every_listed_candidate_in_order(d):
+    derived = derive(d)
+    found, barren = listed_derivation(d)
+    assert [pair.name for pair in derived.pairs] == found
+    assert [r for r, _ in derived.barren] == barren

@@ -2,10 +2,11 @@
 
 The free category on a learning graph, with a preorder on each hom-set that
 composition respects, is a locally posetal 2-category (the paper's section
-4.3). Here the preorder is computed on a finite set of paths, the *universe*
-(for a diagram: every path it enumerates, simple paths or walks within
-``max_length``, plus the declared relations' own paths). It is the smallest
-relation on the universe that
+4.3). Here the preorder is computed on a set of paths, the *universe* (for a
+diagram: every path it enumerates, simple paths or walks within ``max_length``,
+plus the declared relations' own paths; listed or not, see
+:mod:`learning_diagrams.core.universe`). It is the smallest relation on the
+universe that
 
 * contains the declared relations,
 * is reflexive and transitive,
@@ -38,6 +39,7 @@ from .errors import NotParallelError, UnknownNameError
 from .graph import Graph, Path
 from .messages import NOT_PARALLEL
 from .paths import collector_paused
+from .universe import Enumerated, Universe
 
 __all__ = ["Preorder", "check_parallel"]
 
@@ -53,26 +55,31 @@ class Preorder:
 
     Call it as ``leq(p, q)`` to ask whether ``p ≤ q``.
 
+    ``universe`` is a :class:`~learning_diagrams.core.universe.Universe` holding the
+    relations' paths, or any iterable of paths (the relations' own are added to it).
+
     Notes
     -----
     The closure is built once, incrementally: each new pair is composed with the
     pairs already known (transitivity) and whiskered into every path of the
-    universe that contains its smaller side. Those paths are found through an
-    index of where each edge (and, for an identity, each vertex) occurs in the
-    universe, built once on first use, in time linear in the universe's total
-    length; the contexts of each smaller side are kept once found. The cost is
-    that index, plus, for each smaller side of the closure, the occurrences of
-    its rarest edge.
+    universe that contains its smaller side, found by the universe's
+    :meth:`~learning_diagrams.core.universe.Universe.contexts` (each kept once
+    found). The cost is, for each smaller side of the closure, finding its
+    contexts: the occurrences of its rarest edge in a universe of listed paths,
+    or the paths around it in a bounded one (:mod:`learning_diagrams.core.universe`).
     """
 
-    def __init__(self, graph: Graph, universe: Iterable[Path], relations: Iterable[tuple[Path, Path]]):
+    def __init__(
+        self, graph: Graph, universe: Universe | Iterable[Path], relations: Iterable[tuple[Path, Path]]
+    ) -> None:
         relations = list(relations)
         for p, q in relations:
             check_parallel(p, q)
         self.graph = graph
-        self.universe = frozenset(universe).union(*((p, q) for p, q in relations))
+        if not isinstance(universe, Universe):
+            universe = Enumerated(graph, frozenset(universe).union(*((p, q) for p, q in relations)))
+        self.universe = universe
         self.relations = tuple(relations)
-        self._index = _Occurrences(graph, self.universe)
         self._up: dict[Path, set[Path]] = defaultdict(set)
         self._down: dict[Path, set[Path]] = defaultdict(set)
         with collector_paused():
@@ -94,7 +101,7 @@ class Preorder:
         >>> [(str(a), str(b)) for a, b in leq.whiskerings(g.path("f"), g.path("g"))]
         [('f', 'g'), ('x·f', 'x·g')]
         """
-        for a, b, x in sorted(self._index.contexts(p), key=lambda c: (len(c[0]) + len(c[1]), c[0], c[1])):
+        for a, b, x in sorted(self.universe.contexts(p), key=lambda c: (len(c[0]) + len(c[1]), c[0], c[1])):
             y = Path(x.source, x.target, a + q.edges + b)
             if y in self.universe:
                 yield x, y
@@ -102,10 +109,10 @@ class Preorder:
     def restricted(self, relations: Iterable[tuple[Path, Path]]) -> Preorder:
         """The preorder that some of its ``relations`` alone generate, on the same universe.
 
-        It shares this preorder's index of the universe, so it costs only its own closure.
+        It shares this preorder's universe (and the contexts found in it), so it costs only its own closure.
         """
         sub = Preorder.__new__(Preorder)
-        sub.graph, sub.universe, sub._index = self.graph, self.universe, self._index
+        sub.graph, sub.universe = self.graph, self.universe
         sub.relations = tuple(relations)
         sub._up, sub._down = defaultdict(set), defaultdict(set)
         for p, q in sub.relations:
@@ -122,7 +129,7 @@ class Preorder:
                     yield p, q
 
     def _close(self, p: Path, q: Path) -> None:
-        up, down, universe, contexts = self._up, self._down, self.universe, self._index.contexts
+        up, down, universe, contexts = self._up, self._down, self.universe, self.universe.contexts
         work = [(p, q)]
         while work:
             p, q = work.pop()
@@ -144,59 +151,3 @@ class Preorder:
     def __repr__(self) -> str:
         rel = ", ".join(f"{p} ≤ {q}" for p, q in self.relations)
         return f"Preorder({rel})"
-
-
-class _Occurrences:
-    """Where each path occurs inside the paths of a universe: its contexts ``x = a·s·b``.
-
-    Built on first use and shared by a preorder and its restrictions: the
-    positions of each edge in the universe's paths and, only once an identity
-    is asked for, of each vertex; then each path's contexts, once found.
-    """
-
-    def __init__(self, graph: Graph, universe: frozenset[Path]):
-        self.graph, self.universe = graph, universe
-        self._edges: dict[str, list[tuple[Path, int]]] | None = None
-        self._vertices: dict[str, list[tuple[Path, int]]] | None = None
-        self._found: dict[Path, list[tuple[tuple[str, ...], tuple[str, ...], Path]]] = {}
-
-    def contexts(self, s: Path) -> list[tuple[tuple[str, ...], tuple[str, ...], Path]]:
-        """Every ``(a, b, x)`` with ``x = a·s·b`` in the universe (in no particular order)."""
-        found = self._found.get(s)
-        if found is None:
-            found = self._found[s] = list(self._search(s))
-        return found
-
-    def _search(self, s: Path) -> Iterator[tuple[tuple[str, ...], tuple[str, ...], Path]]:
-        if not s.edges:
-            for x, i in self._by_vertex().get(s.source, ()):
-                yield x.edges[:i], x.edges[i:], x
-            return
-        # The edges fix the vertices along s, so matching them is enough. Through its rarest edge:
-        # an edge that starts a shared backbone occurs in every path through the backbone.
-        by_edge, n = self._by_edge(), len(s.edges)
-        k = min(range(n), key=lambda i: len(by_edge.get(s.edges[i], ())))
-        for x, i in by_edge.get(s.edges[k], ()):
-            start = i - k
-            if start >= 0 and x.edges[start : start + n] == s.edges:
-                yield x.edges[:start], x.edges[start + n :], x
-
-    def _by_edge(self) -> dict[str, list[tuple[Path, int]]]:
-        """Each edge's occurrences ``(x, i)``, ``x.edges[i]`` being the edge."""
-        if self._edges is None:
-            index: dict[str, list[tuple[Path, int]]] = defaultdict(list)
-            for x in self.universe:
-                for i, e in enumerate(x.edges):
-                    index[e].append((x, i))
-            self._edges = dict(index)
-        return self._edges
-
-    def _by_vertex(self) -> dict[str, list[tuple[Path, int]]]:
-        """Each vertex's occurrences ``(x, i)``, the vertex being the ``i``-th that ``x`` visits."""
-        if self._vertices is None:
-            index: dict[str, list[tuple[Path, int]]] = defaultdict(list)
-            for x in self.universe:
-                for i, v in enumerate(self.graph.vertices_along(x)):
-                    index[v].append((x, i))
-            self._vertices = dict(index)
-        return self._vertices

@@ -44,7 +44,7 @@ from .graph import Graph, Path
 from .losses import Loss
 from .messages import listed
 from .order import Preorder
-from .paths import PathMatrix, collector_paused
+from .paths import PathMatrix, collector_paused, path_order
 
 if TYPE_CHECKING:
     from .diagram import Diagram
@@ -168,8 +168,7 @@ def _derive(diagram: Diagram) -> Derivation:
             else:
                 unoriented.append(f"{p} and {q} at {p.target}")
         return Derivation(pairs, unoriented, [], None)
-    paths = diagram.paths()
-    leq = diagram.preorder(paths)
+    leq = diagram.preorder()
     losses = {v for v, s in diagram.spaces.items() if s.loss is not None}
     starts = set(indexing)
     # A relation yields a pair when one of its whiskerings runs from data to a loss:
@@ -188,7 +187,7 @@ def _derive(diagram: Diagram) -> Derivation:
                 f"declare it once (or override a term's weight: d.compile(weights={{{str(r)!r}: ...}}))"
             )
     pairs, unoriented = [], []
-    for p, q, loss in _candidates(diagram, paths, indexing):
+    for p, q, loss in _related(diagram, leq, indexing):
         below, above = leq(p, q), leq(q, p)
         if below and above and not loss.symmetric:
             unoriented.append(f"{p} and {q} at {p.target} (related both ways)")
@@ -243,6 +242,23 @@ def _candidates(diagram: Diagram, paths: PathMatrix, indexing: tuple[str, ...]) 
             if space.loss is not None:
                 for p, q in combinations(paths[source, target], 2):
                     yield p, q, space.loss
+
+
+def _related(diagram: Diagram, leq: Preorder, indexing: tuple[str, ...]) -> list[tuple[Path, Path, Loss]]:
+    """The parallel pairs :func:`_candidates` would list that ``leq`` relates either way, in its order.
+
+    No other candidate compiles, so the others are never listed: the pairs come from the
+    preorder's closure, and only they are put in the order the path matrix lists them.
+    """
+    starts = {v: i for i, v in enumerate(indexing)}
+    losses = {v: (i, s.loss) for i, (v, s) in enumerate(diagram.spaces.items()) if s.loss is not None}
+    place = path_order(diagram.graph)
+    found: dict[tuple[Path, Path], tuple] = {}
+    for p, q in leq.pairs():
+        if p.source in starts and p.target in losses:
+            key = (p, q) if place(p) < place(q) else (q, p)  # as the matrix lists them
+            found[key] = (starts[p.source], losses[p.target][0], place(key[0]), place(key[1]))
+    return [(p, q, losses[p.target][1]) for p, q in sorted(found, key=found.__getitem__)]
 
 
 def _pair_weight(weights: Mapping[tuple[Path, Path], float], first: Path, second: Path, *, both: bool) -> float:

@@ -50,6 +50,7 @@ __all__ = [
     "enumerate_paths",
     "parallel_paths",
     "edge_order",
+    "path_order",
     "check_cycles",
     "path_bound",
     "DEFAULT_MAX_PATHS",
@@ -189,6 +190,17 @@ def _sort_key(order: Mapping[str, int]) -> Callable[[Path], tuple]:
         return (len(p), tuple(order[e] for e in p.edges))
 
     return key
+
+
+def path_order(graph: Graph) -> Callable[[Path], tuple]:
+    """The key that orders a path matrix's entries: length, then the edges' declaration order.
+
+    >>> g = Graph(); g.add_vertex("A")
+    >>> for e in "ba": g.add_edge(e, "A", "A")
+    >>> sorted([g.path("a"), g.path("b·a"), g.path("b")], key=path_order(g))
+    [Path('A', 'A', ('b',)), Path('A', 'A', ('a',)), Path('A', 'A', ('b', 'a'))]
+    """
+    return _sort_key(edge_order(graph))
 
 
 def edge_order(graph: Graph) -> dict[str, int]:

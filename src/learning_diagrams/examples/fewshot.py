@@ -423,6 +423,7 @@ def glue_episodes(
     colim = ld.glue(*squares, along=backbone_diagram())
     # Every support set reaches every head through the one m (x_e·m·h_f: n² paths, n + 3 from each N_e):
     # the path guard, sized for paths that grow linearly with the diagram, would stop at about 50 episodes.
+    # (The paths are counted, never listed: the n pairs come from the relations alone, core/universe.py.)
     n = len(squares)
     colim.apex.max_paths = max(colim.apex.max_paths, n * n + 10 * n + 10)
     ld.homsearch.freeze(colim.apex, backbone_diagram(backbone), "m")

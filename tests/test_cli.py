@@ -195,7 +195,7 @@ def test_draw_a_diagram_that_does_not_compile(capsys, tmp_path, monkeypatch):
 # -- help ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["pairs", "draw", "train", "schema"])
+@pytest.mark.parametrize("command", ["pairs", "draw", "train", "plot", "schema"])
 def test_each_subcommand_has_help(capsys, command):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -371,3 +371,35 @@ def test_train_reads_yaml_configs(capsys, tmp_path, env_module):
     status, out, err = run(capsys, "train", config)
     assert status == 0, err
     assert out.splitlines()[1].split()[:3] == ["0", "train", "0"]
+
+
+def test_plot_redraws_the_losses_of_runs_from_their_logs(capsys, tmp_path):
+    import learning_diagrams as ld
+
+    runs = []
+    for name in ("a", "b"):
+        history = ld.History()
+        for step in (1, 2, 3):
+            history.log({"stage": 0, "epoch": 0, "step": step, "split": "train", "values": {"total": 1.0 / step}})
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "log.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in history.records), encoding="utf-8"
+        )
+        runs.append(tmp_path / name)
+    assert main(["plot", str(runs[0]), str(runs[1] / "log.jsonl")]) == 0
+    written = capsys.readouterr().out.split()
+    assert written == [str(run / "losses.png") for run in runs]
+    assert all((run / "losses.png").read_bytes().startswith(b"\x89PNG") for run in runs)
+    assert main(["plot", str(runs[0]), "-o", str(tmp_path / "one.png")]) == 0
+    assert (tmp_path / "one.png").is_file()
+
+
+def test_plot_refuses_a_missing_log_before_writing_any(capsys, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.jsonl").write_text(
+        '{"stage": 0, "epoch": 0, "step": 1, "split": "train", "values": {"total": 1.0}}\n', encoding="utf-8"
+    )
+    assert main(["plot", str(tmp_path / "run"), str(tmp_path / "nowhere")]) == 2
+    assert "no log to plot at " + str(tmp_path / "nowhere") in capsys.readouterr().err
+    assert not (tmp_path / "run" / "losses.png").exists()
+    assert main(["plot", str(tmp_path / "run"), str(tmp_path / "run"), "-o", "x.png"]) == 2

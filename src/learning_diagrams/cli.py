@@ -1,12 +1,16 @@
 """The command line, ``learning-diagrams`` (or ``python -m learning_diagrams``).
 
-Four subcommands, each with ``--help``::
+Five subcommands, each with ``--help``::
 
     learning-diagrams pairs FILE [--env MODULE:ATTR]
     learning-diagrams draw FILE [-o OUT] [--no-pairs] [--title TEXT] [--env MODULE:ATTR]
     learning-diagrams train CONFIG [--epochs N] [--device D] [--log-dir DIR]
                                    [--checkpoint-dir DIR] [--resume DIR]
+    learning-diagrams plot RUN [RUN ...] [-o OUT] [--split train|eval]
     learning-diagrams schema
+
+``plot`` draws the loss terms of a run again from the ``log.jsonl`` that
+``ld.fit`` writes (``RUN`` is the file or its folder), as ``losses.png`` beside it.
 
 ``schema`` prints the ACSet schema of ``.json`` diagram files, in Catlab's
 schema-JSON layout (:mod:`learning_diagrams.io.acset`), for another ACSet
@@ -165,6 +169,18 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="DIR", help="resume from a checkpoint or checkpoint folder")
     train.set_defaults(run=_train)
 
+    plot = commands.add_parser(
+        "plot",
+        help="plot the losses of a run's log (log.jsonl) as a PNG",
+        description="Plot every loss term of a run, one panel per stage, from the log.jsonl that ld.fit "
+        "writes to its log_dir. RUN is that file or its folder; each one's plot is written beside it "
+        "(losses.png, or -o OUT for a single RUN) and its path printed.",
+    )
+    plot.add_argument("runs", nargs="+", metavar="RUN", help="a log.jsonl, or a folder holding one")
+    plot.add_argument("-o", "--output", metavar="OUT", help="the PNG to write (one RUN only; default RUN's losses.png)")
+    plot.add_argument("--split", choices=("train", "eval"), default="train", help="the records to plot (default train)")
+    plot.set_defaults(run=_plot)
+
     schema = commands.add_parser(
         "schema",
         help="print the ACSet schema of .json diagram files (Catlab's schema JSON)",
@@ -306,6 +322,22 @@ def _draw(args: argparse.Namespace) -> int:
 CONFIG_KEYS = ("diagram", "env", "train")
 #: ``train`` options that are paths (resolved against the config's folder).
 PATH_OPTIONS = ("log_dir", "checkpoint_dir")
+
+
+def _plot(args: argparse.Namespace) -> int:
+    import learning_diagrams as ld
+
+    if args.output is not None and len(args.runs) > 1:
+        raise ConfigError(
+            f"-o names one file, but {len(args.runs)} runs were given; leave it out to write each beside its log"
+        )
+    logs = [Path(run) / "log.jsonl" if Path(run).is_dir() else Path(run) for run in args.runs]
+    missing = [str(log) for log in logs if not log.is_file()]
+    if missing:  # every run checked before any plot is written
+        raise ConfigError(f"no log to plot at {', '.join(missing)}: give a log.jsonl or the log_dir of an ld.fit run")
+    for log in logs:
+        print(ld.History.from_jsonl(log).plot(args.output or log.with_name("losses.png"), split=args.split))
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:

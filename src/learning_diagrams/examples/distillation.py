@@ -18,8 +18,8 @@ its three ways of letting the teacher teach, each a diagram here:
   compared with the teacher's at ``(M, mse)`` with weight 0.25, plus the
   cross-entropy (0.75).
 
-The default run (``make demo``, ``python -m learning_diagrams.examples.distillation``)
-is the fast one on scikit-learn's digits: it prints the compiled pairs of the
+The default run (``python -m learning_diagrams.examples.distillation``; ``make demo``
+runs :mod:`.transfer`, distillation with a transfer set) is the fast one on scikit-learn's digits: it prints the compiled pairs of the
 ``kd`` diagram, one batch's shapes along every path, and the test accuracy of
 the teacher, the student trained alone and the distilled student, trained by
 ``ld.fit`` as three stages.

@@ -11,7 +11,7 @@ from torch import nn
 import learning_diagrams as ld
 from learning_diagrams.core import Diagram
 from learning_diagrams.core import losses as library
-from learning_diagrams.core.errors import MapError
+from learning_diagrams.core.errors import MapError, OptionError
 from learning_diagrams.torch.fusion import families as torch_families
 from learning_diagrams.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -225,6 +225,13 @@ def test_a_member_that_fails_is_named_as_its_own_map_would_be():
     d.maps["m"].fn = nn.Linear(6, 5).requires_grad_(False)  # every head now gets 5 features, not 4
     with pytest.raises(MapError, match="h0"):
         d.compile(fuse=True)({f"N{i}": b for i, b in enumerate(batches)})
+
+
+@pytest.mark.parametrize("fuse", ["auto", 1, None])
+def test_fuse_is_true_or_false_and_anything_else_is_refused_rather_than_read_as_true(fuse):
+    d = episodes_diagram([nn.Linear(4, 2) for _ in range(3)], [(torch.randn(3, 6), torch.randint(2, (3,)))] * 3)
+    with pytest.raises(OptionError, match=r"fuse must be True or False, got .*fuse=True finds the families"):
+        d.compile(fuse=fuse)
 
 
 def test_moving_the_loss_moves_the_stacks_and_keeps_the_members_views():

@@ -478,8 +478,8 @@ class Diagram:
             options["reduction"] = reduction
         if data is not None:
             options["data"] = data
-        if fuse:
-            options["fuse"] = True
+        if fuse is not False:  # passed on as given: a back end refuses what is not True or False
+            options["fuse"] = fuse
         return plugins.load("backend", backend).compile(self, weights=weights, **options)
 
     def check(self, batches: Mapping[str, Any] | None = None, *, backend: str = "torch") -> Any:

@@ -58,7 +58,7 @@ import torch
 from torch import nn
 
 from ..core.diagram import Diagram, Map, Pair
-from ..core.errors import ConflictError, InvalidNameError, NoBatchError, NonFiniteError, UnknownNameError
+from ..core.errors import ConflictError, InvalidNameError, NoBatchError, NonFiniteError, OptionError, UnknownNameError
 from ..core.evaluation import Program, Step, Term, known_sizes, explain_nonfinite, first_nonfinite, plan
 from ..core.losses import check_reduction
 from ..core.messages import HIDDEN_MODULE, NONFINITE_TOTAL, NOT_A_SOURCE
@@ -150,6 +150,11 @@ class CompiledLoss(nn.Module):
     ):
         super().__init__()
         check_reduction(reduction)
+        if not isinstance(fuse, bool):  # "auto" or 1 would fuse as True does: said rather than guessed
+            raise OptionError(
+                f"fuse must be True or False, got {fuse!r}; fuse=True finds the families of parallel maps "
+                f"itself and runs each of three or more as one call"
+            )
         self.check_finite, self.reduction = check_finite, reduction
         self.pairs = tuple(pairs)
         used = dict.fromkeys(e for pair in self.pairs for path in (pair.first, pair.second) for e in path)

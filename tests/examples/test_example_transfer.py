@@ -111,3 +111,13 @@ def test_resume_reads_the_finished_run_back_without_training(run, capsys):
     assert again["frozen images"] == [0] and "resumed from" in out
     assert f"python -m learning_diagrams.examples.transfer --seeds 0 --steps {STEPS}" in out
     assert f"python -m learning_diagrams plot {folder}/seed*" in out  # the command line's re-plot
+
+
+def test_the_printed_commands_use_the_python_that_ran_them(monkeypatch, tmp_path):
+    monkeypatch.setattr(ex.sys, "executable", str(tmp_path / ".venv" / "bin" / "python"))
+    monkeypatch.chdir(tmp_path)
+    assert ex.interpreter() == ".venv/bin/python"  # as make demo runs it: the command works where it is printed
+    monkeypatch.chdir(tmp_path.parent)
+    assert ex.interpreter() == f"{tmp_path.name}/.venv/bin/python"
+    monkeypatch.setattr(ex.sys, "executable", "/usr/bin/python3")
+    assert ex.interpreter() == "python"

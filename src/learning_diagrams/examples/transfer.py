@@ -369,11 +369,19 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
         f"are in {log_dir}/seed<N>/ (checkpoints/ at the end of every stage); the drawing is {drawing}."
         f"\nResume (or re-read) the run from its checkpoints:\n  {args.command} --resume"
         f"\nRe-plot the losses of every seed (each seed's losses.png):\n"
-        f"  python -m learning_diagrams plot {shlex.quote(str(log_dir))}/seed*"
+        f"  {shlex.quote(args.python)} -m learning_diagrams plot {shlex.quote(str(log_dir))}/seed*"
     )
     seconds = time.perf_counter() - start
     print(f"\nDone in {seconds:.1f} s on {machine.describe(args.device)}.")
     return {**results, "seeds": list(args.seeds), "drawing": drawing, "seconds": seconds}
+
+
+def interpreter() -> str:
+    """The Python running this, as a command to type here: ``.venv/bin/python`` under ``make demo``, else ``python``."""
+    try:
+        return str(Path(sys.executable).relative_to(Path.cwd()))
+    except ValueError:  # an interpreter outside the working directory: the one on PATH, presumably
+        return "python"
 
 
 def _seeds(text: str) -> list[int]:
@@ -409,8 +417,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.steps < 1 or args.batch_size < 1 or args.temperature <= 0:
         parser.error("--steps and --batch-size must be at least 1, --temperature positive")
     given = sys.argv[1:] if argv is None else argv
+    args.python = interpreter()
     args.command = shlex.join(
-        ["python", "-m", "learning_diagrams.examples.transfer", *(a for a in given if a != "--resume")]
+        [args.python, "-m", "learning_diagrams.examples.transfer", *(a for a in given if a != "--resume")]
     )
     try:  # a fraction that leaves a class out of a part is refused before anything runs
         split(datasets.digits()[0].tensors[1], args.labelled_fraction)

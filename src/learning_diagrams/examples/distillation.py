@@ -207,8 +207,8 @@ def labels(batch: Batch) -> torch.Tensor:
 # -- the diagrams ----------------------------------------------------------------------------
 
 
-def classifier(model: Any, data: Any) -> ld.Diagram:
-    """``N → X → L → Y`` with labels ``N → Y``; the model maps images to logits: ``x·model·hard ≤ y``.
+def classifier(model: Any, data: Any, name: str = "model") -> ld.Diagram:
+    """``N → X → L → Y`` with labels ``N → Y``; the edge ``name`` maps images to logits: ``x·model·hard ≤ y``.
 
     ``model`` is a ``torch.nn.Module``, or, compiled on JAX, an Equinox module (:mod:`.distillation_jax`).
     """
@@ -220,9 +220,9 @@ def classifier(model: Any, data: Any) -> ld.Diagram:
         .space("Y", loss=ld.losses.cross_entropy)
         .map("x", "N", "X", images)
         .map("y", "N", "Y", labels)
-        .map("model", "X", "L", model)
+        .map(name, "X", "L", model)
         .map("hard", "L", "Y", nn.Identity())
-        .relate("x·model·hard", "y")
+        .relate(f"x·{name}·hard", "y")
     )
 
 

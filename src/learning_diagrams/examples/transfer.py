@@ -49,10 +49,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import learning_diagrams as ld
 from learning_diagrams.examples import datasets, machine
+from learning_diagrams.examples.distillation import classifier
 
 __all__ = [
     "mlp",
-    "classifier",
     "transfer_distillation",
     "split",
     "transfer_sets",
@@ -83,22 +83,6 @@ MODELS = ("teacher", "student alone", "distilled student")
 def mlp(hidden: int, inputs: int = 64, classes: int = 10) -> nn.Sequential:
     """``inputs``-``hidden``-``classes`` with a ReLU; flattens ``(n, 1, 8, 8)`` images first."""
     return nn.Sequential(nn.Flatten(), nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, classes))
-
-
-def classifier(model: nn.Module, data: Any, name: str = "model") -> ld.Diagram:
-    """``N → X → L → Y`` with labels ``N → Y``; the edge ``name`` is the model: ``x·name·hard ≤ y``."""
-    return (
-        ld.Diagram()
-        .space("N", data=data)
-        .space("X")
-        .space("L")
-        .space("Y", loss=ld.losses.cross_entropy)
-        .map("x", "N", "X", images)
-        .map("y", "N", "Y", labels)
-        .map(name, "X", "L", model)
-        .map("hard", "L", "Y", nn.Identity())
-        .relate(f"x·{name}·hard", "y")
-    )
 
 
 def transfer_distillation(

@@ -390,7 +390,7 @@ def test_plot_redraws_the_losses_of_runs_from_their_logs(capsys, tmp_path):
     written = capsys.readouterr().out.split()
     assert written == [str(run / "losses.png") for run in runs]
     assert all((run / "losses.png").read_bytes().startswith(b"\x89PNG") for run in runs)
-    assert main(["plot", str(runs[0]), "-o", str(tmp_path / "one.png")]) == 0
+    assert main(["plot", str(runs[0]), "-o", str(tmp_path / "one.png"), "--stages", "teacher"]) == 0
     assert (tmp_path / "one.png").is_file()
 
 

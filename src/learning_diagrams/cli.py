@@ -6,7 +6,7 @@ Five subcommands, each with ``--help``::
     learning-diagrams draw FILE [-o OUT] [--no-pairs] [--title TEXT] [--env MODULE:ATTR]
     learning-diagrams train CONFIG [--epochs N] [--device D] [--log-dir DIR]
                                    [--checkpoint-dir DIR] [--resume DIR]
-    learning-diagrams plot RUN [RUN ...] [-o OUT] [--split train|eval]
+    learning-diagrams plot RUN [RUN ...] [-o OUT] [--stages NAME,...] [--split train|eval]
     learning-diagrams schema
 
 ``plot`` draws the loss terms of a run again from the ``log.jsonl`` that
@@ -178,6 +178,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("runs", nargs="+", metavar="RUN", help="a log.jsonl, or a folder holding one")
     plot.add_argument("-o", "--output", metavar="OUT", help="the PNG to write (one RUN only; default RUN's losses.png)")
+    plot.add_argument(
+        "--stages",
+        type=lambda text: text.split(","),
+        metavar="NAME,NAME,...",
+        help="titles of the stages' panels, in order (the log holds stage numbers only)",
+    )
     plot.add_argument("--split", choices=("train", "eval"), default="train", help="the records to plot (default train)")
     plot.set_defaults(run=_plot)
 
@@ -336,7 +342,8 @@ def _plot(args: argparse.Namespace) -> int:
     if missing:  # every run checked before any plot is written
         raise ConfigError(f"no log to plot at {', '.join(missing)}: give a log.jsonl or the log_dir of an ld.fit run")
     for log in logs:
-        print(ld.History.from_jsonl(log).plot(args.output or log.with_name("losses.png"), split=args.split))
+        history = ld.History.from_jsonl(log)
+        print(history.plot(args.output or log.with_name("losses.png"), split=args.split, stages=args.stages))
     return 0
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from learning_diagrams.core.errors import DiagramError, FileFormatError, OptionError
+from learning_diagrams.core.errors import DiagramError, FileFormatError, OptionError, TypeMismatchError
 from learning_diagrams.io.atomic import write_atomic
 from learning_diagrams import logs
 from learning_diagrams.logs import (
@@ -521,6 +521,11 @@ def test_figure_layout() -> None:
     assert list(axes[0].get_lines()[0].get_xdata()) == [1, 2, 3, 4, 5, 6]
     empty = History().figure("eval")
     assert [t.get_text() for t in empty.axes[0].texts] == ["no eval records"]
+    named = History(records)
+    assert [ax.get_title() for ax in named.figure(stages=["teacher", "student"]).axes] == ["teacher", "student"]
+    assert [ax.get_title() for ax in named.figure(stages={1: "student"}).axes] == ["stage 0", "student"]
+    with pytest.raises(TypeMismatchError, match="not the string 'teacher'"):
+        named.figure(stages="teacher")
 
 
 def test_plot_fits_a_legend_of_many_terms(tmp_path: Path) -> None:

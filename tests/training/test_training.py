@@ -386,3 +386,16 @@ def test_a_run_resumed_at_the_end_of_an_epoch_steps_its_scheduler_without_a_warn
     stages, models = regime()
     ld.fit(stages, checkpoint_dir=tmp_path, resume=tmp_path, **options)
     assert all(torch.equal(a, b) for a, b in zip(parameters(models), expected))
+
+
+def test_the_loss_plot_titles_each_stage_by_its_name(tmp_path, monkeypatch):
+    titled = []
+    plot = ld.History.plot
+    monkeypatch.setattr(
+        ld.History, "plot", lambda self, path, **kw: titled.append(kw.get("stages")) or plot(self, path, **kw)
+    )
+    data = DataLoader(dataset(16, 2), batch_size=8)
+    d = distillation(mlp(1), mlp(2), data)
+    ld.fit([ld.Stage(d, name="first"), ld.Stage(d)], epochs=1, log_dir=tmp_path, progress=False)
+    assert titled == [{0: "first"}]  # the unnamed stage keeps "stage 1" as its title
+    assert (tmp_path / "losses.png").is_file()

@@ -353,7 +353,8 @@ def demo(args: argparse.Namespace) -> dict[str, Any]:
         f"are in {log_dir}/seed<N>/ (checkpoints/ at the end of every stage); the drawing is {drawing}."
         f"\nResume (or re-read) the run from its checkpoints:\n  {args.command} --resume"
         f"\nRe-plot the losses of every seed (each seed's losses.png):\n"
-        f"  {shlex.quote(args.python)} -m learning_diagrams plot {shlex.quote(str(log_dir))}/seed*"
+        f"  {shlex.quote(args.python)} -m learning_diagrams plot {shlex.quote(str(log_dir))}/seed* "
+        f"--stages {shlex.quote(','.join(MODELS))}"
     )
     seconds = time.perf_counter() - start
     print(f"\nDone in {seconds:.1f} s on {machine.describe(args.device)}.")

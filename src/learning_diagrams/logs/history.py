@@ -23,11 +23,11 @@ import json
 import math
 import os
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..core.errors import FileFormatError, OptionError
+from ..core.errors import FileFormatError, OptionError, TypeMismatchError
 from ..io.atomic import write_atomic
 from . import plotting
 from .loggers import Logger
@@ -269,7 +269,7 @@ class History(Logger):
 
     # -- plotting
 
-    def figure(self, split: str = "train") -> Figure:
+    def figure(self, split: str = "train", *, stages: Mapping[int, str] | Sequence[str] | None = None) -> Figure:
         """A matplotlib figure of the values of ``split`` against step.
 
         One subplot per stage, side by side: stages are where the set of terms
@@ -278,14 +278,29 @@ class History(Logger):
         to hold it); a name keeps its colour (and dash) in every subplot,
         ``"total"`` first. A subplot's y axis is logarithmic when all its
         finite values are positive; non-finite values leave gaps. With no
-        records of ``split`` the figure holds a single note saying so.
+        records of ``split`` the figure holds a single note saying so. A subplot
+        is titled with its stage's name in ``stages`` (by stage index; a
+        sequence names stages 0, 1, ...), else ``stage <index>``: the records
+        hold the index only.
 
         The figure has an Agg canvas of its own: the global matplotlib
         backend and :mod:`matplotlib.pyplot` are not touched.
         """
-        return plotting.figure(self, split)
+        named = dict(enumerate(stages)) if isinstance(stages, Sequence) and not isinstance(stages, str) else stages
+        if isinstance(named, str):
+            raise TypeMismatchError(
+                f"stages must name each stage, a sequence or a mapping of names, not the string {named!r}"
+            )
+        return plotting.figure(self, split, named)
 
-    def plot(self, path: str | os.PathLike[str], *, split: str = "train", dpi: int = 110) -> Path:
+    def plot(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        split: str = "train",
+        dpi: int = 110,
+        stages: Mapping[int, str] | Sequence[str] | None = None,
+    ) -> Path:
         """Write :meth:`figure` as a PNG to ``path`` atomically (see :func:`write_atomic`).
 
         Returns
@@ -294,7 +309,7 @@ class History(Logger):
             ``path``.
         """
         buffer = io.BytesIO()
-        self.figure(split).savefig(buffer, format="png", dpi=dpi)
+        self.figure(split, stages=stages).savefig(buffer, format="png", dpi=dpi)
         return write_atomic(path, buffer.getvalue())
 
     def _select(self, split: str | None, stage: int | None = None, epoch: int | None = None) -> Iterator[_Row]:

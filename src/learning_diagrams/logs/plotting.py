@@ -41,33 +41,33 @@ def _line_style(index: int) -> dict[str, str]:
     return {"color": f"C{index % 10}", "linestyle": ("-", "--", ":", "-.")[index // 10 % 4]}
 
 
-def figure(history: History, split: str = "train") -> Figure:
+def figure(history: History, split: str = "train", stages: Mapping[int, str] | None = None) -> Figure:
     """The figure of :meth:`History.figure <learning_diagrams.logs.History.figure>` (see there)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     by_stage = history.series(split)
-    stages = list(by_stage)
     # Legends sit below their subplots; long ones wrap into columns and the figure grows
     # by a row of text per legend row, so constrained layout can always place them.
-    shapes = [_legend_shape(by_stage[s]) for s in stages]
+    shapes = [_legend_shape(curves) for curves in by_stage.values()]
     width = sum(max(5.2, w) for _, _, w in shapes)
     rows = max((r for r, _, _ in shapes), default=0)
     fig = Figure(figsize=(max(6.4, width), max(5.6, 4.4 + 0.2 * rows)), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, max(1, len(stages)), squeeze=False)[0]
-    fig.suptitle(f"{split} values by stage" if stages else f"{split} values")
-    if not stages:
+    axes = fig.subplots(1, max(1, len(by_stage)), squeeze=False)[0]
+    fig.suptitle(f"{split} values by stage" if by_stage else f"{split} values")
+    if not by_stage:
         axes[0].text(0.5, 0.5, f"no {split} records", ha="center", va="center", transform=axes[0].transAxes)
         axes[0].set_axis_off()
     styles = {name: _line_style(i) for i, name in enumerate(history.names(split))}
-    for ax, stage in zip(axes, stages):
-        _plot_stage(ax, by_stage[stage], stage, styles)
+    named = dict(stages or {})
+    for ax, stage in zip(axes, by_stage):
+        _plot_stage(ax, by_stage[stage], named.get(stage, f"stage {stage}"), styles)
     return fig
 
 
 def _plot_stage(
-    ax: Any, curves: Mapping[str, tuple[list[int], list[float]]], stage: int, styles: dict[str, dict[str, str]]
+    ax: Any, curves: Mapping[str, tuple[list[int], list[float]]], title: str, styles: dict[str, dict[str, str]]
 ) -> None:
     """Draw the ``curves`` (name → steps, values) of one stage on ``ax``, each name in its style, legend below."""
     # Non-finite values leave gaps.
@@ -82,7 +82,7 @@ def _plot_stage(
         ax.plot(steps, values, label=name, marker=marker, markersize=3, linewidth=1.2, **styles[name])
     if log:
         ax.set_yscale("log")
-    ax.set_title(f"stage {stage}")
+    ax.set_title(title)
     ax.set_xlabel("step")
     ax.set_ylabel("value (log scale)" if log else "value")
     ax.grid(True, alpha=0.3)

@@ -410,7 +410,8 @@ class _Run:
             for logger in owned:  # the loggers passed in are their owner's to close
                 logger.close()
         if self.rank0 and self.log_dir and t.plot and len(self.history):
-            self.history.plot(self.log_dir / "losses.png")
+            names = {i: s.name for i, s in enumerate(self.stages) if s.name}
+            self.history.plot(self.log_dir / "losses.png", stages=names)
         return self.history
 
     def _read_resume(self, resume: str | os.PathLike) -> dict:

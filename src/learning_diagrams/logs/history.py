@@ -286,12 +286,11 @@ class History(Logger):
         The figure has an Agg canvas of its own: the global matplotlib
         backend and :mod:`matplotlib.pyplot` are not touched.
         """
-        named = dict(enumerate(stages)) if isinstance(stages, Sequence) and not isinstance(stages, str) else stages
-        if isinstance(named, str):
+        if isinstance(stages, str):  # a sequence too, of one-letter names
             raise TypeMismatchError(
-                f"stages must name each stage, a sequence or a mapping of names, not the string {named!r}"
+                f"stages must name each stage, a sequence or a mapping of names, not the string {stages!r}"
             )
-        return plotting.figure(self, split, named)
+        return plotting.figure(self, split, dict(enumerate(stages)) if isinstance(stages, Sequence) else stages)
 
     def plot(
         self,

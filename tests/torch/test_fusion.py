@@ -227,11 +227,13 @@ def test_a_member_that_fails_is_named_as_its_own_map_would_be():
         d.compile(fuse=True)({f"N{i}": b for i, b in enumerate(batches)})
 
 
-@pytest.mark.parametrize("fuse", ["auto", 1, None])
-def test_fuse_is_true_or_false_and_anything_else_is_refused_rather_than_read_as_true(fuse):
+@pytest.mark.parametrize("fuse", ["yes", 1, None])
+def test_fuse_is_true_auto_or_false_and_anything_else_is_refused_rather_than_read_as_true(fuse):
     d = episodes_diagram([nn.Linear(4, 2) for _ in range(3)], [(torch.randn(3, 6), torch.randint(2, (3,)))] * 3)
-    with pytest.raises(OptionError, match=r"fuse must be True or False, got .*fuse=True finds the families"):
+    with pytest.raises(OptionError, match=r"fuse must be True \(or 'auto', the same\) or False, got .*finds the"):
         d.compile(fuse=fuse)
+    assert [len(f.family.edges) for f in d.compile(fuse="auto").fused] == [3]
+    assert d.compile(fuse=False).fused == []
 
 
 def test_moving_the_loss_moves_the_stacks_and_keeps_the_members_views():

@@ -452,7 +452,7 @@ class Diagram:
         check_finite: bool = False,
         reduction: str = "mean",
         data: Mapping[str, Any] | None = None,
-        fuse: bool = False,
+        fuse: bool | str = False,
     ) -> Any:
         """The composite loss: on PyTorch, a :class:`~learning_diagrams.torch.CompiledLoss` (a ``torch.nn.Module``).
 

@@ -51,7 +51,7 @@ def compile(
     check_finite: bool = False,
     reduction: str = "mean",
     data: Mapping[str, Any] | None = None,
-    fuse: bool = False,
+    fuse: bool | str = False,
 ) -> CompiledLoss:
     """The composite loss of ``diagram``; ``weights`` override term weights by term name.
 

@@ -117,13 +117,14 @@ class CompiledLoss(nn.Module):
     reduction : {"mean", "sum"}
         How each term reduces over its batch (see the module docstring); ``"sum"``
         needs every loss's per-sample form.
-    fuse : bool
+    fuse : bool or "auto"
         Run each family of parallel maps (structurally identical modules, each reading
         one value, ending at one kind of loss: :mod:`.fusion`) as one call on stacked
         parameters, and their terms as one where they can. Each term keeps its name and
         value (to floating-point reassociation); ``parameters()`` give each family's
         stacked tensors in place of its members' own, which become views of their
-        slices (``state_dict()`` is unchanged). Off by default.
+        slices (``state_dict()`` is unchanged). ``"auto"`` is ``True``: the families are
+        found, never named. Off by default.
     groups : mapping of edge name to a hashable, optional
         With ``fuse``: edges of different groups are never fused together (a trainer
         puts maps with a learning rate or optimiser of their own in groups of their own).
@@ -145,15 +146,15 @@ class CompiledLoss(nn.Module):
         *,
         check_finite: bool = False,
         reduction: str = "mean",
-        fuse: bool = False,
+        fuse: bool | str = False,
         groups: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         check_reduction(reduction)
-        if not isinstance(fuse, bool):  # "auto" or 1 would fuse as True does: said rather than guessed
+        if not (isinstance(fuse, bool) or fuse == "auto"):  # 1 or "yes" would fuse as True does: refused, not guessed
             raise OptionError(
-                f"fuse must be True or False, got {fuse!r}; fuse=True finds the families of parallel maps "
-                f"itself and runs each of three or more as one call"
+                f"fuse must be True (or 'auto', the same) or False, got {fuse!r}; fuse=True finds the families "
+                f"of parallel maps itself and runs each of three or more as one call"
             )
         self.check_finite, self.reduction = check_finite, reduction
         self.pairs = tuple(pairs)
@@ -216,7 +217,7 @@ class CompiledLoss(nn.Module):
         check_finite: bool = False,
         reduction: str = "mean",
         data: Mapping[str, Any] | None = None,
-        fuse: bool = False,
+        fuse: bool | str = False,
     ) -> CompiledLoss:
         """Compile ``diagram``; ``weights`` override term weights by term name, ``data`` the vertices' data.
 

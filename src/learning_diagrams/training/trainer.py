@@ -182,11 +182,11 @@ class Trainer:
         reuse nothing) and in :meth:`evaluate`; ``True`` also for any map-style
         dataset, keyed by sample index (not for random augmentation), in any run;
         ``False`` never.
-    fuse : bool
+    fuse : bool or "auto"
         Run each family of parallel maps (heads of one backbone, an ensemble, glued
         few-shot heads) as one batched call with stacked parameters
         (:mod:`~learning_diagrams.torch.fusion`); maps given their own learning rate or
-        optimiser are never fused with others.
+        optimiser are never fused with others. ``"auto"`` is ``True``.
     cache_bytes : int
         What the cache keeps in the device's memory (and, on a GPU, as much again in
         host memory); the rest goes to memory-mapped files on disk.
@@ -227,7 +227,7 @@ class Trainer:
     data: Mapping[str, Any] | None = None
     cache: bool | str = "auto"
     cache_bytes: int = DEFAULT_CACHE_BYTES
-    fuse: bool = False
+    fuse: bool | str = False
 
     def __post_init__(self) -> None:
         check_reduction(self.reduction)

@@ -256,8 +256,8 @@ def _related(diagram: Diagram, leq: Preorder, indexing: tuple[str, ...]) -> list
     found: dict[tuple[Path, Path], tuple] = {}
     for p, q in leq.pairs():
         if p.source in starts and p.target in losses:
-            key = (p, q) if place(p) < place(q) else (q, p)  # as the matrix lists them
-            found[key] = (starts[p.source], losses[p.target][0], place(key[0]), place(key[1]))
+            places = sorted([(place(p), p), (place(q), q)])  # as the matrix lists them
+            found[places[0][1], places[1][1]] = (starts[p.source], losses[p.target][0], places[0][0], places[1][0])
     return [(p, q, losses[p.target][1]) for p, q in sorted(found, key=found.__getitem__)]
 
 
